@@ -1,0 +1,102 @@
+"""Log entries and the messages servers exchange (Raft Figure 2).
+
+Every message names its ``source`` and ``dest`` by full address so the
+runtime can route it; the other fields are named as in the paper.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class EntryType(enum.Enum):
+    COMMAND = "command"
+    CONFIG = "config"
+    NOOP = "noop"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    index: int
+    term: int
+    type: EntryType = EntryType.COMMAND
+    # Client text for COMMAND, a Configuration's JSON for CONFIG, "" for NOOP.
+    command: str = ""
+    # Optional client session: a repeat of (client_id, seq) applies once.
+    client_id: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    term: int
+    source: str
+    dest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVote(Message):
+    last_log_index: int
+    last_log_term: int
+    # Dissertation §9.6: a pre-vote asks "would you vote for me at term?"
+    # without anyone changing current_term.
+    pre_vote: bool = False
+    # Dissertation §3.10: sent after TimeoutNow, so voters ignore the
+    # leader-stickiness rule of §4.2.3 for it.
+    transfer: bool = False
+
+    @property
+    def candidate_id(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True, slots=True)
+class RequestVoteReply(Message):
+    vote_granted: bool
+    pre_vote: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries(Message):
+    prev_log_index: int
+    prev_log_term: int
+    entries: tuple[Entry, ...] = ()
+    leader_commit: int = 0
+
+    @property
+    def leader_id(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesReply(Message):
+    success: bool
+    # On success, the highest index known to match the leader's log.
+    match_index: int = 0
+    # Echo of the request's prev_log_index, so a stale reply is recognised.
+    prev_log_index: int = 0
+    # Raft §5.3 fast backtracking: on a failed consistency check, the term
+    # of the follower's conflicting entry (0 if its log is too short) and
+    # the first index it holds for that term (or its last_index + 1).
+    conflict_term: int = 0
+    conflict_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow(Message):
+    """Dissertation §3.10: start an election now (leadership transfer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable(Message):
+    """Local only, never sent: the runtime could not deliver to ``source``.
+
+    Lets the leader resend at once on the next heartbeat instead of waiting
+    for a reply that will not come. ``term`` is ignored.
+    """
+
+
+# Requests whose step() yields exactly one reply to their source.
+REQUESTS = (RequestVote, AppendEntries)
+REPLIES = (RequestVoteReply, AppendEntriesReply)

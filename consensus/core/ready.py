@@ -1,0 +1,73 @@
+"""Ready: what the runtime must persist, send and apply after a core call."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .messages import Entry, Message
+
+
+class Role(enum.Enum):
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+    # Dissertation §4.2.1: a non-voting member receiving the log.
+    LEARNER = "learner"
+    # Not in the configuration at all: waits to be added.
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class HardState:
+    """Raft Figure 2's persistent state besides the log."""
+
+    current_term: int = 0
+    voted_for: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SoftState:
+    """Volatile state the runtime reports; not persisted."""
+
+    role: Role
+    leader_id: str | None
+
+
+@dataclass(slots=True)
+class Ready:
+    # Set when current_term or voted_for changed: persist before sending.
+    hard_state: HardState | None = None
+    # Persist before sending. Every stored entry with an index at or above
+    # entries_to_persist[0].index is deleted first (Raft §5.3 truncation).
+    entries_to_persist: list[Entry] = field(default_factory=list)
+    # Send after persisting.
+    messages: list[Message] = field(default_factory=list)
+    # Newly committed entries, in log order, to apply after persisting.
+    committed_entries: list[Entry] = field(default_factory=list)
+    # Set when role or known leader changed.
+    soft_state: SoftState | None = None
+
+    def merge(self, later: Ready) -> None:
+        """Fold a later Ready into this one, as if both came from one call."""
+        if later.hard_state is not None:
+            self.hard_state = later.hard_state
+        if later.entries_to_persist:
+            first = later.entries_to_persist[0].index
+            # A later truncation supersedes what this Ready would append.
+            self.entries_to_persist = [
+                e for e in self.entries_to_persist if e.index < first
+            ] + later.entries_to_persist
+        self.messages.extend(later.messages)
+        self.committed_entries.extend(later.committed_entries)
+        if later.soft_state is not None:
+            self.soft_state = later.soft_state
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.hard_state
+            or self.entries_to_persist
+            or self.messages
+            or self.committed_entries
+            or self.soft_state
+        )

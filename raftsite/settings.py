@@ -1,0 +1,130 @@
+"""Django settings for one Raft node.
+
+The environment is read here once; other code reads ``django.conf.settings``.
+``manage.py runnode`` sets the RAFT_* variables before it starts the server.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# This node's full address (host:port), the initial voting members (read only
+# when the data directory is new) and where its SQLite database lives.
+RAFT_NODE_ID = os.environ.get("RAFT_NODE_ID", "")
+RAFT_CLUSTER = [a for a in os.environ.get("RAFT_CLUSTER", "").split(",") if a]
+RAFT_DATA_DIR = Path(
+    os.environ.get("RAFT_DATA_DIR", Path.home() / ".raftsite" / "default")
+)
+# Peer RPC carries this secret when set; calls without it get 401.
+RAFT_CLUSTER_SECRET = os.environ.get("RAFT_CLUSTER_SECRET", "")
+# One tick of the consensus core; election and heartbeat timeouts count ticks.
+RAFT_TICK_MS = int(os.environ.get("RAFT_TICK_MS", "50"))
+RAFT_HEARTBEAT_TICKS = int(os.environ.get("RAFT_HEARTBEAT_TICKS", "2"))
+RAFT_ELECTION_TIMEOUT_TICKS = int(os.environ.get("RAFT_ELECTION_TIMEOUT_TICKS", "10"))
+# How long a client write may wait for commitment before 504 timeout.
+RAFT_COMMAND_TIMEOUT_S = float(os.environ.get("RAFT_COMMAND_TIMEOUT_S", "5"))
+RAFT_MAX_COMMAND_BYTES = 64 * 1024
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "insecure-local-development-key-set-DJANGO_SECRET_KEY"
+)
+DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
+# A node answers requests addressed to any host name or address it serves on.
+ALLOWED_HOSTS = ["*"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "consensus",
+    "nodes",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "raftsite.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "raftsite.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": RAFT_DATA_DIR / "db.sqlite3",
+        "OPTIONS": {
+            # Durable means on disk before acknowledged: WAL with a full
+            # fsync at every commit. busy_timeout lets readers on request
+            # threads wait out the single writer instead of failing.
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=FULL;"
+                "PRAGMA busy_timeout=5000"
+            ),
+            "transaction_mode": "IMMEDIATE",
+        },
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = []
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "nodes.errors.exception_handler",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        # The original toy's log lines: "YYYY/MM/DD HH:MM:SS <event>".
+        "event": {"format": "%(asctime)s %(message)s", "datefmt": "%Y/%m/%d %H:%M:%S"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "event",
+        },
+    },
+    "loggers": {
+        "raft": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
