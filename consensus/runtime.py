@@ -1,12 +1,29 @@
 """NodeRuntime: the one thread that owns a RaftNode, and its public face.
 
-INTERFACE STUB: the methods below are the contract the client API (nodes
-app) codes against; the implementation lands in this module.
+Views and the ticker put work on the inbox; the loop thread steps the core,
+persists each Ready in one transaction, then sends, then applies (Raft
+Figure 2: persist before responding). Nothing else touches the RaftNode.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import os
+import queue
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .core.messages import REPLIES, Message
+from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
+from .core.ready import Ready, Role
+from .state_machine import Applied, StateMachine
+from .storage import Storage
+from .transport import Transport
+
+event_log = logging.getLogger("raft")
+logger = logging.getLogger(__name__)
 
 
 class NotLeaderError(Exception):
@@ -51,15 +68,131 @@ class NodeStatus:
     servers: tuple[ServerInfo, ...]
 
 
-def current_runtime():
+def current_runtime() -> NodeRuntime | None:
     """The NodeRuntime serving in this process, or None."""
     from django.apps import apps
 
     return apps.get_app_config("consensus").runtime
 
 
+class _Slot:
+    """A one-shot hand-over from the loop thread to a waiting thread."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.value = None
+        self.error: Exception | None = None
+
+    def set(self, value=None, error: Exception | None = None) -> None:
+        self.value, self.error = value, error
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._event.wait(timeout)
+
+
+# Inbox items.
+@dataclass(slots=True)
+class _Tick:
+    pass
+
+
+@dataclass(slots=True)
+class _Incoming:
+    message: Message
+    slot: _Slot | None  # set for requests answered over HTTP
+
+
+@dataclass(slots=True)
+class _Propose:
+    proposal: Proposal
+    slot: _Slot
+
+
+@dataclass(slots=True)
+class _Stop:
+    pass
+
+
+@dataclass(slots=True)
+class _Waiter:
+    term: int
+    slot: _Slot
+
+
+@dataclass
+class RuntimeSettings:
+    tick_seconds: float = 0.05
+    heartbeat_ticks: int = 2
+    election_timeout_ticks: int = 10
+    secret: str = ""
+    max_batch: int = 4096  # inbox items folded into one Ready
+    rng_seed: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
 class NodeRuntime:
-    node_id: str  # full address host:port
+    def __init__(self, node_id: str, cluster: list[str], settings: RuntimeSettings):
+        self.node_id = node_id
+        self._cluster = cluster
+        self._settings = settings
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._storage = Storage()
+        self._transport = Transport(node_id, self._deliver, settings.secret)
+        self._state_machine = StateMachine()
+        self._waiters: dict[int, _Waiter] = {}
+        self._node: RaftNode | None = None
+        self._status: NodeStatus | None = None
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- lifecycle -------------------------------------------------------
+
+    def start(self) -> None:
+        bootstrap = bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
+        restored = self._storage.prepare(bootstrap)
+        # Rebuild the state machine silently from what was already applied.
+        for entry in restored.entries[: restored.last_applied]:
+            self._state_machine.apply(entry, replay=True)
+        seed = self._settings.rng_seed
+        rng = random.Random(seed if seed is not None else os.urandom(16))
+        self._node = RaftNode(
+            RaftConfig(
+                id=self.node_id,
+                election_timeout_ticks=self._settings.election_timeout_ticks,
+                heartbeat_ticks=self._settings.heartbeat_ticks,
+            ),
+            rng,
+            restored.hard_state,
+            restored.entries,
+            applied_index=restored.last_applied,
+        )
+        self._publish_status()
+        for name, target in (("raft-loop", self._loop), ("raft-ticker", self._ticker)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._inbox.put(_Stop())
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._transport.close()
+
+    # --- called from request threads ---------------------------------------
+
+    def status(self) -> NodeStatus:
+        """A snapshot of this node's state; never blocks on the loop."""
+        return self._status
+
+    def handle_rpc(self, message: Message, timeout: float = 2.0) -> Message | None:
+        """Step a peer's request; return the reply once it is durable."""
+        slot = _Slot()
+        self._inbox.put(_Incoming(message, slot))
+        if not slot.wait(timeout):
+            raise CommandTimeout("the node did not process the request in time")
+        return slot.value
 
     def submit_command(
         self,
@@ -74,8 +207,136 @@ class NodeRuntime:
         outcome) or CommandLost (known not committed). A repeat of an
         applied (client_id, seq) returns the first answer.
         """
-        raise NotImplementedError
+        slot = _Slot()
+        self._inbox.put(_Propose(Proposal(command, client_id, seq), slot))
+        if not slot.wait(timeout):
+            raise CommandTimeout(f"not committed within {timeout} s")
+        if slot.error is not None:
+            raise slot.error
+        return CommandResult(slot.value.index, slot.value.term)
 
-    def status(self) -> NodeStatus:
-        """A snapshot of this node's state; never blocks on the loop."""
-        raise NotImplementedError
+    # --- the loop thread -------------------------------------------------
+
+    def _deliver(self, message: Message) -> None:
+        self._inbox.put(_Incoming(message, None))
+
+    def _ticker(self) -> None:
+        while not self._stopped.wait(self._settings.tick_seconds):
+            self._inbox.put(_Tick())
+
+    def _loop(self) -> None:
+        try:
+            while self._run_once():
+                pass
+        except BaseException:
+            # If persisting or stepping fails the node must stop: carrying on
+            # could acknowledge what is not on disk.
+            logger.exception("raft loop failed; stopping the node")
+            os._exit(70)
+        finally:
+            self._storage.close()
+
+    def _run_once(self) -> bool:
+        items = [self._inbox.get()]
+        while len(items) < self._settings.max_batch:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        node = self._node
+        ready = Ready()
+        answers: list[tuple[_Slot, Message | None]] = []
+        # Proposals first, so replies stepped below carry them at once.
+        proposals = [item for item in items if isinstance(item, _Propose)]
+        if proposals:
+            ready.merge(self._propose(proposals))
+        for item in items:
+            if isinstance(item, _Tick):
+                ready.merge(node.tick())
+            elif isinstance(item, _Incoming):
+                step = node.step(item.message)
+                if item.slot is not None:
+                    answers.append((item.slot, self._take_reply(step, item.message)))
+                ready.merge(step)
+            elif isinstance(item, _Stop):
+                return False
+        self._handle(ready, answers)
+        return True
+
+    def _propose(self, items: list[_Propose]) -> Ready:
+        fresh = []
+        for item in items:
+            first = self._state_machine.lookup(item.proposal.client_id, item.proposal.seq)
+            if first is not None:
+                item.slot.set(first)  # already applied: the first answer
+            else:
+                fresh.append(item)
+        if not fresh:
+            return Ready()
+        try:
+            ready = self._node.propose([item.proposal for item in fresh])
+        except NotLeader as exc:
+            error = NotLeaderError(exc.leader_id)
+            for item in fresh:
+                item.slot.set(error=error)
+            return Ready()
+        for item, entry in zip(fresh, ready.entries_to_persist[-len(fresh) :]):
+            self._waiters[entry.index] = _Waiter(entry.term, item.slot)
+        return ready
+
+    @staticmethod
+    def _take_reply(ready: Ready, request: Message) -> Message | None:
+        """Remove the reply to ``request`` from ``ready``: it goes back as
+        the HTTP response rather than as a request of its own."""
+        for position, message in enumerate(ready.messages):
+            if isinstance(message, REPLIES) and message.dest == request.source:
+                return ready.messages.pop(position)
+        return None
+
+    def _handle(self, ready: Ready, answers: list[tuple[_Slot, Message | None]]) -> None:
+        committed = ready.committed_entries
+        last_applied = committed[-1].index if committed else None
+        if ready.hard_state is not None or ready.entries_to_persist or committed:
+            self._storage.save(ready.hard_state, ready.entries_to_persist, last_applied)
+        for message in ready.messages:
+            self._transport.send(message)
+        for slot, reply in answers:
+            slot.set(reply)
+        for entry in committed:
+            self._resolve(entry, self._state_machine.apply(entry))
+        if ready.soft_state is not None:
+            self._announce(ready)
+        self._publish_status()
+
+    def _resolve(self, entry, answer: Applied) -> None:
+        waiter = self._waiters.pop(entry.index, None)
+        if waiter is None:
+            return
+        if waiter.term == entry.term:
+            waiter.slot.set(answer)
+        else:
+            # Another leader's entry took this index: ours never committed.
+            waiter.slot.set(error=CommandLost("overwritten by a newer leader's entry"))
+
+    def _announce(self, ready: Ready) -> None:
+        if ready.soft_state.role is Role.LEADER:
+            event_log.info("Became leader for term %d", self._node.status().term)
+
+    def _publish_status(self) -> None:
+        s = self._node.status()
+        configuration = s.configuration
+        servers = tuple(
+            ServerInfo(address, address in configuration.voters)
+            for address in sorted(configuration.members)
+        )
+        # Replacing one reference is atomic: readers never see a torn status.
+        self._status = NodeStatus(
+            id=s.id,
+            role=s.role.value,
+            term=s.term,
+            leader=s.leader_id,
+            commit_index=s.commit_index,
+            last_applied=self._state_machine.last_applied,
+            last_log_index=s.last_log_index,
+            servers=servers,
+        )

@@ -1,0 +1,30 @@
+"""Starts and stops this process's NodeRuntime from Django settings."""
+
+from django.apps import apps
+from django.conf import settings
+
+from .runtime import NodeRuntime, RuntimeSettings
+
+
+def start_runtime() -> NodeRuntime:
+    config = apps.get_app_config("consensus")
+    runtime = NodeRuntime(
+        settings.RAFT_NODE_ID,
+        settings.RAFT_CLUSTER,
+        RuntimeSettings(
+            tick_seconds=settings.RAFT_TICK_MS / 1000,
+            heartbeat_ticks=settings.RAFT_HEARTBEAT_TICKS,
+            election_timeout_ticks=settings.RAFT_ELECTION_TIMEOUT_TICKS,
+            secret=settings.RAFT_CLUSTER_SECRET,
+        ),
+    )
+    runtime.start()
+    config.runtime = runtime
+    return runtime
+
+
+def stop_runtime() -> None:
+    config = apps.get_app_config("consensus")
+    runtime, config.runtime = config.runtime, None
+    if runtime is not None:
+        runtime.stop()

@@ -1,0 +1,86 @@
+"""``manage.py runnode``: serve one Raft node (HTTP server and Raft loop)."""
+
+import os
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from consensus.addresses import AddressError, normalize_address
+
+
+class Command(BaseCommand):
+    help = (
+        "Run one Raft node: gunicorn serves the Django app (client API, peer "
+        "RPC, admin) and the election and replication loop runs in the same "
+        "process. SIGTERM or Ctrl-C stops it cleanly."
+    )
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("-p", "--port", type=int, required=True, help="port to serve on")
+        parser.add_argument(
+            "-c",
+            "--cluster",
+            default="",
+            help="the initial voting members, comma-separated (e.g. ':9990,:9991,:9992'); "
+            "read only when the data directory is new; default: just this server",
+        )
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="host to bind and to advertise (default 127.0.0.1)"
+        )
+        parser.add_argument(
+            "--data-dir",
+            help="where this node keeps its SQLite database "
+            "(default ~/.raftsite/<host>_<port>)",
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=128,
+            help="request threads in the server process (default 128)",
+        )
+
+    def handle(self, *args, **options):
+        port, host = options["port"], options["host"]
+        if not 0 < port < 65536:
+            raise CommandError(f"invalid port {port}: must be 1-65535")
+        try:
+            node_id = normalize_address(f"{host}:{port}")
+            cluster = [normalize_address(a) for a in options["cluster"].split(",") if a.strip()]
+        except AddressError as exc:
+            raise CommandError(str(exc)) from exc
+        if len(set(cluster)) != len(cluster):
+            raise CommandError("--cluster names a server twice")
+        cluster = cluster or [node_id]
+        data_dir = Path(
+            options["data_dir"] or Path.home() / ".raftsite" / f"{host}_{port}"
+        ).expanduser()
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"cannot create data directory {data_dir}: {exc.strerror}")
+        if options["threads"] < 4:
+            raise CommandError("--threads must be at least 4")
+        env = dict(
+            os.environ,
+            RAFT_NODE_ID=node_id,
+            RAFT_CLUSTER=",".join(cluster),
+            RAFT_DATA_DIR=str(data_dir.resolve()),
+            RAFT_BIND=f"{host}:{port}",
+            RAFT_THREADS=str(options["threads"]),
+            PYTHONUNBUFFERED="1",
+        )
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "python:raftsite.gunicorn_conf",
+            "raftsite.wsgi:application",
+        ]
+        sys.stdout.flush()
+        # Replace this process, so signals sent to runnode's pid reach
+        # gunicorn's master directly.
+        os.chdir(Path(__file__).resolve().parents[3])
+        os.execve(sys.executable, argv, env)

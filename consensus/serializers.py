@@ -1,0 +1,106 @@
+"""JSON <-> core message dataclasses for peer RPC.
+
+Hand-written rather than DRF Serializer classes: an AppendEntries may carry
+a thousand entries, and field-by-field DRF validation would cost more CPU
+than the rest of the request. Malformed input raises ValidationError (400).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rest_framework.exceptions import ValidationError
+
+from .core.messages import (
+    AppendEntries,
+    AppendEntriesReply,
+    Entry,
+    EntryType,
+    Message,
+    RequestVote,
+    RequestVoteReply,
+    TimeoutNow,
+)
+
+# Field name -> type accepted from JSON, per message class (entries aside).
+_FIELD_TYPES = {
+    cls: {
+        f.name: {"int": int, "str": str, "bool": bool}.get(f.type)
+        for f in dataclasses.fields(cls)
+        if f.name != "entries"
+    }
+    for cls in (
+        AppendEntries,
+        AppendEntriesReply,
+        RequestVote,
+        RequestVoteReply,
+        TimeoutNow,
+    )
+}
+
+
+def entry_to_dict(entry: Entry) -> dict:
+    return {
+        "index": entry.index,
+        "term": entry.term,
+        "type": entry.type.value,
+        "command": entry.command,
+        "client_id": entry.client_id,
+        "seq": entry.seq,
+    }
+
+
+def entry_from_dict(data: dict) -> Entry:
+    try:
+        entry = Entry(
+            index=data["index"],
+            term=data["term"],
+            type=EntryType(data["type"]),
+            command=data["command"],
+            client_id=data.get("client_id"),
+            seq=data.get("seq"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValidationError(f"malformed entry: {exc}") from exc
+    if not (isinstance(entry.index, int) and isinstance(entry.term, int)):
+        raise ValidationError("entry index and term must be integers")
+    if not isinstance(entry.command, str):
+        raise ValidationError("entry command must be a string")
+    return entry
+
+
+def message_to_dict(message: Message) -> dict:
+    data = {
+        f.name: getattr(message, f.name)
+        for f in dataclasses.fields(message)
+        if f.name != "entries"
+    }
+    if isinstance(message, AppendEntries):
+        data["entries"] = [entry_to_dict(e) for e in message.entries]
+    return data
+
+
+def message_from_dict(cls: type[Message], data) -> Message:
+    if not isinstance(data, dict):
+        raise ValidationError("expected a JSON object")
+    kwargs = {}
+    for name, kind in _FIELD_TYPES[cls].items():
+        if name not in data:
+            continue  # dataclass defaults apply; required ones fail below
+        value = data[name]
+        # bool is a subclass of int: keep them apart for term and indexes.
+        if kind is not None and (
+            not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+        ):
+            if not (value is None and name == "voted_for"):
+                raise ValidationError(f"{name} must be of type {kind.__name__}")
+        kwargs[name] = value
+    if cls is AppendEntries:
+        entries = data.get("entries", [])
+        if not isinstance(entries, list):
+            raise ValidationError("entries must be a list")
+        kwargs["entries"] = tuple(entry_from_dict(e) for e in entries)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValidationError(f"missing field: {exc}") from exc

@@ -1,0 +1,95 @@
+"""Loads and saves the core's durable state through the ORM.
+
+Only the runtime's loop thread writes, so SQLite never queues writers.
+Each save is one transaction, fsynced (WAL, synchronous=FULL) before the
+runtime sends a message or answers a client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from .core.messages import Entry, EntryType
+from .core.ready import HardState
+from .models import LogEntry, PersistentState
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    hard_state: HardState
+    entries: list[Entry]
+    last_applied: int
+
+
+class Storage:
+    def prepare(self, bootstrap: Sequence[Entry]) -> Restored:
+        """Create the schema if needed; on a new data directory write the
+        bootstrap log; return what was persisted."""
+        call_command("migrate", verbosity=0, interactive=False)
+        with transaction.atomic():
+            state, created = PersistentState.objects.get_or_create(pk=1)
+            if created and bootstrap:
+                LogEntry.objects.bulk_create(_to_rows(bootstrap))
+        return Restored(
+            hard_state=HardState(state.current_term, state.voted_for),
+            entries=[_to_entry(row) for row in _iter_rows()],
+            last_applied=state.last_applied,
+        )
+
+    def save(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        last_applied: int | None,
+    ) -> None:
+        """Persist one Ready in one transaction.
+
+        Stored entries at and above entries[0].index are replaced (Raft
+        §5.3: a conflicting suffix is deleted before appending).
+        """
+        with transaction.atomic():
+            if entries:
+                LogEntry.objects.filter(index__gte=entries[0].index).delete()
+                LogEntry.objects.bulk_create(_to_rows(entries), batch_size=500)
+            fields = {}
+            if hard_state is not None:
+                fields["current_term"] = hard_state.current_term
+                fields["voted_for"] = hard_state.voted_for
+            if last_applied is not None:
+                fields["last_applied"] = last_applied
+            if fields:
+                PersistentState.objects.filter(pk=1).update(**fields)
+
+    def close(self) -> None:
+        connection.close()
+
+
+def _iter_rows():
+    return (
+        LogEntry.objects.order_by("index")
+        .values_list("index", "term", "type", "command", "client_id", "seq")
+        .iterator(chunk_size=5000)
+    )
+
+
+def _to_entry(row) -> Entry:
+    index, term, type_, command, client_id, seq = row
+    return Entry(index, term, EntryType(type_), command, client_id, seq)
+
+
+def _to_rows(entries: Sequence[Entry]) -> list[LogEntry]:
+    return [
+        LogEntry(
+            index=e.index,
+            term=e.term,
+            type=e.type.value,
+            command=e.command,
+            client_id=e.client_id,
+            seq=e.seq,
+        )
+        for e in entries
+    ]
