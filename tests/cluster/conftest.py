@@ -1,0 +1,58 @@
+"""Fixtures that start real 3-node clusters; every process dies at teardown."""
+
+import contextlib
+import sys
+import time
+
+import pytest
+
+from .harness import LocalCluster
+
+# The fixture waits this long for a first leader so a slow start still fails
+# with the nodes' output; test_leader_within_5s holds the contract's 5 s.
+FIRST_LEADER_TIMEOUT = 20.0
+
+
+@contextlib.contextmanager
+def running_cluster(tmp_path_factory, name, size=3, env=None):
+    """A started LocalCluster with an agreed leader; killed on exit."""
+    cluster = LocalCluster(size, base_dir=tmp_path_factory.mktemp(name), env=env)
+    try:
+        cluster.start()
+        cluster.leader(timeout=FIRST_LEADER_TIMEOUT)
+        cluster.first_leader_s = time.monotonic() - cluster.started_at
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory):
+    """One cluster for the tests that leave every node running."""
+    with running_cluster(tmp_path_factory, "shared") as cluster:
+        yield cluster
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _describe_clusters_on_failure(request):
+    """After a failed test, print each cluster's state and output tails."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    for name in request.fixturenames:
+        if name.startswith("_"):
+            continue
+        try:
+            value = request.getfixturevalue(name)
+        except Exception:  # noqa: BLE001 - only looking for clusters
+            continue
+        if isinstance(value, LocalCluster):
+            print(f"\n=== {name} ===\n{value.describe(tail=40)}", file=sys.stderr)

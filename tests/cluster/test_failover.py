@@ -1,0 +1,149 @@
+"""Crashes and restarts: leader failover, clean stop, whole-cluster crash.
+
+One cluster for the module; each test starts from every node running.
+"""
+
+import sqlite3
+import time
+import uuid
+
+import pytest
+
+from .conftest import running_cluster
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with running_cluster(tmp_path_factory, "failover") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def healthy(cluster):
+    """Every node running, one leader agreed."""
+    for node in cluster.nodes:
+        if not node.running():
+            cluster.restart(node)
+        elif node.paused:
+            cluster.resume(node)
+    cluster.leader(timeout=10)
+    return cluster
+
+
+def unique(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_same_log(cluster, node, reference, timeout=10):
+    """Wait until ``node`` holds exactly the committed log of ``reference``."""
+
+    def same():
+        want = cluster.log(reference)
+        return cluster.log(node) == want and want
+
+    return cluster.wait_until(same, timeout, f"{node.address} caught up with {reference.address}")
+
+
+def test_leader_killed_new_leader_and_restarted_node_catches_up(healthy):
+    cluster = healthy
+    old = cluster.leader()
+    old_term = cluster.status(old)["term"]
+    before = cluster.write(old, unique("before-kill"))
+    cluster.wait_applied(before["index"], cluster.nodes)
+
+    cluster.kill(old)
+    new = cluster.leader(timeout=10)
+    assert new is not old
+    assert cluster.status(new)["term"] > old_term
+    follower = next(n for n in cluster.others(old) if n is not new)
+    commands = [unique("after-kill"), unique("after-kill-forwarded")]
+    written = [cluster.write(new, commands[0]), cluster.write(follower, commands[1])]
+    assert written[1]["forwarded"] is True
+    assert all(w["index"] > before["index"] for w in written)
+
+    cluster.restart(old)
+    log = {e["index"]: e["command"] for e in wait_same_log(cluster, old, new)}
+    assert [log[w["index"]] for w in written] == commands
+    cluster.wait_applied(written[-1]["index"], [old])
+    # Back in the cluster: it agrees on the leader with the others.
+    assert cluster.leader() in cluster.nodes
+
+
+def test_sigterm_stops_a_node_cleanly(healthy):
+    """SIGTERM stops a node (master and worker) by itself; it comes back."""
+    cluster = healthy
+    leader = cluster.leader()
+    follower = cluster.others(leader)[0]
+    started = time.monotonic()
+    assert cluster.stop(follower, timeout=10), "node needed SIGKILL after SIGTERM"
+    took = time.monotonic() - started
+    assert took < 5, f"SIGTERM stop took {took:.1f} s"
+    assert follower.proc.returncode == 0, follower.proc.returncode
+    index = cluster.write(leader, unique("one-down"))["index"]
+    cluster.restart(follower)
+    cluster.wait_applied(index, [follower])
+    wait_same_log(cluster, follower, leader)
+
+
+def read_db(node):
+    """(current_term, voted_for, entries) straight from a stopped node's DB."""
+    # Read-only: a read-write close would checkpoint the WAL and change
+    # the files the node restarts from.
+    db = sqlite3.connect(f"file:{node.data_dir / 'db.sqlite3'}?mode=ro", uri=True)
+    try:
+        term, voted_for = db.execute(
+            "SELECT current_term, voted_for FROM consensus_persistentstate"
+        ).fetchone()
+        entries = db.execute(
+            "SELECT `index`, term, type, command FROM consensus_logentry ORDER BY `index`"
+        ).fetchall()
+    finally:
+        db.close()
+    return term, voted_for, [
+        {"index": i, "term": t, "type": ty, "command": c} for i, t, ty, c in entries
+    ]
+
+
+def test_all_killed_and_restarted_keep_log_term_and_vote(healthy):
+    """SIGKILL of every node loses no acknowledged entry, term or vote, and
+    nothing applied before the crash is applied (printed) again."""
+    cluster = healthy
+    leader = cluster.leader()
+    for i in range(5):
+        cluster.write(cluster.nodes[i % 3], unique(f"pre-crash-{i}"))
+    count_index = cluster.write(leader, "count")["index"]
+    cluster.wait_applied(count_index, cluster.nodes)
+    terms = {n.address: cluster.status(n)["term"] for n in cluster.nodes}
+    leader_term = terms[leader.address]
+    log = wait_same_log(cluster, cluster.nodes[0], leader)
+    for node in cluster.nodes[1:]:
+        wait_same_log(cluster, node, leader)
+    count_lines = {
+        n.address: [e for e in cluster.events(n) if e.startswith("Count ")][-1]
+        for n in cluster.nodes
+    }
+
+    cluster.kill_all()
+
+    for node in cluster.nodes:
+        term, voted_for, entries = read_db(node)
+        assert term >= terms[node.address], node.address
+        assert entries[: len(log)] == log, node.address
+        if node is leader:
+            assert (term, voted_for) == (leader_term, leader.address)
+
+    for node in cluster.nodes:
+        cluster.restart(node)
+    new_leader = cluster.leader(timeout=10)
+    assert cluster.status(new_leader)["term"] > leader_term
+    after = cluster.write(new_leader, unique("post-crash"))
+    assert after["index"] > log[-1]["index"]
+    cluster.wait_applied(after["index"], cluster.nodes)
+    for node in cluster.nodes:
+        status = cluster.status(node)
+        assert status["term"] >= terms[node.address], node.address
+        assert cluster.log(node)[: len(log)] == log, node.address
+        events = cluster.events(node, all_incarnations=True)
+        assert events.count(count_lines[node.address]) == 1, node.address
