@@ -1,1 +1,16 @@
-urlpatterns = []
+"""The client API, included under /api/ (CONTRACT.md, HTTP API)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "nodes"
+
+urlpatterns = [
+    path("commands", views.CommandsView.as_view(), name="commands"),
+    path("status", views.StatusView.as_view(), name="status"),
+    path("log", views.LogView.as_view(), name="log"),
+    path("servers", views.ServersView.as_view(), name="servers"),
+    path("servers/<str:address>", views.ServerDetailView.as_view(), name="server"),
+    path("leader", views.LeaderView.as_view(), name="leader"),
+]

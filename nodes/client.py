@@ -1,0 +1,350 @@
+"""A small HTTP client for a node's /api, used by the management commands
+and by a follower forwarding a command. No Django imports: it runs anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass
+
+import requests
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+)
+
+from .addresses import InvalidAddress, normalise_address
+
+# Marks a command a follower sent on to the leader, so it is never sent on
+# again (a stale leader hint must not bounce a command between followers).
+FORWARDED_HEADER = "X-Raft-Forwarded"
+DEFAULT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 3.0
+# Pause before retrying after a 504 or a lost connection: the leader may be
+# changing, and a fast error must not turn the client into a busy loop.
+RETRY_PAUSE_S = 0.1
+# When a 503 carries no usable Retry-After.
+DEFAULT_RETRY_AFTER_S = 1.0
+STATUS_KEYS = (
+    "id", "role", "term", "leader", "commit_index", "last_applied",
+    "last_log_index", "servers",
+)  # fmt: skip
+
+
+class ClientError(Exception):
+    """A failure to report to a person; the message is one line."""
+
+
+class Unreachable(Exception):
+    """Nothing reached the server, so the request is known not to have acted."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConnectionLost(Exception):
+    """The request may have reached the server, but no answer came back."""
+
+    def __init__(self, reason: str, timed_out: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.timed_out = timed_out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A server's HTTP answer."""
+
+    status: int
+    body: dict | None  # the JSON object, or None if the answer was not one
+    retry_after: str | None  # the raw Retry-After header
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A command the cluster committed, as told by ``server``."""
+
+    server: str
+    index: int
+    term: int
+    leader: str | None
+    forwarded: bool
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    # Cluster traffic goes straight to the nodes: an HTTP_PROXY (or .netrc)
+    # meant for the outside world must not intercept loopback addresses.
+    session.trust_env = False
+    return session
+
+
+def request_json(session, method, url, *, timeout, json=None, headers=None) -> Answer:
+    """Send one request; raise Unreachable or ConnectionLost, never requests'
+    own exceptions."""
+    try:
+        response = session.request(
+            method, url, json=json, headers=headers, timeout=timeout
+        )
+    except requests.RequestException as exc:
+        if _nothing_sent(exc):
+            raise Unreachable(_reason(exc)) from exc
+        raise ConnectionLost(_reason(exc), isinstance(exc, requests.Timeout)) from exc
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    return Answer(
+        status=response.status_code,
+        body=body if isinstance(body, dict) else None,
+        retry_after=response.headers.get("Retry-After"),
+    )
+
+
+def _nothing_sent(exc: requests.RequestException) -> bool:
+    """Whether the request failed before a byte of it reached the server."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.InvalidURL)):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        cause = _urllib3_cause(exc)
+        return isinstance(cause, (NewConnectionError, ConnectTimeoutError))
+    return False
+
+
+def _urllib3_cause(exc):
+    cause = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    return cause
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """A few words on why a request failed, e.g. 'connection refused'."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.Timeout):
+        return "no answer in time"
+    cause = _urllib3_cause(exc)
+    if isinstance(cause, NameResolutionError):
+        return "cannot resolve the host name"
+    if isinstance(cause, NewConnectionError):
+        os_error = cause.__cause__
+        if isinstance(os_error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(os_error, OSError) and os_error.strerror:
+            return os_error.strerror.lower()
+        return "cannot connect"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection was lost before an answer came"
+    return type(exc).__name__
+
+
+def parse_retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (delta-seconds form only)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER_S
+    return seconds if 0 <= seconds < 3600 else DEFAULT_RETRY_AFTER_S
+
+
+class RaftClient:
+    """Talks to one server's /api for a management command.
+
+    ``timeout_s`` bounds the whole call, retries included. Every failure is
+    a ClientError with one line for a person.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        *,
+        session=None,
+        clock=time.monotonic,
+        sleep=time.sleep,
+    ):
+        try:
+            self.server = normalise_address(server)
+        except InvalidAddress as exc:
+            raise ClientError(str(exc)) from None
+        if not (timeout_s > 0 and math.isfinite(timeout_s)):
+            raise ClientError(
+                f"the timeout must be a positive number of seconds, not {timeout_s:g}"
+            )
+        self.timeout_s = timeout_s
+        self._session = session or new_session()
+        self._clock = clock
+        self._sleep = sleep
+
+    def close(self):
+        self._session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _url(self, path):
+        return f"http://{self.server}{path}"
+
+    def _timeout(self, remaining_s):
+        return (min(CONNECT_TIMEOUT_S, remaining_s), remaining_s)
+
+    def submit(self, command: str) -> Commit:
+        """POST /api/commands until committed, or a ClientError.
+
+        A fresh (client_id, seq) for this command, sent again unchanged on
+        every retry, makes retrying safe: the cluster applies a pair once.
+        """
+        body = {"command": command, "client_id": str(uuid.uuid4()), "seq": 1}
+        deadline = self._clock() + self.timeout_s
+        maybe_sent = False  # whether an earlier attempt may have reached a log
+        while (remaining := deadline - self._clock()) > 0:
+            try:
+                answer = request_json(
+                    self._session,
+                    "POST",
+                    self._url("/api/commands"),
+                    json=body,
+                    timeout=self._timeout(remaining),
+                )
+            except Unreachable as exc:
+                if maybe_sent:
+                    raise ClientError(
+                        f"outcome unknown: lost {self.server} and cannot reach it "
+                        f"again ({exc.reason}); the command may or may not commit"
+                    ) from None
+                raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
+            except ConnectionLost:
+                maybe_sent = True
+                self._pause(RETRY_PAUSE_S, deadline)
+                continue
+
+            error = answer.body.get("error") if answer.body else None
+            if answer.status == 200:
+                return self._commit(answer)
+            if answer.status == 503 and error == "no_leader":
+                # Nothing was appended; wait as long as the server asked, but
+                # never spin on "Retry-After: 0".
+                delay = max(RETRY_PAUSE_S, parse_retry_after(answer.retry_after))
+                self._pause(delay, deadline)
+            elif answer.status == 504:
+                maybe_sent = True
+                self._pause(RETRY_PAUSE_S, deadline)
+            elif answer.status >= 500:
+                # The command may have been appended before the failure.
+                raise ClientError(
+                    f"outcome unknown: {self._describe(answer)}; "
+                    "the command may or may not commit"
+                )
+            else:
+                raise ClientError(self._describe(answer))
+        if maybe_sent:
+            raise ClientError(
+                f"outcome unknown: timed out after {self.timeout_s:g} s "
+                "(the command may or may not commit)"
+            )
+        raise ClientError(f"no leader known (tried for {self.timeout_s:g} s)")
+
+    def status(self) -> dict:
+        """GET /api/status: the server's status as a dict, or a ClientError."""
+        try:
+            answer = request_json(
+                self._session,
+                "GET",
+                self._url("/api/status"),
+                timeout=self._timeout(self.timeout_s),
+            )
+        except Unreachable as exc:
+            raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
+        except ConnectionLost as exc:
+            if exc.timed_out:
+                raise ClientError(
+                    f"no answer from {self.server} within {self.timeout_s:g} s"
+                ) from None
+            raise ClientError(f"no answer from {self.server}: {exc.reason}") from None
+        if answer.status != 200:
+            raise ClientError(self._describe(answer))
+        body = answer.body
+        if not (body and _looks_like_status(body)):
+            raise ClientError(
+                f"unexpected answer from {self.server}: HTTP 200, not a status"
+            )
+        return body
+
+    def _pause(self, seconds, deadline):
+        self._sleep(max(0.0, min(seconds, deadline - self._clock())))
+
+    def _commit(self, answer: Answer) -> Commit:
+        body = answer.body or {}
+        index, term = body.get("index"), body.get("term")
+        if not (isinstance(index, int) and isinstance(term, int)):
+            raise ClientError(
+                f"outcome unknown: unexpected answer from {self.server} "
+                "(HTTP 200 without index and term); the command may or may not commit"
+            )
+        return Commit(
+            server=self.server,
+            index=index,
+            term=term,
+            leader=body.get("leader"),
+            forwarded=body.get("forwarded") is True,
+        )
+
+    def _describe(self, answer: Answer) -> str:
+        """'<server> answered 400 bad_request: <detail>', or a note that the
+        answer was not the API's JSON."""
+        body = answer.body
+        if body and isinstance(body.get("error"), str):
+            detail = " ".join(str(body.get("detail", "")).split())
+            text = f"{self.server} answered {answer.status} {body['error']}"
+            return f"{text}: {detail}" if detail else text
+        return (
+            f"unexpected answer from {self.server}: "
+            f"HTTP {answer.status}, not the API's JSON"
+        )
+
+
+def _looks_like_status(body: dict) -> bool:
+    servers = body.get("servers")
+    return (
+        all(key in body for key in STATUS_KEYS)
+        and isinstance(servers, list)
+        and all(isinstance(server, dict) for server in servers)
+    )
+
+
+def describe_commit(commit: Commit) -> str:
+    """One line: index and term, who answered, and whether it was forwarded."""
+    text = f"Committed at index {commit.index} (term {commit.term}) by {commit.server}"
+    if commit.forwarded:
+        return f"{text}, forwarded to leader {commit.leader}"
+    return f"{text}, the leader (not forwarded)"
+
+
+def describe_status(status: dict) -> list[str]:
+    """A short human-readable summary of /api/status, one item per line."""
+    servers = status.get("servers") or []
+    lines = [
+        f"id:             {status['id']}",
+        f"role:           {status['role']}",
+        f"term:           {status['term']}",
+        f"leader:         {status['leader'] or 'none known'}",
+        f"commit index:   {status['commit_index']}",
+        f"last applied:   {status['last_applied']}",
+        f"last log index: {status['last_log_index']}",
+    ]
+    if not servers:
+        lines.append("servers:        none")
+    for position, server in enumerate(servers):
+        label = "servers:" if position == 0 else ""
+        kind = "voter" if server.get("voter") else "learner"
+        lines.append(f"{label:<16}{server.get('id')} ({kind})")
+    return lines

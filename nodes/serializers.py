@@ -1,0 +1,142 @@
+"""Client API request validation and answer shapes (CONTRACT.md, HTTP API)."""
+
+import io
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+
+from consensus.models import LogEntry
+
+from .errors import TooLarge
+
+# LogEntry.seq is a signed 64-bit column.
+MAX_SEQ = 2**63 - 1
+# JSON escapes inflate text at most six-fold ("\u0001" for one byte), so a
+# body this size holds any command within RAFT_MAX_COMMAND_BYTES.
+REQUEST_BYTES_PER_COMMAND_BYTE = 8
+
+
+def max_request_bytes():
+    return REQUEST_BYTES_PER_COMMAND_BYTE * settings.RAFT_MAX_COMMAND_BYTES
+
+
+class BoundedJSONParser(JSONParser):
+    """JSONParser that refuses a body over max_request_bytes() with 413
+    before reading it all (DRF reads the raw stream, so Django's
+    DATA_UPLOAD_MAX_MEMORY_SIZE does not apply)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = max_request_bytes()
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise TooLarge(
+                f"The request body is {declared} bytes; the limit is {limit}."
+            )
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise TooLarge(f"The request body is over the limit of {limit} bytes.")
+        return super().parse(io.BytesIO(raw), media_type, parser_context)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses non-strings (DRF's turns 5 into "5") and text
+    that UTF-8 cannot encode (a lone surrogate escaped in the JSON)."""
+
+    default_error_messages = {
+        "not_a_string": "Must be a string.",
+        "not_unicode": "Must be valid Unicode text.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("not_unicode")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An IntegerField that refuses strings, floats and booleans."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CommandRequestSerializer(serializers.Serializer):
+    """POST /api/commands: ``command``, and optionally ``client_id`` with ``seq``."""
+
+    # Kept byte for byte: the state machine logs exactly what was sent.
+    command = StrictCharField(trim_whitespace=False)
+    client_id = StrictCharField(
+        required=False, allow_null=True, trim_whitespace=False, max_length=200
+    )
+    seq = StrictIntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
+    )
+
+    def validate_command(self, value):
+        limit = settings.RAFT_MAX_COMMAND_BYTES
+        size = len(value.encode("utf-8"))
+        if size > limit:
+            # Not a ValidationError: it leaves is_valid() as a 413, not a 400.
+            raise TooLarge(
+                f"The command is {size} bytes of UTF-8; the limit is {limit}."
+            )
+        return value
+
+    def validate(self, attrs):
+        # The pair names one command of one client; half a pair names none.
+        if (attrs.get("client_id") is None) != (attrs.get("seq") is None):
+            raise serializers.ValidationError(
+                "client_id and seq go together: send both or neither."
+            )
+        return attrs
+
+
+class LogQuerySerializer(serializers.Serializer):
+    """GET /api/log query: ``from`` (default 1) and ``limit`` (default 100)."""
+
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "from" is a Python keyword, so it cannot be declared as an attribute.
+        fields["from"] = serializers.IntegerField(min_value=1, default=1)
+        return fields
+
+
+class ServerInfoSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    voter = serializers.BooleanField()
+
+
+class NodeStatusSerializer(serializers.Serializer):
+    """GET /api/status, from a consensus.runtime.NodeStatus."""
+
+    id = serializers.CharField()
+    role = serializers.CharField()
+    term = serializers.IntegerField()
+    leader = serializers.CharField(allow_null=True)
+    commit_index = serializers.IntegerField()
+    last_applied = serializers.IntegerField()
+    last_log_index = serializers.IntegerField()
+    servers = ServerInfoSerializer(many=True)
+
+
+class ServersSerializer(serializers.Serializer):
+    """GET /api/servers, from a consensus.runtime.NodeStatus."""
+
+    leader = serializers.CharField(allow_null=True)
+    servers = ServerInfoSerializer(many=True)
+
+
+class LogEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LogEntry
+        fields = ["index", "term", "type", "command"]

@@ -1,0 +1,107 @@
+import socket
+from dataclasses import dataclass
+
+import pytest
+from django.apps import apps
+from rest_framework.test import APIClient
+
+from consensus.runtime import CommandResult, NodeStatus, ServerInfo
+from nodes.forwarding import Forwarder
+from nodes.views import CommandsView
+
+from .stub import StubServer
+
+NODE_ID = "127.0.0.1:9990"
+SERVERS = (
+    ServerInfo(id="127.0.0.1:9990", voter=True),
+    ServerInfo(id="127.0.0.1:9991", voter=True),
+    ServerInfo(id="127.0.0.1:9993", voter=False),
+)
+
+
+@dataclass
+class Submitted:
+    command: str
+    client_id: str | None
+    seq: int | None
+    timeout: float | None
+
+
+class FakeRuntime:
+    """Stands in for consensus.runtime.NodeRuntime: ``outcome`` is what
+    submit_command returns (a CommandResult) or raises (an exception)."""
+
+    def __init__(self):
+        self.node_id = NODE_ID
+        self.outcome = CommandResult(index=7, term=2)
+        self.submitted: list[Submitted] = []
+        self.node_status = NodeStatus(
+            id=NODE_ID,
+            role="leader",
+            term=2,
+            leader=NODE_ID,
+            commit_index=7,
+            last_applied=6,
+            last_log_index=9,
+            servers=SERVERS,
+        )
+
+    def submit_command(self, command, client_id=None, seq=None, timeout=None):
+        self.submitted.append(Submitted(command, client_id, seq, timeout))
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+    def status(self):
+        if isinstance(self.node_status, BaseException):
+            raise self.node_status
+        return self.node_status
+
+
+@pytest.fixture
+def runtime():
+    """A FakeRuntime serving in this process for the test's duration."""
+    config = apps.get_app_config("consensus")
+    fake = FakeRuntime()
+    config.runtime = fake
+    yield fake
+    config.runtime = None
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def forwarder(monkeypatch):
+    """A fresh Forwarder on CommandsView, so no connection outlives a test."""
+    fresh = Forwarder(connect_timeout_s=2.0, read_margin_s=0.0)
+    monkeypatch.setattr(CommandsView, "forwarder", fresh)
+    return fresh
+
+
+@pytest.fixture
+def stub_server():
+    """Factory: stub_server(Reply(...), ...) starts a StubServer; all close
+    at the end of the test."""
+    servers = []
+
+    def start(*replies):
+        server = StubServer(*replies)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def refused_address():
+    """An address that refuses connections: bound, never listening, and
+    held for the test so no other process can take the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()

@@ -1,0 +1,262 @@
+"""POST /api/commands against a FakeRuntime; forwarding against a StubServer."""
+
+import json
+
+import pytest
+from rest_framework import status
+
+from consensus.runtime import CommandLost, CommandTimeout, NotLeaderError
+
+from .conftest import NODE_ID
+from .stub import Reply
+
+URL = "/api/commands"
+LIMIT = 64 * 1024
+
+
+def post_raw(api, body, content_type="application/json", **headers):
+    return api.generic("POST", URL, body, content_type=content_type, **headers)
+
+
+def assert_error(response, status_code, code):
+    assert response.status_code == status_code, response.content
+    body = response.json()
+    assert body["error"] == code
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body
+
+
+def test_committed_command_answers_index_term_and_leader(api, runtime, settings):
+    settings.RAFT_COMMAND_TIMEOUT_S = 3.5
+    response = api.post(URL, {"command": "I like beer."}, format="json")
+    assert response.status_code == status.HTTP_200_OK
+    assert response.json() == {
+        "index": 7,
+        "term": 2,
+        "leader": NODE_ID,
+        "forwarded": False,
+    }
+    [submitted] = runtime.submitted
+    assert (submitted.command, submitted.client_id, submitted.seq) == (
+        "I like beer.",
+        None,
+        None,
+    )
+    assert submitted.timeout == 3.5
+
+
+def test_client_id_and_seq_reach_the_runtime(api, runtime):
+    body = {"command": "x", "client_id": "c-1", "seq": 4}
+    assert api.post(URL, body, format="json").status_code == status.HTTP_200_OK
+    [submitted] = runtime.submitted
+    assert (submitted.client_id, submitted.seq) == ("c-1", 4)
+
+
+def test_command_text_is_kept_byte_for_byte(api, runtime):
+    api.post(URL, {"command": "  spaced\tout  "}, format="json")
+    assert runtime.submitted[0].command == "  spaced\tout  "
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"command": ""},
+        {"command": None},
+        {"command": 5},
+        {"command": ["x"]},
+        {"command": True},
+        {"command": "x", "seq": 1},
+        {"command": "x", "client_id": "c"},
+        {"command": "x", "client_id": "c", "seq": "1"},
+        {"command": "x", "client_id": "c", "seq": 1.0},
+        {"command": "x", "client_id": "c", "seq": True},
+        {"command": "x", "client_id": "c", "seq": -1},
+        {"command": "x", "client_id": 7, "seq": 1},
+        {"command": "x", "client_id": "", "seq": 1},
+        ["command", "x"],
+        "x",
+    ],
+)
+def test_malformed_command_is_400_and_not_submitted(api, runtime, body):
+    response = post_raw(api, json.dumps(body))
+    assert_error(response, status.HTTP_400_BAD_REQUEST, "bad_request")
+    assert runtime.submitted == []
+
+
+def test_missing_command_detail_names_the_field(api, runtime):
+    body = assert_error(api.post(URL, {}, format="json"), 400, "bad_request")
+    assert body["detail"].startswith("command: ")
+
+
+def test_seq_without_client_id_says_they_go_together(api, runtime):
+    response = api.post(URL, {"command": "x", "seq": 1}, format="json")
+    body = assert_error(response, status.HTTP_400_BAD_REQUEST, "bad_request")
+    assert "client_id and seq go together" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "raw", ["{", "not json", '{"command": "x",}', '{"command": NaN}']
+)
+def test_bad_json_is_400(api, runtime, raw):
+    assert_error(post_raw(api, raw), status.HTTP_400_BAD_REQUEST, "bad_request")
+    assert runtime.submitted == []
+
+
+def test_lone_surrogate_is_400_not_a_crash(api, runtime):
+    response = post_raw(api, '{"command": "\\ud800"}')
+    assert_error(response, status.HTTP_400_BAD_REQUEST, "bad_request")
+
+
+def test_form_encoded_body_is_400(api, runtime):
+    response = post_raw(
+        api, "command=x", content_type="application/x-www-form-urlencoded"
+    )
+    assert_error(response, status.HTTP_400_BAD_REQUEST, "bad_request")
+
+
+def test_command_of_exactly_64_kib_is_accepted(api, runtime):
+    response = api.post(URL, {"command": "a" * LIMIT}, format="json")
+    assert response.status_code == status.HTTP_200_OK
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["a" * (LIMIT + 1), "é" * (LIMIT // 2 + 1)],  # é is two bytes of UTF-8
+    ids=["ascii", "two-byte"],
+)
+def test_command_over_64_kib_of_utf8_is_413(api, runtime, command):
+    response = api.post(URL, {"command": command}, format="json")
+    assert_error(response, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large")
+    assert runtime.submitted == []
+
+
+def test_huge_body_is_413_before_parsing(api, runtime):
+    body = json.dumps({"command": "x", "padding": "p" * (8 * LIMIT)})
+    assert_error(
+        post_raw(api, body), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large"
+    )
+    assert runtime.submitted == []
+
+
+def test_no_known_leader_is_503_with_retry_after(api, runtime):
+    runtime.outcome = NotLeaderError(None)
+    response = api.post(URL, {"command": "x"}, format="json")
+    body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
+    assert body["leader"] is None
+    assert int(response["Retry-After"]) >= 1
+
+
+def test_process_without_a_node_is_503(api):
+    response = api.post(URL, {"command": "x"}, format="json")
+    assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
+    assert "Retry-After" in response
+
+
+def test_command_timeout_is_504(api, runtime):
+    runtime.outcome = CommandTimeout()
+    response = api.post(URL, {"command": "x"}, format="json")
+    body = assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
+    assert "may or may not commit" in body["detail"]
+
+
+def test_lost_command_is_503_and_says_it_did_not_commit(api, runtime):
+    runtime.outcome = CommandLost()
+    response = api.post(URL, {"command": "x"}, format="json")
+    body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
+    assert "did not commit" in body["detail"]
+
+
+# -- forwarding ---------------------------------------------------------------
+
+
+def test_follower_forwards_to_the_leader(api, runtime, forwarder, stub_server):
+    leader = stub_server(
+        Reply(200, {"index": 12, "term": 3, "leader": "LEADER", "forwarded": False})
+    )
+    runtime.outcome = NotLeaderError(leader.address)
+    body = {"command": "I like beer.", "client_id": "c-9", "seq": 2}
+    response = api.post(URL, body, format="json")
+    assert response.status_code == status.HTTP_200_OK, response.content
+    assert response.json() == {
+        "index": 12,
+        "term": 3,
+        "leader": "LEADER",
+        "forwarded": True,
+    }
+    [received] = leader.received
+    assert (received.method, received.path) == ("POST", "/api/commands")
+    assert received.headers["X-Raft-Forwarded"] == "1"
+    assert received.body == body
+
+
+def test_forwarded_command_without_pair_sends_only_the_command(
+    api, runtime, forwarder, stub_server
+):
+    leader = stub_server(
+        Reply(200, {"index": 1, "term": 1, "leader": "L", "forwarded": False})
+    )
+    runtime.outcome = NotLeaderError(leader.address)
+    api.post(URL, {"command": "x"}, format="json")
+    assert leader.received[0].body == {"command": "x"}
+
+
+def test_forwarded_command_is_not_forwarded_again(api, runtime, forwarder, stub_server):
+    leader = stub_server()
+    runtime.outcome = NotLeaderError(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json", HTTP_X_RAFT_FORWARDED="1")
+    body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
+    assert body["leader"] == leader.address
+    assert "Retry-After" in response
+    assert leader.received == []
+
+
+def test_leader_error_is_relayed_with_its_status(api, runtime, forwarder, stub_server):
+    leader = stub_server(
+        Reply(
+            503, {"error": "no_leader", "detail": "stepping down"}, {"Retry-After": "2"}
+        )
+    )
+    runtime.outcome = NotLeaderError(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+    assert response.json() == {
+        "error": "no_leader",
+        "detail": "stepping down",
+        "forwarded": True,
+    }
+    assert response["Retry-After"] == "2"
+
+
+def test_unreachable_leader_is_503(api, runtime, forwarder, refused_address):
+    runtime.outcome = NotLeaderError(refused_address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
+    assert "connection refused" in body["detail"]
+    assert "Retry-After" in response
+
+
+def test_connection_lost_after_sending_is_504(api, runtime, forwarder, stub_server):
+    leader = stub_server(Reply(action="drop"))
+    runtime.outcome = NotLeaderError(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
+    assert len(leader.received) == 1
+
+
+def test_leader_not_answering_in_time_is_504(
+    api, runtime, forwarder, stub_server, settings
+):
+    settings.RAFT_COMMAND_TIMEOUT_S = 0.2
+    leader = stub_server(Reply(action="hang"))
+    runtime.outcome = NotLeaderError(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
+
+
+def test_leader_answer_that_is_not_json_is_504(api, runtime, forwarder, stub_server):
+    leader = stub_server(Reply(500, b"<html>Server Error</html>"))
+    runtime.outcome = NotLeaderError(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    body = assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
+    assert "HTTP 500" in body["detail"]

@@ -1,0 +1,144 @@
+"""GET /api/status, /api/servers and /api/log against a FakeRuntime."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework import status
+
+from consensus.models import LogEntry
+
+
+def test_status_shape(api, runtime):
+    response = api.get("/api/status")
+    assert response.status_code == status.HTTP_200_OK
+    assert response.json() == {
+        "id": "127.0.0.1:9990",
+        "role": "leader",
+        "term": 2,
+        "leader": "127.0.0.1:9990",
+        "commit_index": 7,
+        "last_applied": 6,
+        "last_log_index": 9,
+        "servers": [
+            {"id": "127.0.0.1:9990", "voter": True},
+            {"id": "127.0.0.1:9991", "voter": True},
+            {"id": "127.0.0.1:9993", "voter": False},
+        ],
+    }
+
+
+def test_status_with_no_leader_known_says_null(api, runtime):
+    from dataclasses import replace
+
+    runtime.node_status = replace(runtime.node_status, role="follower", leader=None)
+    body = api.get("/api/status").json()
+    assert body["leader"] is None
+    assert body["role"] == "follower"
+
+
+def test_servers_shape(api, runtime):
+    response = api.get("/api/servers")
+    assert response.status_code == status.HTTP_200_OK
+    assert response.json() == {
+        "leader": "127.0.0.1:9990",
+        "servers": [
+            {"id": "127.0.0.1:9990", "voter": True},
+            {"id": "127.0.0.1:9991", "voter": True},
+            {"id": "127.0.0.1:9993", "voter": False},
+        ],
+    }
+
+
+@pytest.mark.parametrize("path", ["/api/status", "/api/servers", "/api/log"])
+def test_reads_without_a_node_are_503(api, path):
+    response = api.get(path)
+    assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+    assert response.json()["error"] == "no_leader"
+
+
+# -- /api/log -----------------------------------------------------------------
+
+
+@pytest.fixture
+def log_entries(db):
+    """Entries 1-9 in term 1 (entry 1 a noop); the FakeRuntime has
+    commit_index 7, so 8 and 9 are not committed."""
+    LogEntry.objects.create(index=1, term=1, type=LogEntry.Type.NOOP, command="")
+    for index in range(2, 10):
+        LogEntry.objects.create(index=index, term=1, command=f"message {index}")
+
+
+def indexes(response):
+    assert response.status_code == status.HTTP_200_OK, response.content
+    return [entry["index"] for entry in response.json()["entries"]]
+
+
+def test_log_shape_and_committed_entries_only(api, runtime, log_entries):
+    body = api.get("/api/log").json()
+    assert body["first_index"] == 1
+    assert body["commit_index"] == 7
+    assert [e["index"] for e in body["entries"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert body["entries"][:2] == [
+        {"index": 1, "term": 1, "type": "noop", "command": ""},
+        {"index": 2, "term": 1, "type": "command", "command": "message 2"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ({"from": 3, "limit": 2}, [3, 4]),
+        ({"from": 6}, [6, 7]),
+        ({"limit": 1}, [1]),
+        ({"from": 8}, []),
+        ({"from": 100, "limit": 1000}, []),
+        # An empty query value counts as absent, as in a submitted form.
+        ({"from": "", "limit": ""}, [1, 2, 3, 4, 5, 6, 7]),
+    ],
+)
+def test_log_pages(api, runtime, log_entries, query, expected):
+    assert indexes(api.get("/api/log", query)) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"from": 0},
+        {"from": -1},
+        {"from": "abc"},
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": "many"},
+    ],
+)
+def test_log_bad_paging_is_400(api, runtime, log_entries, query):
+    response = api.get("/api/log", query)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST
+    assert response.json()["error"] == "bad_request"
+
+
+def test_log_reads_a_bounded_slice(api, runtime, log_entries):
+    with CaptureQueriesContext(connection) as queries:
+        indexes(api.get("/api/log", {"from": 2, "limit": 3}))
+    selects = [q["sql"] for q in queries if "consensus_logentry" in q["sql"]]
+    page_query = next(sql for sql in selects if "LIMIT" in sql)
+    assert "LIMIT 3" in page_query
+
+
+def test_log_first_index_is_the_lowest_held(api, runtime, db):
+    for index in (5, 6, 7):
+        LogEntry.objects.create(index=index, term=1, command="x")
+    body = api.get("/api/log").json()
+    assert body["first_index"] == 5
+    assert [e["index"] for e in body["entries"]] == [5, 6, 7]
+
+
+def test_empty_log_starts_at_1(api, runtime, db):
+    from dataclasses import replace
+
+    runtime.node_status = replace(runtime.node_status, commit_index=0, last_log_index=0)
+    assert api.get("/api/log").json() == {
+        "first_index": 1,
+        "commit_index": 0,
+        "entries": [],
+    }
