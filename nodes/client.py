@@ -17,7 +17,7 @@ from urllib3.exceptions import (
     NewConnectionError,
 )
 
-from .addresses import InvalidAddress, normalise_address
+from consensus.addresses import InvalidAddress, normalise_address
 
 # Marks a command a follower sent on to the leader, so it is never sent on
 # again (a stale leader hint must not bounce a command between followers).

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from consensus.addresses import AddressError, normalize_address
+from consensus.addresses import InvalidAddress, normalise_address
 
 
 class Command(BaseCommand):
@@ -46,9 +46,9 @@ class Command(BaseCommand):
         if not 0 < port < 65536:
             raise CommandError(f"invalid port {port}: must be 1-65535")
         try:
-            node_id = normalize_address(f"{host}:{port}")
-            cluster = [normalize_address(a) for a in options["cluster"].split(",") if a.strip()]
-        except AddressError as exc:
+            node_id = normalise_address(f"{host}:{port}")
+            cluster = [normalise_address(a) for a in options["cluster"].split(",") if a.strip()]
+        except InvalidAddress as exc:
             raise CommandError(str(exc)) from exc
         if len(set(cluster)) != len(cluster):
             raise CommandError("--cluster names a server twice")

@@ -1,6 +1,6 @@
 import pytest
 
-from nodes.addresses import InvalidAddress, normalise_address, parse_address
+from consensus.addresses import InvalidAddress, normalise_address, parse_address
 
 
 @pytest.mark.parametrize(
