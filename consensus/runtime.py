@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .core.messages import REPLIES, Message
+from .core.messages import REPLIES, AppendEntries, Message
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
 from .state_machine import Applied, StateMachine
@@ -296,9 +296,21 @@ class NodeRuntime:
     def _handle(self, ready: Ready, answers: list[tuple[_Slot, Message | None]]) -> None:
         committed = ready.committed_entries
         last_applied = committed[-1].index if committed else None
+        # Dissertation §10.2.1: a leader may send AppendEntries before its
+        # own disk write, overlapping the two. It is safe because the leader
+        # counts itself towards a majority only when stepping a reply, in a
+        # later iteration, after this save. Votes and replies, and anything
+        # sent in the term just taken (not yet durable), wait for the save.
+        early = ready.hard_state is None
+        later = []
+        for message in ready.messages:
+            if early and isinstance(message, AppendEntries):
+                self._transport.send(message)
+            else:
+                later.append(message)
         if ready.hard_state is not None or ready.entries_to_persist or committed:
             self._storage.save(ready.hard_state, ready.entries_to_persist, last_applied)
-        for message in ready.messages:
+        for message in later:
             self._transport.send(message)
         for slot, reply in answers:
             slot.set(reply)
