@@ -95,6 +95,33 @@ def test_log_endpoint_pages_committed_entries(shared_cluster):
     )
 
 
+def test_errors_through_leader_and_follower(shared_cluster):
+    """Malformed, oversized and misrouted requests get the contract's error
+    codes, whether the leader or a follower answers, and append nothing."""
+    cluster = shared_cluster
+    leader, follower = follower_of(cluster)
+    before = cluster.status(leader)["last_log_index"]
+    too_large = "x" * (64 * 1024 + 1)
+    for node in (leader, follower):
+        r = cluster.post(node, "/api/commands", {"not_command": "x"})
+        assert (r.status_code, r.json()["error"]) == (400, "bad_request"), r.text
+        r = cluster.post(node, "/api/commands", {"command": too_large})
+        assert (r.status_code, r.json()["error"]) == (413, "too_large"), r.text[:200]
+        r = cluster.get(node, "/api/no-such-route")
+        assert (r.status_code, r.json()["error"]) == (404, "not_found"), r.text[:200]
+    assert cluster.status(leader)["last_log_index"] == before
+
+
+def test_answers_any_host_name(shared_cluster):
+    """A node answers requests addressed to any name it serves on."""
+    cluster = shared_cluster
+    node = cluster.nodes[0]
+    for host in (f"localhost:{node.port}", f"127.0.0.1:{node.port}", "example.invalid"):
+        r = cluster.get(node, "/api/status", headers={"Host": host})
+        assert r.status_code == 200, (host, r.status_code)
+        assert r.json()["id"] == node.address
+
+
 def expected_outputs(entries, upto):
     """(client messages applied up to index ``upto``) from a committed log."""
     return [e["command"] for e in entries if e["type"] == "command" and e["index"] <= upto]

@@ -65,7 +65,12 @@ def test_status(shared_cluster):
     leader = cluster.leader()
     follower = cluster.others(leader)[0]
     result = manage("status", "-S", f":{follower.port}")
-    succeeded(result)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output, output
+    # status commits nothing: it reports the answering server's state,
+    # its commit index among it.
+    assert re.search(r"commit.index\W+\d+", result.stdout), result.stdout
     assert follower.address in result.stdout
     assert leader.address in result.stdout
 

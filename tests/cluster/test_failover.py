@@ -87,6 +87,54 @@ def test_sigterm_stops_a_node_cleanly(healthy):
     wait_same_log(cluster, follower, leader)
 
 
+def test_paused_leader_is_replaced_and_rejoins_as_follower(healthy):
+    """SIGSTOP of the leader: the others elect a new one; resumed, the old
+    leader takes the newer term and the new leader's log."""
+    cluster = healthy
+    old = cluster.leader()
+    old_term = cluster.status(old)["term"]
+    cluster.pause(old)
+    new = cluster.leader(timeout=10)
+    assert new is not old
+    assert cluster.status(new)["term"] > old_term
+    index = cluster.write(new, unique("while-paused"))["index"]
+
+    cluster.resume(old)
+    cluster.wait_applied(index, [old])
+    wait_same_log(cluster, old, cluster.leader())
+    assert cluster.status(old)["term"] > old_term
+
+
+def test_write_without_a_majority_is_not_acknowledged(healthy):
+    """With both followers stopped the leader cannot commit: the write is
+    refused or times out (never 200); once they resume, writes commit and
+    every log is the same."""
+    cluster = healthy
+    leader = cluster.leader()
+    followers = cluster.others(leader)
+    for node in followers:
+        cluster.pause(node)
+    command = unique("no-majority")
+    try:
+        r = cluster.post(leader, "/api/commands", {"command": command}, timeout=(1, 30))
+    finally:
+        for node in followers:
+            cluster.resume(node)
+    assert r.status_code in (503, 504), (r.status_code, r.text)
+    assert r.json()["error"] in ("no_leader", "timeout"), r.text
+    if r.status_code == 503:
+        assert "Retry-After" in r.headers
+
+    new = cluster.leader(timeout=10)
+    index = cluster.write(new, unique("majority-back"))["index"]
+    cluster.wait_applied(index, cluster.nodes)
+    log = wait_same_log(cluster, followers[0], new)
+    for node in cluster.others(new):
+        wait_same_log(cluster, node, new)
+    # The refused write is in the log at most once.
+    assert [e["command"] for e in log].count(command) <= 1
+
+
 def read_db(node):
     """(current_term, voted_for, entries) straight from a stopped node's DB."""
     # Read-only: a read-write close would checkpoint the WAL and change
@@ -134,7 +182,19 @@ def test_all_killed_and_restarted_keep_log_term_and_vote(healthy):
         if node is leader:
             assert (term, voted_for) == (leader_term, leader.address)
 
-    for node in cluster.nodes:
+    # One node alone answers from its persisted state, with no leader.
+    alone = cluster.nodes[0]
+    cluster.restart(alone)
+    status = cluster.wait_until(lambda: cluster.status(alone), 15, "lone node serving")
+    assert status["leader"] is None and status["role"] in ("follower", "candidate")
+    assert sorted(s["id"] for s in status["servers"]) == sorted(
+        n.address for n in cluster.nodes
+    )
+    r = cluster.post(alone, "/api/commands", {"command": "alone"})
+    assert (r.status_code, r.json()["error"]) == (503, "no_leader"), r.text
+    assert "Retry-After" in r.headers
+
+    for node in cluster.nodes[1:]:
         cluster.restart(node)
     new_leader = cluster.leader(timeout=10)
     assert cluster.status(new_leader)["term"] > leader_term
