@@ -7,75 +7,44 @@ random.Random, and every entry point returns a Ready for the runtime.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
 from typing import Sequence
 
-from .configuration import Configuration
-from .messages import Entry, EntryType, Message
-from .ready import HardState, Ready, Role
+from . import election, membership
+from .api import (
+    NotLeader,
+    PeerProgress,
+    Proposal,
+    RaftConfig,
+    Status,
+    bootstrap_entries,
+)
+from .election import Campaign, ElectionTimer
+from .leader import LeaderState
+from .log import RaftLog
+from .messages import (
+    AppendEntries,
+    AppendEntriesReply,
+    Entry,
+    EntryType,
+    Message,
+    RequestVote,
+    RequestVoteReply,
+    TimeoutNow,
+    Unreachable,
+)
+from .quorum import VoteResult
+from .ready import HardState, Ready, Role, SoftState
 
-
-@dataclass(frozen=True, slots=True)
-class RaftConfig:
-    id: str  # this server's full address, host:port
-    # Raft §5.2: each election timeout is drawn at random from
-    # [election_timeout_ticks, 2 * election_timeout_ticks).
-    election_timeout_ticks: int = 10
-    heartbeat_ticks: int = 2
-    # Bounds on one AppendEntries, so a lagging follower catches up in steps.
-    max_append_entries: int = 1024
-    max_append_bytes: int = 1 << 20
-    pre_vote: bool = True
-    check_quorum: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    command: str
-    client_id: str | None = None
-    seq: int | None = None
-    type: EntryType = EntryType.COMMAND
-
-
-@dataclass(frozen=True, slots=True)
-class PeerProgress:
-    match_index: int
-    next_index: int
-    recent_active: bool
-    voter: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    id: str
-    role: Role
-    term: int
-    voted_for: str | None
-    leader_id: str | None
-    commit_index: int
-    last_log_index: int
-    last_log_term: int
-    configuration: Configuration
-    # Leader only: its view of every other member.
-    progress: dict[str, PeerProgress] = field(default_factory=dict)
-
-
-class NotLeader(Exception):
-    """A proposal reached a server that is not (or not now) the leader."""
-
-    def __init__(self, leader_id: str | None):
-        super().__init__(leader_id)
-        self.leader_id = leader_id
-
-
-def bootstrap_entries(cluster: Sequence[str]) -> list[Entry]:
-    """The log every server of a new cluster starts with: its configuration.
-
-    Identical on every initial member (index 1, term 0), so Log Matching
-    holds before any leader exists.
-    """
-    configuration = Configuration(voters=frozenset(cluster))
-    return [Entry(1, 0, EntryType.CONFIG, configuration.to_json())]
+# The public API, defined in api.py.
+__all__ = [
+    "NotLeader",
+    "PeerProgress",
+    "Proposal",
+    "RaftConfig",
+    "RaftNode",
+    "Status",
+    "bootstrap_entries",
+]
 
 
 class RaftNode:
@@ -92,15 +61,73 @@ class RaftNode:
         ``applied_index`` is an index known committed (the runtime's
         last_applied); committed_entries start after it.
         """
-        raise NotImplementedError
+        self.id = config.id
+        self.config = config
+        self.rng = rng
+        # Raft Figure 2, persistent state.
+        self.current_term = hard_state.current_term
+        self.voted_for = hard_state.voted_for
+        self.log = RaftLog(entries)
+        if applied_index > self.log.last_index:
+            raise ValueError(f"applied index {applied_index} is past the log")
+        # invariant: applied_index <= emitted_index <= commit_index
+        self.commit_index = applied_index
+        # The last index handed out in Ready.committed_entries.
+        self.emitted_index = applied_index
+        # Dissertation §4.1: the latest configuration in the log rules,
+        # committed or not. configuration_index 0: none in the log.
+        self.configuration_index, self.configuration = membership.latest_configuration(
+            self.log, 0, self.log.first_index
+        )
+        self.role = self._member_role()
+        self.leader_id: str | None = None
+        self.leader_state: LeaderState | None = None
+        self.campaign: Campaign | None = None
+        self.timer = ElectionTimer(config.election_timeout_ticks, rng)
+        self._ready = Ready()
+        self._before: tuple = ()
+        self._handlers = {
+            AppendEntries: self._handle_append_entries,
+            AppendEntriesReply: self._handle_append_entries_reply,
+            RequestVote: self._handle_request_vote,
+            RequestVoteReply: self._handle_request_vote_reply,
+            TimeoutNow: self._handle_timeout_now,
+        }
+
+    # Entry points.
 
     def tick(self) -> Ready:
         """Advance logical time by one tick (elections, heartbeats)."""
-        raise NotImplementedError
+        self._begin()
+        if self.leader_state is not None:
+            keep_leading, messages = self.leader_state.tick(self.commit_index)
+            if keep_leading:
+                self._send(messages)
+            else:
+                # Dissertation §6.2: no word from a majority for an
+                # election timeout; a newer leader may exist elsewhere.
+                self._become_follower(self.current_term, None)
+        else:
+            # Only voters campaign (§4.1); learners and non-members wait.
+            if self.timer.tick() and self.id in self.configuration.voters:
+                self._campaign(pre_vote=self.config.pre_vote)
+        return self._end()
 
     def step(self, message: Message) -> Ready:
         """Advance by one message from a peer (or a local Unreachable)."""
-        raise NotImplementedError
+        self._begin()
+        if isinstance(message, Unreachable):
+            if self.leader_state is not None:
+                self.leader_state.unreachable(message.source)
+            return self._end()
+        if message.term > self.current_term and election.adopts_term(
+            message, self._in_lease()
+        ):
+            # Raft §5.1: a newer term always wins, whatever our role.
+            leader_id = message.source if isinstance(message, AppendEntries) else None
+            self._become_follower(message.term, leader_id)
+        self._handlers[type(message)](message)
+        return self._end()
 
     def propose(self, proposals: Sequence[Proposal]) -> Ready:
         """Append client proposals to the leader's log in one batch.
@@ -109,13 +136,311 @@ class RaftNode:
         ready.entries_to_persist. Raises NotLeader when not leader or while
         a leadership transfer is under way.
         """
-        raise NotImplementedError
+        if self.leader_state is None:
+            raise NotLeader(self.leader_id)
+        if self.leader_state.transfer_target is not None:
+            # Dissertation §3.10: hold proposals while leadership moves.
+            raise NotLeader(None)
+        first = self.log.last_index + 1
+        entries = [
+            Entry(first + n, self.current_term, p.type, p.command, p.client_id, p.seq)
+            for n, p in enumerate(proposals)
+        ]
+        membership.check_changes(
+            entries,
+            self.log,
+            self.commit_index,
+            self.configuration_index,
+            self.current_term,
+        )
+        self._begin()
+        if entries:
+            self._append(entries)
+            self._maybe_commit()
+            if self.leader_state is not None:
+                self._send(self.leader_state.broadcast(self.commit_index))
+        return self._end()
 
     def transfer_leadership(self, to: str | None = None) -> Ready:
         """Dissertation §3.10: hand leadership to ``to`` (None: the most
         up-to-date voter). Raises NotLeader if not leader, ValueError for
         an unknown or non-voting target."""
-        raise NotImplementedError
+        leader = self.leader_state
+        if leader is None:
+            raise NotLeader(self.leader_id)
+        if to == self.id:
+            return Ready()
+        target = leader.start_transfer(to)
+        self._begin()
+        message = leader.maybe_timeout_now() or leader.append_entries(
+            target, self.commit_index
+        )
+        if message is not None:
+            self._send([message])
+        return self._end()
 
     def status(self) -> Status:
-        raise NotImplementedError
+        leader = self.leader_state
+        return Status(
+            id=self.id,
+            role=self.role,
+            term=self.current_term,
+            voted_for=self.voted_for,
+            leader_id=self.leader_id,
+            commit_index=self.commit_index,
+            last_log_index=self.log.last_index,
+            last_log_term=self.log.last_term,
+            configuration=self.configuration,
+            progress=leader.peer_progress() if leader is not None else {},
+        )
+
+    # Elections.
+
+    def _in_lease(self) -> bool:
+        """Heard from a current leader within the minimum election timeout
+        (dissertation §4.2.3); a leader is its own current leader."""
+        if self.role is Role.LEADER:
+            return True
+        return self.leader_id is not None and self.timer.leader_is_recent()
+
+    def _handle_request_vote(self, request: RequestVote) -> None:
+        granted = election.grant_vote(
+            request, self.log, self.current_term, self.voted_for, self._in_lease()
+        )
+        if granted and not request.pre_vote:
+            self.voted_for = request.source
+            self.campaign = None
+            # Raft Figure 2: granting a vote resets the election timer.
+            self.timer.reset()
+        # A granted pre-vote carries the asked-for term so the candidate
+        # does not take it for a newer term (§9.6).
+        term = request.term if request.pre_vote and granted else self.current_term
+        reply = RequestVoteReply(
+            term=term,
+            source=self.id,
+            dest=request.source,
+            vote_granted=granted,
+            pre_vote=request.pre_vote,
+        )
+        self._send([reply])
+
+    def _handle_request_vote_reply(self, reply: RequestVoteReply) -> None:
+        campaign = self.campaign
+        if campaign is None or reply.pre_vote != campaign.pre_vote:
+            return
+        if reply.vote_granted and reply.term != campaign.term:
+            return  # from an earlier round
+        if not reply.vote_granted and reply.term < self.current_term:
+            return  # stale
+        if campaign.record(reply.source, reply.vote_granted) is VoteResult.WON:
+            self._won(campaign)
+
+    def _handle_timeout_now(self, message: TimeoutNow) -> None:
+        if message.term < self.current_term or self.role is Role.LEADER:
+            return
+        if self.id in self.configuration.voters:
+            # Dissertation §3.10: campaign at once, skipping pre-vote.
+            self._campaign(pre_vote=False, transfer=True)
+
+    def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
+        if pre_vote:
+            # Dissertation §9.6: ask whether an election at current_term + 1
+            # could be won, changing neither current_term nor voted_for.
+            self.role = self._member_role()
+            term = self.current_term + 1
+        else:
+            # Raft §5.2: increment current_term and vote for self.
+            self.current_term += 1
+            self.voted_for = self.id
+            self.role = Role.CANDIDATE
+            term = self.current_term
+        self.leader_id = None
+        self.timer.reset()
+        self.campaign = Campaign(self.id, term, self.configuration, pre_vote, transfer)
+        if self.campaign.result() is VoteResult.WON:
+            self._won(self.campaign)
+        else:
+            self._send(self.campaign.requests(self.log))
+
+    def _won(self, campaign: Campaign) -> None:
+        if campaign.pre_vote:
+            self._campaign(pre_vote=False)
+        else:
+            self._become_leader()
+
+    def _become_leader(self) -> None:
+        self.role = Role.LEADER
+        self.leader_id = self.id
+        self.campaign = None
+        self.leader_state = LeaderState(
+            self.config, self.current_term, self.log, self.configuration
+        )
+        # Raft §5.4.2 / §8: commit an entry of the new term so earlier
+        # entries commit, and the leader learns its commit index.
+        self._append(
+            [Entry(self.log.last_index + 1, self.current_term, EntryType.NOOP)]
+        )
+        self._maybe_commit()
+        if self.leader_state is not None:
+            self._send(self.leader_state.broadcast(self.commit_index))
+
+    def _become_follower(self, term: int, leader_id: str | None) -> None:
+        if term > self.current_term:
+            self.current_term = term
+            self.voted_for = None
+        self.role = self._member_role()
+        self.leader_id = leader_id
+        self.leader_state = None
+        self.campaign = None
+        if leader_id is not None:
+            self.timer.heard_from_leader()
+        else:
+            self.timer.reset()
+
+    def _member_role(self) -> Role:
+        """The role of a server that is neither leader nor candidate."""
+        if self.id in self.configuration.voters:
+            return Role.FOLLOWER
+        if self.id in self.configuration.learners:
+            return Role.LEARNER
+        return Role.NONE
+
+    # Log replication.
+
+    def _handle_append_entries(self, request: AppendEntries) -> None:
+        if request.term < self.current_term or self.role is Role.LEADER:
+            # Raft §5.1: a stale leader learns our term from the reply and
+            # steps down. (A leader of the same term cannot exist, §5.2.)
+            self._reply_append_entries(request, success=False)
+            return
+        if self.role is Role.CANDIDATE or self.leader_id != request.source:
+            # Raft §5.2: a candidate that hears from its term's leader
+            # returns to follower.
+            self._become_follower(request.term, request.source)
+        else:
+            self.timer.heard_from_leader()
+        new = self.log.maybe_append(
+            request.prev_log_index,
+            request.prev_log_term,
+            request.entries,
+            self.commit_index,
+        )
+        if new is None:
+            # Raft §5.3: the consistency check failed; hint where to retry.
+            conflict_term, conflict_index = self.log.conflict_hint(
+                request.prev_log_index
+            )
+            self._reply_append_entries(
+                request,
+                success=False,
+                conflict_term=conflict_term,
+                conflict_index=conflict_index,
+            )
+            return
+        if new:
+            self._persist(new)
+        # Raft Figure 2: commit_index = min(leader_commit, last new entry).
+        last_new_index = request.prev_log_index + len(request.entries)
+        self._advance_commit(min(request.leader_commit, last_new_index))
+        self._reply_append_entries(request, success=True, match_index=last_new_index)
+
+    def _reply_append_entries(
+        self, request: AppendEntries, success: bool, **fields: int
+    ) -> None:
+        reply = AppendEntriesReply(
+            term=self.current_term,
+            source=self.id,
+            dest=request.source,
+            success=success,
+            prev_log_index=request.prev_log_index,
+            **fields,
+        )
+        self._send([reply])
+
+    def _handle_append_entries_reply(self, reply: AppendEntriesReply) -> None:
+        leader = self.leader_state
+        if leader is None or reply.term != self.current_term:
+            return
+        if not leader.handle_reply(reply):
+            return
+        self._maybe_commit()
+        if self.leader_state is not None:
+            self._send(leader.after_reply(reply.source, self.commit_index))
+
+    def _maybe_commit(self) -> None:
+        """Leader: commit what a majority of voters hold, but only by
+        counting replicas of a current-term entry (§5.4.2, Figure 8)."""
+        candidate = self.leader_state.commit_candidate()
+        if (
+            candidate <= self.commit_index
+            or self.log.term_at(candidate) != self.current_term
+        ):
+            return
+        self._advance_commit(candidate)
+        if (
+            self.id not in self.configuration.voters
+            and self.configuration_index <= self.commit_index
+        ):
+            # Dissertation §4.2.2: a leader removed from the voters leads
+            # until the configuration without it commits, then steps down.
+            self._become_follower(self.current_term, None)
+
+    def _advance_commit(self, index: int) -> None:
+        # invariant: commit_index never decreases.
+        self.commit_index = max(self.commit_index, index)
+
+    # The log and the configuration.
+
+    def _append(self, entries: list[Entry]) -> None:
+        self.log.append(entries)
+        self._persist(entries)
+
+    def _persist(self, entries: list[Entry]) -> None:
+        """Add entries just written to the log to this call's Ready."""
+        ready = self._ready
+        # Ready's contract: a first index at or below what this Ready
+        # already holds replaces those entries (a §5.3 truncation).
+        first = entries[0].index
+        ready.entries_to_persist = [
+            e for e in ready.entries_to_persist if e.index < first
+        ] + entries
+        self._log_changed(first)
+
+    def _log_changed(self, first_changed: int) -> None:
+        index, configuration = membership.latest_configuration(
+            self.log, self.configuration_index, first_changed
+        )
+        self.configuration_index = index
+        if configuration == self.configuration:
+            return
+        self.configuration = configuration
+        if self.leader_state is not None:
+            self.leader_state.set_configuration(configuration)
+        elif self.role is not Role.CANDIDATE:
+            self.role = self._member_role()
+            if self.id not in configuration.voters:
+                self.campaign = None
+
+    # Ready plumbing.
+
+    def _begin(self) -> None:
+        self._ready = Ready()
+        self._before = (self.current_term, self.voted_for, self.role, self.leader_id)
+
+    def _send(self, messages: list[Message]) -> None:
+        self._ready.messages.extend(messages)
+
+    def _end(self) -> Ready:
+        ready = self._ready
+        if self.commit_index > self.emitted_index:
+            ready.committed_entries = self.log.slice(
+                self.emitted_index + 1, self.commit_index + 1
+            )
+            self.emitted_index = self.commit_index
+        term, voted_for, role, leader_id = self._before
+        if (term, voted_for) != (self.current_term, self.voted_for):
+            ready.hard_state = HardState(self.current_term, self.voted_for)
+        if (role, leader_id) != (self.role, self.leader_id):
+            ready.soft_state = SoftState(self.role, self.leader_id)
+        self._ready = Ready()
+        return ready

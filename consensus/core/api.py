@@ -1,0 +1,77 @@
+"""The values RaftNode takes and gives besides messages and Ready.
+
+RaftConfig, Proposal, Status and NotLeader are what the runtime codes
+against; node.py re-exports them. Standard library only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .configuration import Configuration
+from .messages import Entry, EntryType
+from .ready import Role
+
+
+@dataclass(frozen=True, slots=True)
+class RaftConfig:
+    id: str  # this server's full address, host:port
+    # Raft §5.2: each election timeout is drawn at random from
+    # [election_timeout_ticks, 2 * election_timeout_ticks).
+    election_timeout_ticks: int = 10
+    heartbeat_ticks: int = 2
+    # Bounds on one AppendEntries, so a lagging follower catches up in steps.
+    max_append_entries: int = 1024
+    max_append_bytes: int = 1 << 20
+    pre_vote: bool = True
+    check_quorum: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    command: str
+    client_id: str | None = None
+    seq: int | None = None
+    type: EntryType = EntryType.COMMAND
+
+
+@dataclass(frozen=True, slots=True)
+class PeerProgress:
+    match_index: int
+    next_index: int
+    recent_active: bool
+    voter: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    id: str
+    role: Role
+    term: int
+    voted_for: str | None
+    leader_id: str | None
+    commit_index: int
+    last_log_index: int
+    last_log_term: int
+    configuration: Configuration
+    # Leader only: its view of every other member.
+    progress: dict[str, PeerProgress] = field(default_factory=dict)
+
+
+class NotLeader(Exception):
+    """A proposal reached a server that is not (or not now) the leader."""
+
+    def __init__(self, leader_id: str | None):
+        super().__init__(leader_id)
+        self.leader_id = leader_id
+
+
+def bootstrap_entries(cluster: Sequence[str]) -> list[Entry]:
+    """The log every server of a new cluster starts with: its configuration.
+
+    Identical on every initial member (index 1, term 0), so Log Matching
+    holds before any leader exists.
+    """
+    configuration = Configuration(voters=frozenset(cluster))
+    return [Entry(1, 0, EntryType.CONFIG, configuration.to_json())]

@@ -1,0 +1,229 @@
+"""LeaderState: what only a leader keeps, for one term (Raft Figure 2).
+
+Per-peer replication progress, heartbeats, check quorum (dissertation
+§6.2) and leadership transfer (§3.10). Standard library only.
+"""
+
+from __future__ import annotations
+
+from . import quorum
+from .api import PeerProgress, RaftConfig
+from .configuration import Configuration
+from .log import RaftLog
+from .messages import AppendEntries, AppendEntriesReply, Message, TimeoutNow
+from .progress import Progress
+
+
+class LeaderState:
+    """Created when a server wins an election, dropped when it steps down."""
+
+    def __init__(
+        self,
+        config: RaftConfig,
+        term: int,
+        log: RaftLog,
+        configuration: Configuration,
+    ):
+        self.id = config.id
+        self.config = config
+        self.term = term
+        self.log = log
+        self.configuration = configuration
+        self.progress: dict[str, Progress] = {}
+        self.heartbeat_elapsed = 0
+        # Ticks into the current check-quorum window (§6.2).
+        self.quorum_elapsed = 0
+        # Dissertation §3.10: the voter leadership is being handed to.
+        self.transfer_target: str | None = None
+        self.transfer_elapsed = 0
+        # A request neither answered nor reported Unreachable by then is
+        # taken as lost, so one lost message cannot stall a peer for good.
+        self.resend_after_ticks = max(
+            config.heartbeat_ticks, config.election_timeout_ticks // 2
+        )
+        self.set_configuration(configuration)
+
+    def set_configuration(self, configuration: Configuration) -> None:
+        """Track exactly the other members of ``configuration`` (§4.1)."""
+        self.configuration = configuration
+        peers = configuration.members - {self.id}
+        for peer in set(self.progress) - peers:
+            del self.progress[peer]
+        for peer in peers - set(self.progress):
+            # Raft Figure 2: next_index starts just after the leader's last
+            # entry; the peer's rejections walk it back.
+            self.progress[peer] = Progress(next_index=self.log.last_index + 1)
+        if self.transfer_target not in configuration.voters:
+            self.transfer_target = None
+
+    def peer_progress(self) -> dict[str, PeerProgress]:
+        voters = self.configuration.voters
+        return {
+            peer: PeerProgress(
+                pr.match_index, pr.next_index, pr.recent_active, peer in voters
+            )
+            for peer, pr in self.progress.items()
+        }
+
+    # Commitment.
+
+    def commit_candidate(self) -> int:
+        """The highest index a majority of voters hold (Raft §5.3).
+
+        The leader counts itself with its last index: the runtime persists
+        each Ready before the next call. A leader outside the voters (being
+        removed, §4.2.2) does not count itself.
+        """
+        match = {peer: pr.match_index for peer, pr in self.progress.items()}
+        match[self.id] = self.log.last_index
+        return quorum.committed_index(self.configuration.voters, match)
+
+    # Sending.
+
+    def append_entries(self, peer: str, commit_index: int) -> AppendEntries | None:
+        """The next AppendEntries for ``peer``, or None while one is in
+        flight. Carries everything from next_index up to the batch bounds,
+        so entries appended meanwhile all go in one request."""
+        progress = self.progress[peer]
+        if progress.in_flight:
+            return None
+        prev_log_index = progress.next_index - 1
+        prev_log_term = self.log.term_at(prev_log_index)
+        if prev_log_term is None:
+            # Compacted away: needs InstallSnapshot, not implemented yet.
+            return None
+        entries = self.log.entries_from(
+            progress.next_index,
+            self.config.max_append_entries,
+            self.config.max_append_bytes,
+        )
+        progress.sent()
+        return AppendEntries(
+            term=self.term,
+            source=self.id,
+            dest=peer,
+            prev_log_index=prev_log_index,
+            prev_log_term=prev_log_term,
+            entries=tuple(entries),
+            leader_commit=commit_index,
+        )
+
+    def broadcast(self, commit_index: int) -> list[Message]:
+        """An AppendEntries to every peer with nothing in flight."""
+        messages = []
+        for peer in sorted(self.progress):
+            message = self.append_entries(peer, commit_index)
+            if message is not None:
+                messages.append(message)
+        return messages
+
+    def handle_reply(self, reply: AppendEntriesReply) -> bool:
+        """Update ``reply.source``'s progress; False if the reply is stale
+        or from a server no longer tracked."""
+        progress = self.progress.get(reply.source)
+        if progress is None:
+            return False
+        progress.recent_active = True
+        progress.in_flight = False
+        if reply.success:
+            progress.maybe_update(reply.match_index)
+            return True
+        return progress.maybe_decrease(reply.prev_log_index, self._retry_index(reply))
+
+    def _retry_index(self, reply: AppendEntriesReply) -> int:
+        # Raft §5.3 fast backtracking: skip the follower's whole
+        # conflicting term. If the leader holds that term, resume just
+        # after its own last entry of it; otherwise at the follower's
+        # first entry of it (or just past the follower's log).
+        if reply.conflict_term > 0:
+            last = self.log.last_index_of_term(reply.conflict_term)
+            if last is not None:
+                return last + 1
+        return reply.conflict_index
+
+    def after_reply(self, peer: str, commit_index: int) -> list[Message]:
+        """What to send ``peer`` at once after an accepted reply: the
+        TimeoutNow of a transfer, or the next batch if one is waiting."""
+        progress = self.progress.get(peer)
+        if progress is None:
+            return []
+        if peer == self.transfer_target:
+            timeout_now = self.maybe_timeout_now()
+            if timeout_now is not None:
+                return [timeout_now]
+        if progress.next_index <= self.log.last_index:
+            message = self.append_entries(peer, commit_index)
+            return [message] if message is not None else []
+        return []
+
+    # Leadership transfer (dissertation §3.10).
+
+    def start_transfer(self, to: str | None) -> str:
+        """Begin handing leadership to ``to``, or to the voter with the
+        highest match_index; returns the target. ValueError if ``to`` is
+        not another voter, or there is none."""
+        voters = [p for p in self.progress if p in self.configuration.voters]
+        if to is None:
+            if not voters:
+                raise ValueError("no other voter to transfer leadership to")
+            # Ties go to the lowest address, so the choice is deterministic.
+            to = max(sorted(voters), key=lambda p: self.progress[p].match_index)
+        if to not in voters:
+            raise ValueError(f"{to} is not another voter")
+        self.transfer_target = to
+        self.transfer_elapsed = 0
+        return to
+
+    def maybe_timeout_now(self) -> TimeoutNow | None:
+        """TimeoutNow for the target once its log matches the leader's."""
+        target = self.transfer_target
+        if target is None:
+            return None
+        if self.progress[target].match_index != self.log.last_index:
+            return None
+        return TimeoutNow(term=self.term, source=self.id, dest=target)
+
+    # Time.
+
+    def tick(self, commit_index: int) -> tuple[bool, list[Message]]:
+        """Advance one tick. Returns (keep_leading, messages): False when
+        check quorum finds no active majority (dissertation §6.2)."""
+        self.heartbeat_elapsed += 1
+        self.quorum_elapsed += 1
+        for progress in self.progress.values():
+            if progress.in_flight:
+                progress.in_flight_ticks += 1
+        if self.transfer_target is not None:
+            self.transfer_elapsed += 1
+            if self.transfer_elapsed >= self.config.election_timeout_ticks:
+                # §3.10: a transfer that has not completed within an
+                # election timeout is aborted; proposals resume.
+                self.transfer_target = None
+        if self.quorum_elapsed >= self.config.election_timeout_ticks:
+            self.quorum_elapsed = 0
+            if self.config.check_quorum and not self.quorum_active():
+                return False, []
+            for progress in self.progress.values():
+                progress.recent_active = False
+        if self.heartbeat_elapsed < self.config.heartbeat_ticks:
+            return True, []
+        self.heartbeat_elapsed = 0
+        for progress in self.progress.values():
+            if (
+                progress.in_flight
+                and progress.in_flight_ticks >= self.resend_after_ticks
+            ):
+                progress.in_flight = False
+        return True, self.broadcast(commit_index)
+
+    def quorum_active(self) -> bool:
+        active = {peer for peer, pr in self.progress.items() if pr.recent_active}
+        active.add(self.id)
+        return quorum.has_quorum(self.configuration.voters, active)
+
+    def unreachable(self, peer: str) -> None:
+        """The runtime could not deliver to ``peer``: its request is no
+        longer in flight, so the next heartbeat resends."""
+        progress = self.progress.get(peer)
+        if progress is not None:
+            progress.in_flight = False
