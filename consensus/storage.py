@@ -26,6 +26,10 @@ class Restored:
 
 
 class Storage:
+    def __init__(self):
+        # The highest stored index: appends past it need no delete.
+        self._last_index = 0
+
     def prepare(self, bootstrap: Sequence[Entry]) -> Restored:
         """Create the schema if needed; on a new data directory write the
         bootstrap log; return what was persisted."""
@@ -34,9 +38,11 @@ class Storage:
             state, created = PersistentState.objects.get_or_create(pk=1)
             if created and bootstrap:
                 LogEntry.objects.bulk_create(_to_rows(bootstrap))
+        entries = [_to_entry(row) for row in _iter_rows()]
+        self._last_index = entries[-1].index if entries else 0
         return Restored(
             hard_state=HardState(state.current_term, state.voted_for),
-            entries=[_to_entry(row) for row in _iter_rows()],
+            entries=entries,
             last_applied=state.last_applied,
         )
 
@@ -53,7 +59,8 @@ class Storage:
         """
         with transaction.atomic():
             if entries:
-                LogEntry.objects.filter(index__gte=entries[0].index).delete()
+                if entries[0].index <= self._last_index:
+                    LogEntry.objects.filter(index__gte=entries[0].index).delete()
                 LogEntry.objects.bulk_create(_to_rows(entries), batch_size=500)
             fields = {}
             if hard_state is not None:
@@ -63,6 +70,8 @@ class Storage:
                 fields["last_applied"] = last_applied
             if fields:
                 PersistentState.objects.filter(pk=1).update(**fields)
+        if entries:
+            self._last_index = entries[-1].index
 
     def close(self) -> None:
         connection.close()

@@ -22,7 +22,6 @@ timeout = 30
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("RAFT_GUNICORN_LOGLEVEL", "warning")
-proc_name = f"raftnode {os.environ.get('RAFT_NODE_ID', '')}"
 _PR_SET_PDEATHSIG = 1
 
 

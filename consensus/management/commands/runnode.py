@@ -77,6 +77,9 @@ class Command(BaseCommand):
             "gunicorn",
             "--config",
             "python:raftsite.gunicorn_conf",
+            # Shows in ps and pgrep, so an operator can find this node.
+            "--name",
+            f"raftnode {node_id}",
             "raftsite.wsgi:application",
         ]
         sys.stdout.flush()
