@@ -12,10 +12,11 @@ import os
 import queue
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .core.messages import REPLIES, AppendEntries, Message
+from .core.messages import REPLIES, AppendEntries, Message, Unreachable
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
 from .state_machine import Applied, StateMachine
@@ -57,6 +58,18 @@ class ServerInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A leader's view of one other member (empty on other roles)."""
+
+    id: str
+    voter: bool
+    match_index: int
+    next_index: int
+    # Seconds since this node last had a reply from the peer; None: never.
+    last_contact_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class NodeStatus:
     id: str
     role: str  # leader, follower, candidate, learner, none
@@ -66,6 +79,7 @@ class NodeStatus:
     last_applied: int
     last_log_index: int
     servers: tuple[ServerInfo, ...]
+    peers: tuple[PeerInfo, ...] = ()
 
 
 def current_runtime() -> NodeRuntime | None:
@@ -141,6 +155,8 @@ class NodeRuntime:
         self._transport = Transport(node_id, self._deliver, settings.secret)
         self._state_machine = StateMachine()
         self._waiters: dict[int, _Waiter] = {}
+        # Peer -> time.monotonic() of its last reply, for operators.
+        self._last_contact: dict[str, float] = {}
         self._node: RaftNode | None = None
         self._status: NodeStatus | None = None
         self._stopped = threading.Event()
@@ -218,6 +234,8 @@ class NodeRuntime:
     # --- the loop thread -------------------------------------------------
 
     def _deliver(self, message: Message) -> None:
+        if not isinstance(message, Unreachable):
+            self._last_contact[message.source] = time.monotonic()
         self._inbox.put(_Incoming(message, None))
 
     def _ticker(self) -> None:
@@ -351,4 +369,21 @@ class NodeRuntime:
             last_applied=self._state_machine.last_applied,
             last_log_index=s.last_log_index,
             servers=servers,
+            peers=self._peers(s),
         )
+
+    def _peers(self, s) -> tuple[PeerInfo, ...]:
+        now = time.monotonic()
+        peers = []
+        for address, progress in sorted(s.progress.items()):
+            contact = self._last_contact.get(address)
+            peers.append(
+                PeerInfo(
+                    id=address,
+                    voter=progress.voter,
+                    match_index=progress.match_index,
+                    next_index=progress.next_index,
+                    last_contact_s=None if contact is None else now - contact,
+                )
+            )
+        return tuple(peers)
