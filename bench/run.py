@@ -25,7 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster.harness import LocalCluster, group_members  # noqa: E402
+from tests.cluster.harness import LocalCluster, group_members
 
 LOAD = Path(__file__).resolve().parent / "load.py"
 CLIENT_LEVELS = (1, 16, 64)
@@ -130,7 +130,9 @@ def measure_level(cluster, clients, args) -> dict:
     window_start = start_at + args.warmup
     window_end = window_start + args.duration
     done = [(s, lat) for s, lat in samples if window_start <= s + lat <= window_end]
-    latencies = sorted(lat * 1000 for s, lat in samples if window_start <= s < window_end)
+    latencies = sorted(
+        lat * 1000 for s, lat in samples if window_start <= s < window_end
+    )
     return {
         "clients": clients,
         "client_procs": len(spread(clients, args.threads_per_proc)),
@@ -164,7 +166,9 @@ class Writer(threading.Thread):
             url = self.urls[self.target] + "/api/commands"
             sent = time.monotonic()
             try:
-                r = session.post(url, json={"command": f"failover-{n}"}, timeout=(0.25, 2.0))
+                r = session.post(
+                    url, json={"command": f"failover-{n}"}, timeout=(0.25, 2.0)
+                )
                 ok = r.status_code == 200
             except requests.RequestException:
                 ok = False
@@ -247,9 +251,16 @@ def measure_memory(cluster, args) -> dict:
     started = time.monotonic()
     errors = {}
     if missing:
-        print(f"  loading {missing} entries with {args.load_clients} clients ...", flush=True)
+        print(
+            f"  loading {missing} entries with {args.load_clients} clients ...",
+            flush=True,
+        )
         _, errors, _ = run_clients(
-            leader.base_url, args.load_clients, args.threads_per_proc, "mem", total=missing
+            leader.base_url,
+            args.load_clients,
+            args.threads_per_proc,
+            "mem",
+            total=missing,
         )
     load_s = time.monotonic() - started
     leader = cluster.leader(timeout=15)
@@ -278,7 +289,9 @@ def report(results: dict) -> str:
     )
     out.append("")
     out.append("throughput: closed-loop POST /api/commands to the leader")
-    out.append(f"{'clients':>8} {'procs':>6} {'cmds/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors")
+    out.append(
+        f"{'clients':>8} {'procs':>6} {'cmds/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors"
+    )
     for lv in results["throughput"]:
         out.append(
             f"{lv['clients']:>8} {lv['client_procs']:>6} {lv['commands_per_s']:>9.1f}"
@@ -287,7 +300,9 @@ def report(results: dict) -> str:
     fo = results.get("failover")
     if fo:
         out.append("")
-        out.append("failover: kill -9 the leader during writes; kill -> next successful write")
+        out.append(
+            "failover: kill -9 the leader during writes; kill -> next successful write"
+        )
         for r in fo["rounds"]:
             out.append(
                 f"  {r['killed']} killed: write after {r['write_resumed_s']:.3f} s"
@@ -301,7 +316,9 @@ def report(results: dict) -> str:
             f"memory: RSS after {mem['entries']} log entries "
             f"(loaded {mem['loaded']} in {mem['load_s']:.0f} s, errors {mem['load_errors'] or '-'})"
         )
-        out.append(f"{'node':>20} {'restarts':>8} {'master MB':>10} {'worker MB':>10} {'total MB':>9} {'disk MB':>8}  (before load)")
+        out.append(
+            f"{'node':>20} {'restarts':>8} {'master MB':>10} {'worker MB':>10} {'total MB':>9} {'disk MB':>8}  (before load)"
+        )
         for before, row in zip(mem["before"], mem["after"]):
             out.append(
                 f"{row['node']:>20} {row['restarts']:>8} {row['master_mb']:>10.1f}"
@@ -312,7 +329,9 @@ def report(results: dict) -> str:
     out.append("targets (2-core machine)")
     for name, (value, target, ok) in results["targets"].items():
         shown = "n/a" if value is None else f"{value:.2f}"
-        out.append(f"  {name:<40} {shown:>9}  target {target:<8} {'PASS' if ok else 'FAIL'}")
+        out.append(
+            f"  {name:<40} {shown:>9}  target {target:<8} {'PASS' if ok else 'FAIL'}"
+        )
     return "\n".join(out)
 
 
@@ -342,10 +361,16 @@ def check_targets(results: dict) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per client level")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds discarded per level")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per client level"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=1.0, help="seconds discarded per level"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="failover rounds")
-    parser.add_argument("--entries", type=int, default=100_000, help="log size for memory")
+    parser.add_argument(
+        "--entries", type=int, default=100_000, help="log size for memory"
+    )
     parser.add_argument("--load-clients", type=int, default=64)
     parser.add_argument("--threads-per-proc", type=int, default=8,
                         help="client threads per client process")  # fmt: skip
@@ -354,7 +379,9 @@ def main(argv=None) -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["throughput", "failover", "memory"])  # fmt: skip
     parser.add_argument("--output", type=Path, help="JSON results (default artifacts/)")
-    parser.add_argument("--keep", action="store_true", help="keep the cluster's directory")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the cluster's directory"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.rounds = 3.0, 0.5, 3
@@ -362,7 +389,10 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     output = args.output or ROOT / "artifacts" / f"bench-{stamp}.json"
 
-    results = {"machine_start": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
+    results = {
+        "machine_start": machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
     print(f"nproc {results['machine_start']['nproc']}, load average "
           f"{fmt_load(results['machine_start']['loadavg'])}", flush=True)  # fmt: skip
     base = Path(tempfile.mkdtemp(prefix="raftsite-bench-"))

@@ -106,8 +106,10 @@ def banner(host: str, ports: list[int], data_root: Path) -> str:
         shown = data_root
     return "\n".join(
         [
-            f"Raft cluster: {' '.join(f'{host}:{p}' for p in ports)}"
-            f" (data in {shown}/<port>)",
+            (
+                f"Raft cluster: {' '.join(f'{host}:{p}' for p in ports)}"
+                f" (data in {shown}/<port>)"
+            ),
             "In another terminal, from the project root:",
             f'  .venv/bin/python manage.py clientcommand -m "I like beer." -S {first}',
             f"  .venv/bin/python manage.py print -S {second}",

@@ -87,6 +87,29 @@ def group_members(pgid: int) -> list[int]:
     return pids
 
 
+def manage(*args, timeout=60) -> subprocess.CompletedProcess:
+    """Run ``python manage.py <args>`` from the project root; capture output."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def one_line_failure(result: subprocess.CompletedProcess) -> str:
+    """Assert a non-zero exit with exactly one line of output and no
+    traceback, as CONTRACT.md asks of a failed client command; return it."""
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 class WaitTimeout(AssertionError):
     """A polled condition did not become true before its deadline."""
 
@@ -108,7 +131,9 @@ def wait_until(predicate, timeout=10.0, message="condition", interval=POLL_INTER
         except Exception as exc:  # noqa: BLE001 - reported at the deadline
             last = exc
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"{message}: not true after {timeout:.1f} s (last: {last!r})")
+            raise WaitTimeout(
+                f"{message}: not true after {timeout:.1f} s (last: {last!r})"
+            )
         time.sleep(interval)
 
 
@@ -219,7 +244,10 @@ class LocalCluster:
         node.data_dir.mkdir(parents=True, exist_ok=True)
         node.incarnation += 1
         node.paused = False
-        with open(node.stdout_path(), "wb") as out, open(node.stderr_path(), "wb") as err:
+        with (
+            open(node.stdout_path(), "wb") as out,
+            open(node.stderr_path(), "wb") as err,
+        ):
             node.proc = subprocess.Popen(
                 self.argv(node),
                 cwd=ROOT,
@@ -349,9 +377,13 @@ class LocalCluster:
     # -- HTTP ------------------------------------------------------------------
 
     def get(self, node, path, timeout=STATUS_TIMEOUT, **params) -> requests.Response:
-        return self.http.get(self.node(node).base_url + path, params=params, timeout=timeout)
+        return self.http.get(
+            self.node(node).base_url + path, params=params, timeout=timeout
+        )
 
-    def post(self, node, path, json=None, timeout=WRITE_TIMEOUT, **kw) -> requests.Response:
+    def post(
+        self, node, path, json=None, timeout=WRITE_TIMEOUT, **kw
+    ) -> requests.Response:
         return self.http.post(
             self.node(node).base_url + path, json=json, timeout=timeout, **kw
         )
@@ -375,14 +407,18 @@ class LocalCluster:
     def write(self, node, command: str, **fields) -> dict:
         """Submit a command and return the 200 answer (AssertionError otherwise)."""
         r = self.submit(node, command, **fields)
-        assert r.status_code == 200, f"{command!r} via {self.node(node).address}: {r.status_code} {r.text}"
+        assert (
+            r.status_code == 200
+        ), f"{command!r} via {self.node(node).address}: {r.status_code} {r.text}"
         return r.json()
 
     def log(self, node, start: int = 1) -> list[dict]:
         """Every committed entry the node holds from ``start``, via /api/log."""
         entries = []
         while True:
-            page = self.get(node, "/api/log", timeout=(0.5, 5.0), limit=1000, **{"from": start})
+            page = self.get(
+                node, "/api/log", timeout=(0.5, 5.0), limit=1000, **{"from": start}
+            )
             page.raise_for_status()
             batch = page.json()["entries"]
             if not batch:
@@ -392,7 +428,9 @@ class LocalCluster:
 
     # -- waiting -----------------------------------------------------------
 
-    def wait_until(self, predicate, timeout=10.0, message="condition", interval=POLL_INTERVAL):
+    def wait_until(
+        self, predicate, timeout=10.0, message="condition", interval=POLL_INTERVAL
+    ):
         """wait_until, with every node's state and output tail on failure."""
         try:
             return wait_until(predicate, timeout, message, interval)
@@ -422,16 +460,23 @@ class LocalCluster:
 
     def leader(self, timeout: float = 10.0) -> Node:
         """Wait until the live nodes agree on a single leader; return it."""
-        return self.wait_until(self.agreed_leader, timeout, "one leader agreed by all live nodes")
+        return self.wait_until(
+            self.agreed_leader, timeout, "one leader agreed by all live nodes"
+        )
 
     def wait_applied(self, index: int, nodes=None, timeout: float = 10.0) -> None:
         """Wait until every given (default: live) node applied ``index``."""
         nodes = [self.node(n) for n in (nodes or self.live_nodes())]
 
         def applied():
-            return all((self.try_status(n) or {}).get("last_applied", -1) >= index for n in nodes)
+            return all(
+                (self.try_status(n) or {}).get("last_applied", -1) >= index
+                for n in nodes
+            )
 
-        self.wait_until(applied, timeout, f"index {index} applied on {[n.address for n in nodes]}")
+        self.wait_until(
+            applied, timeout, f"index {index} applied on {[n.address for n in nodes]}"
+        )
 
     # -- output ------------------------------------------------------------
 
@@ -462,8 +507,13 @@ class LocalCluster:
         """Every node's status and the tail of its output, for failures."""
         parts = [f"cluster logs: {self.base_dir / 'logs'}"]
         for n in self.nodes:
-            parts.append(f"--- {n!r} pid={n.pid} status={self.try_status(n) if n.running() and not n.paused else None}")
-            for label, lines in (("stdout", self.stdout_lines(n)), ("stderr", self.stderr_lines(n))):
+            parts.append(
+                f"--- {n!r} pid={n.pid} status={self.try_status(n) if n.running() and not n.paused else None}"
+            )
+            for label, lines in (
+                ("stdout", self.stdout_lines(n)),
+                ("stderr", self.stderr_lines(n)),
+            ):
                 for line in lines[-tail:]:
                     parts.append(f"  {label}| {line}")
         return "\n".join(parts)

@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from .conftest import running_cluster
+from .harness import manage, one_line_failure
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +44,9 @@ def wait_same_log(cluster, node, reference, timeout=10):
         want = cluster.log(reference)
         return cluster.log(node) == want and want
 
-    return cluster.wait_until(same, timeout, f"{node.address} caught up with {reference.address}")
+    return cluster.wait_until(
+        same, timeout, f"{node.address} caught up with {reference.address}"
+    )
 
 
 def test_leader_killed_new_leader_and_restarted_node_catches_up(healthy):
@@ -149,9 +152,11 @@ def read_db(node):
         ).fetchall()
     finally:
         db.close()
-    return term, voted_for, [
-        {"index": i, "term": t, "type": ty, "command": c} for i, t, ty, c in entries
-    ]
+    return (
+        term,
+        voted_for,
+        [{"index": i, "term": t, "type": ty, "command": c} for i, t, ty, c in entries],
+    )
 
 
 def test_all_killed_and_restarted_keep_log_term_and_vote(healthy):
@@ -193,6 +198,8 @@ def test_all_killed_and_restarted_keep_log_term_and_vote(healthy):
     r = cluster.post(alone, "/api/commands", {"command": "alone"})
     assert (r.status_code, r.json()["error"]) == (503, "no_leader"), r.text
     assert "Retry-After" in r.headers
+    line = one_line_failure(manage("clientcommand", "-m", "alone", "-S", alone.address))
+    assert "leader" in line.lower(), line
 
     for node in cluster.nodes[1:]:
         cluster.restart(node)
