@@ -51,6 +51,8 @@ def test_status_reports_roles_and_full_addresses(shared_cluster):
         )
         roles.append(status["role"])
     assert sorted(roles) == ["follower", "follower", "leader"]
+    line = f"Became leader for term {shared_cluster.status(leader)['term']}"
+    shared_cluster.wait_until(lambda: line in shared_cluster.events(leader), 5, line)
 
 
 def test_command_to_follower_is_forwarded_and_replicated(shared_cluster):

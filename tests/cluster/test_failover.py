@@ -59,7 +59,10 @@ def test_leader_killed_new_leader_and_restarted_node_catches_up(healthy):
     cluster.kill(old)
     new = cluster.leader(timeout=10)
     assert new is not old
-    assert cluster.status(new)["term"] > old_term
+    new_term = cluster.status(new)["term"]
+    assert new_term > old_term
+    line = f"Became leader for term {new_term}"
+    cluster.wait_until(lambda: line in cluster.events(new), 5, line)
     follower = next(n for n in cluster.others(old) if n is not new)
     commands = [unique("after-kill"), unique("after-kill-forwarded")]
     written = [cluster.write(new, commands[0]), cluster.write(follower, commands[1])]
