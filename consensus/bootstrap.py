@@ -16,6 +16,7 @@ def start_runtime() -> NodeRuntime:
             heartbeat_ticks=settings.RAFT_HEARTBEAT_TICKS,
             election_timeout_ticks=settings.RAFT_ELECTION_TIMEOUT_TICKS,
             secret=settings.RAFT_CLUSTER_SECRET,
+            catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,
         ),
     )
     runtime.start()

@@ -129,6 +129,13 @@ class _Stop:
 
 
 @dataclass(slots=True)
+class _Call:
+    # Runs on the loop thread: fn(node) -> (value for slot, Ready to handle).
+    fn: Callable[[RaftNode], tuple[object, Ready]]
+    slot: _Slot
+
+
+@dataclass(slots=True)
 class _Waiter:
     term: int
     slot: _Slot
@@ -142,6 +149,8 @@ class RuntimeSettings:
     secret: str = ""
     max_batch: int = 4096  # inbox items folded into one Ready
     rng_seed: int | None = None
+    # Dissertation §4.2.1: how long a new server may take to catch up.
+    catchup_timeout_s: float = 30.0
     extra: dict = field(default_factory=dict)
 
 
@@ -161,6 +170,15 @@ class NodeRuntime:
         self._status: NodeStatus | None = None
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._configuration = None  # the core's, as last published
+        from .membership import Membership  # it imports this module
+
+        self.membership = Membership(
+            self,
+            catchup_timeout_s=settings.catchup_timeout_s,
+            election_timeout_s=settings.election_timeout_ticks * settings.tick_seconds,
+            poll_s=min(settings.tick_seconds, 0.02),
+        )
 
     # --- lifecycle -------------------------------------------------------
 
@@ -231,6 +249,29 @@ class NodeRuntime:
             raise slot.error
         return CommandResult(slot.value.index, slot.value.term)
 
+    # --- membership (driven by consensus/membership.py) --------------------
+
+    def run_in_loop(self, fn, timeout: float = 5.0):
+        """Run ``fn(node)`` on the loop thread, which handles the Ready it
+        returns with the rest of its batch; return fn's value."""
+        slot = _Slot()
+        self._inbox.put(_Call(fn, slot))
+        if not slot.wait(timeout):
+            raise CommandTimeout("the node did not process the request in time")
+        return slot.value
+
+    def watch_entry(self, entry) -> _Slot:
+        """Loop thread: a slot set once ``entry`` is applied (its Applied),
+        or with CommandLost if another leader's entry replaces it."""
+        slot = _Slot()
+        self._waiters[entry.index] = _Waiter(entry.term, slot)
+        return slot
+
+    def _configuration_changed(self, configuration) -> None:
+        # One sender thread per member: close those of removed servers.
+        self._configuration = configuration
+        self._transport.retain(configuration.members - {self.node_id})
+
     # --- the loop thread -------------------------------------------------
 
     def _deliver(self, message: Message) -> None:
@@ -275,6 +316,10 @@ class NodeRuntime:
                 step = node.step(item.message)
                 if item.slot is not None:
                     answers.append((item.slot, self._take_reply(step, item.message)))
+                ready.merge(step)
+            elif isinstance(item, _Call):
+                value, step = item.fn(node)
+                item.slot.set(value)
                 ready.merge(step)
             elif isinstance(item, _Stop):
                 return False
@@ -355,6 +400,8 @@ class NodeRuntime:
     def _publish_status(self) -> None:
         s = self._node.status()
         configuration = s.configuration
+        if configuration is not self._configuration:
+            self._configuration_changed(configuration)
         servers = tuple(
             ServerInfo(address, address in configuration.voters)
             for address in sorted(configuration.members)

@@ -1,6 +1,7 @@
 """The replicated state machine: the original toy's list of messages.
 
-Applying ``print`` logs every message so far, ``count`` logs how many.
+Applying ``print`` logs every message so far, ``count`` logs how many;
+applying a membership change logs ``Added new peer`` / ``Removed peer``.
 (client_id, seq) pairs make a command apply once however often it reached
 the log (dissertation §6.3).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 
 event_log = logging.getLogger("raft")
@@ -29,6 +31,8 @@ class StateMachine:
         # (client_id, seq) -> the first entry that carried it.
         self._sessions: dict[tuple[str, int], Applied] = {}
         self.last_applied = 0  # invariant: last_applied <= commit_index
+        # The latest configuration applied; None before the first one.
+        self.configuration: Configuration | None = None
 
     def lookup(self, client_id: str | None, seq: int | None) -> Applied | None:
         """The first answer for an already applied (client_id, seq)."""
@@ -42,6 +46,8 @@ class StateMachine:
         assert entry.index == self.last_applied + 1, (entry, self.last_applied)
         self.last_applied = entry.index
         answer = Applied(entry.index, entry.term)
+        if entry.type is EntryType.CONFIG:
+            self._apply_configuration(entry, replay)
         if entry.type is not EntryType.COMMAND:
             return answer
         if entry.client_id is not None and entry.seq is not None:
@@ -54,6 +60,21 @@ class StateMachine:
         if not replay:
             self._announce(entry.command)
         return answer
+
+    def _apply_configuration(self, entry: Entry, replay: bool) -> None:
+        try:
+            new = Configuration.from_json(entry.command)
+        except (ValueError, KeyError, TypeError):
+            return  # the core refuses malformed configurations
+        old, self.configuration = self.configuration, new
+        if old is None or replay:
+            return  # the initial configuration is not a change
+        # A peer is a voting member: a learner being caught up is not
+        # announced, its promotion is (on every member, itself included).
+        for address in sorted(new.voters - old.voters):
+            event_log.info("Added new peer %s", address)
+        for address in sorted(old.voters - new.voters):
+            event_log.info("Removed peer %s", address)
 
     def _announce(self, command: str) -> None:
         if command == "print":

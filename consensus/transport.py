@@ -115,6 +115,11 @@ class Transport:
             self._senders[message.dest] = sender
         sender.send(message)
 
+    def retain(self, peers) -> None:
+        """Close the senders of every peer not in ``peers`` (loop thread)."""
+        for peer in [p for p in self._senders if p not in peers]:
+            self._senders.pop(peer).close()
+
     def close(self) -> None:
         for sender in self._senders.values():
             sender.close()

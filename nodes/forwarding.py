@@ -8,7 +8,7 @@ from .errors import NoLeader, TimedOut
 
 
 class Forwarder:
-    """Forwards POST /api/commands to the leader over HTTP.
+    """Forwards POST /api/commands (and membership writes) to the leader.
 
     One instance serves a process (CommandsView.forwarder). Each request
     thread keeps its own requests.Session, since Session is not documented
@@ -36,11 +36,20 @@ class Forwarder:
         Raise NoLeader if nothing reached the leader, TimedOut if the
         command may have reached it but no usable answer came back.
         """
+        return self.forward(
+            leader_id, "POST", "/api/commands", body, timeout_s, _is_commit
+        )
+
+    def forward(self, leader_id, method, path, body, timeout_s, accept=None) -> Answer:
+        """Send a write to the leader's ``path`` and return its answer: one
+        that ``accept`` takes (default: any 200 JSON object) or an API
+        error shape to relay as is. Raise NoLeader or TimedOut as above."""
+        accept = accept or _is_json_200
         try:
             answer = request_json(
                 self._session(),
-                "POST",
-                f"http://{leader_id}/api/commands",
+                method,
+                f"http://{leader_id}{path}",
                 json=body,
                 headers={FORWARDED_HEADER: "1"},
                 timeout=(self.connect_timeout_s, timeout_s + self.read_margin_s),
@@ -57,13 +66,17 @@ class Forwarder:
                 f"({exc.reason}); the command may or may not commit.",
                 leader=leader_id,
             ) from None
-        if _is_commit(answer) or _is_api_error(answer):
+        if accept(answer) or _is_api_error(answer):
             return answer
         raise TimedOut(
             f"The leader {leader_id} gave an unexpected answer (HTTP {answer.status}); "
             "the command may or may not commit.",
             leader=leader_id,
         )
+
+
+def _is_json_200(answer: Answer) -> bool:
+    return answer.status == 200 and answer.body is not None
 
 
 def _is_commit(answer: Answer) -> bool:

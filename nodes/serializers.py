@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 
+from consensus.addresses import InvalidAddress, normalise_address
 from consensus.models import LogEntry
 
 from .errors import TooLarge
@@ -129,11 +130,50 @@ class NodeStatusSerializer(serializers.Serializer):
     servers = ServerInfoSerializer(many=True)
 
 
-class ServersSerializer(serializers.Serializer):
-    """GET /api/servers, from a consensus.runtime.NodeStatus."""
+class ServerViewSerializer(ServerInfoSerializer):
+    """One member in GET /api/servers: the contract's ``id`` and ``voter``,
+    then ``role`` as the answering node sees it and, from a leader, its
+    replication progress (null otherwise)."""
 
+    role = serializers.CharField()
+    match_index = serializers.IntegerField(allow_null=True)
+    next_index = serializers.IntegerField(allow_null=True)
+    last_contact_s = serializers.FloatField(allow_null=True)
+
+
+class ServersSerializer(serializers.Serializer):
+    """GET /api/servers: ``leader`` and ``servers`` (the contract), plus the
+    answering node's ``id``, ``role`` and ``term``."""
+
+    id = serializers.CharField()
+    role = serializers.CharField()
+    term = serializers.IntegerField()
     leader = serializers.CharField(allow_null=True)
-    servers = ServerInfoSerializer(many=True)
+    servers = ServerViewSerializer(many=True)
+
+
+class AddressField(StrictCharField):
+    """A server address, host:port or :port, in its full form."""
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            return normalise_address(text)
+        except InvalidAddress as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class AddServerSerializer(serializers.Serializer):
+    """POST /api/servers: ``address`` of the server to add."""
+
+    address = AddressField()
+
+
+class TransferLeaderSerializer(serializers.Serializer):
+    """POST /api/leader: ``to`` (an address, or null for the most
+    up-to-date follower)."""
+
+    to = AddressField(required=False, allow_null=True, default=None)
 
 
 class LogEntrySerializer(serializers.ModelSerializer):

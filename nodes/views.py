@@ -17,7 +17,7 @@ from consensus.runtime import (
 )
 
 from .client import FORWARDED_HEADER
-from .errors import NoLeader, NotImplementedYet, TimedOut
+from .errors import NoLeader, TimedOut
 from .forwarding import Forwarder
 from .serializers import (
     BoundedJSONParser,
@@ -25,7 +25,6 @@ from .serializers import (
     LogEntrySerializer,
     LogQuerySerializer,
     NodeStatusSerializer,
-    ServersSerializer,
 )
 
 
@@ -143,34 +142,3 @@ class LogView(APIView):
             "entries": LogEntrySerializer(entries, many=True).data,
         }
         return Response(body, status=status.HTTP_200_OK)
-
-
-class ServersView(APIView):
-    """GET /api/servers: the configuration; POST adds a server (later)."""
-
-    def get(self, request):
-        node_status = serving_status()
-        return Response(ServersSerializer(node_status).data, status=status.HTTP_200_OK)
-
-    def post(self, request):
-        raise NotImplementedYet(
-            "Adding a server is not implemented yet; nothing was changed."
-        )
-
-
-class ServerDetailView(APIView):
-    """DELETE /api/servers/<address>: remove a server (later)."""
-
-    def delete(self, request, address):
-        raise NotImplementedYet(
-            "Removing a server is not implemented yet; nothing was changed."
-        )
-
-
-class LeaderView(APIView):
-    """POST /api/leader: transfer leadership (later)."""
-
-    def post(self, request):
-        raise NotImplementedYet(
-            "Leadership transfer is not implemented yet; nothing was changed."
-        )

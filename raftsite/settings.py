@@ -24,6 +24,9 @@ RAFT_HEARTBEAT_TICKS = int(os.environ.get("RAFT_HEARTBEAT_TICKS", "2"))
 RAFT_ELECTION_TIMEOUT_TICKS = int(os.environ.get("RAFT_ELECTION_TIMEOUT_TICKS", "10"))
 # How long a client write may wait for commitment before 504 timeout.
 RAFT_COMMAND_TIMEOUT_S = float(os.environ.get("RAFT_COMMAND_TIMEOUT_S", "5"))
+# How long a server being added may take to catch up (dissertation §4.2.1)
+# before the change fails with 422 catchup_failed.
+RAFT_CATCHUP_TIMEOUT_S = float(os.environ.get("RAFT_CATCHUP_TIMEOUT_S", "30"))
 RAFT_MAX_COMMAND_BYTES = 64 * 1024
 
 SECRET_KEY = os.environ.get(

@@ -34,21 +34,6 @@ def test_wrong_method_is_405_in_the_error_shape(api, runtime, method, path):
     assert isinstance(body["detail"], str)
 
 
-@pytest.mark.parametrize(
-    "method, path",
-    [
-        ("post", "/api/servers"),
-        ("delete", "/api/servers/:9993"),
-        ("delete", "/api/servers/127.0.0.1:9993"),
-        ("post", "/api/leader"),
-    ],
-)
-def test_membership_routes_are_501_for_now(api, runtime, method, path):
-    response = getattr(api, method)(path, {}, format="json")
-    assert response.status_code == status.HTTP_501_NOT_IMPLEMENTED
-    assert response.json()["error"] == "not_implemented"
-
-
 def test_crash_in_a_view_is_500_json_without_traceback(api, runtime, caplog):
     runtime.node_status = RuntimeError("secret internals")
     response = api.get("/api/status")

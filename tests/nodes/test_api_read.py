@@ -37,16 +37,19 @@ def test_status_with_no_leader_known_says_null(api, runtime):
 
 
 def test_servers_shape(api, runtime):
+    """The contract's fields, then each server's role as this node sees it
+    (progress fields are null: the fake leader reports no peers)."""
     response = api.get("/api/servers")
     assert response.status_code == status.HTTP_200_OK
-    assert response.json() == {
-        "leader": "127.0.0.1:9990",
-        "servers": [
-            {"id": "127.0.0.1:9990", "voter": True},
-            {"id": "127.0.0.1:9991", "voter": True},
-            {"id": "127.0.0.1:9993", "voter": False},
-        ],
-    }
+    body = response.json()
+    assert body["leader"] == "127.0.0.1:9990"
+    assert [{"id": s["id"], "voter": s["voter"]} for s in body["servers"]] == [
+        {"id": "127.0.0.1:9990", "voter": True},
+        {"id": "127.0.0.1:9991", "voter": True},
+        {"id": "127.0.0.1:9993", "voter": False},
+    ]
+    assert [s["role"] for s in body["servers"]] == ["leader", "follower", "learner"]
+    assert (body["id"], body["role"], body["term"]) == ("127.0.0.1:9990", "leader", 2)
 
 
 @pytest.mark.parametrize("path", ["/api/status", "/api/servers", "/api/log"])

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from nodes.client import DEFAULT_TIMEOUT_S, ClientError, RaftClient, describe_commit
 
 
-def add_server_arguments(parser):
+def add_server_arguments(parser, default_timeout_s=DEFAULT_TIMEOUT_S):
     """-S/--server and --timeout, shared by the client commands."""
     parser.add_argument(
         "-S",
@@ -16,11 +16,11 @@ def add_server_arguments(parser):
     parser.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_S,
+        default=default_timeout_s,
         metavar="SECONDS",
         help=(
             "give up after this long, retries included "
-            f"(default {DEFAULT_TIMEOUT_S:g})"
+            f"(default {default_timeout_s:g})"
         ),
     )
 

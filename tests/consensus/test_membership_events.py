@@ -1,0 +1,40 @@
+"""'Added new peer' / 'Removed peer' when a configuration change is applied."""
+
+import logging
+
+from consensus.core.configuration import Configuration
+from consensus.core.messages import Entry, EntryType
+from consensus.state_machine import StateMachine
+
+A, B, C, D = (f"127.0.0.1:999{n}" for n in range(4))
+
+
+def config(index, voters, learners=()):
+    text = Configuration(frozenset(voters), frozenset(learners)).to_json()
+    return Entry(index, 1, EntryType.CONFIG, text)
+
+
+def test_only_voting_changes_are_announced(caplog):
+    """The initial configuration is not a change; a learner is not a peer
+    until promoted; removing a voter is announced."""
+    machine = StateMachine()
+    with caplog.at_level(logging.INFO, logger="raft"):
+        machine.apply(config(1, [A, B, C]))
+        machine.apply(config(2, [A, B, C], [D]))
+        machine.apply(config(3, [A, B, C, D]))
+        machine.apply(config(4, [A, C, D]))
+        machine.apply(config(5, [A, C, D], [B]))
+        machine.apply(config(6, [A, C, D]))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Added new peer {D}",
+        f"Removed peer {B}",
+    ]
+
+
+def test_replayed_changes_are_silent(caplog):
+    machine = StateMachine()
+    with caplog.at_level(logging.INFO, logger="raft"):
+        machine.apply(config(1, [A, B, C]), replay=True)
+        machine.apply(config(2, [A, B, C, D]), replay=True)
+        machine.apply(config(3, [A, B, C]))
+    assert [r.getMessage() for r in caplog.records] == [f"Removed peer {D}"]
