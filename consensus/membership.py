@@ -114,6 +114,39 @@ def _remove(address: str, learner_only: bool = False):
     return change
 
 
+class CatchUpRounds:
+    """Dissertation §4.2.1: is a new server caught up? On any clock (the
+    runtime's seconds, a simulation's ticks).
+
+    Each round replicates the leader's log up to its last index when the
+    round began; the server is caught up once a round takes less than
+    ``round_limit`` (an election timeout), and given up on at ``deadline``.
+    """
+
+    def __init__(self, round_limit: float, deadline: float):
+        self.round_limit = round_limit
+        self.deadline = deadline
+        self.rounds = 0
+        self._target: int | None = None
+        self._started = 0.0
+
+    def observe(self, now: float, last_index: int, match_index: int) -> bool | None:
+        """True: caught up; False: past the deadline; None: not yet."""
+        if self._target is None:
+            self._begin(now, last_index)
+        while match_index >= self._target:
+            if now - self._started < self.round_limit:
+                return True
+            self._begin(now, last_index)
+        if now >= self.deadline:
+            return False
+        return None
+
+    def _begin(self, now: float, last_index: int) -> None:
+        self.rounds += 1
+        self._target, self._started = last_index, now
+
+
 def server_views(status) -> list[ServerView]:
     """The members in a NodeStatus as that node sees them, with its
     replication progress when it leads (status.peers)."""
@@ -298,21 +331,14 @@ class Membership:
         return (entry, self._runtime.watch_entry(entry), configuration), ready
 
     def _catch_up(self, address: str, deadline: float) -> bool:
-        """Dissertation §4.2.1: replicate in rounds, each up to the leader's
-        last index when it began; caught up once a round takes less than
-        an election timeout. False at ``deadline``."""
+        """Poll the leader's progress for ``address`` through its rounds."""
+        rounds = CatchUpRounds(self.election_timeout_s, deadline)
         while True:
-            target, match = self._progress(address)
-            started = time.monotonic()
-            while match < target:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(self.poll_s)
-                _, match = self._progress(address)
-            if time.monotonic() - started < self.election_timeout_s:
-                return True
-            if time.monotonic() >= deadline:
-                return False
+            last_index, match_index = self._progress(address)
+            verdict = rounds.observe(time.monotonic(), last_index, match_index)
+            if verdict is not None:
+                return verdict
+            time.sleep(self.poll_s)
 
     def _progress(self, address: str) -> tuple[int, int]:
         """(the leader's last index, ``address``'s match_index)."""
