@@ -162,7 +162,7 @@ class NodeRuntime:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._storage = Storage()
         self._transport = Transport(node_id, self._deliver, settings.secret)
-        self._state_machine = StateMachine()
+        self._state_machine = StateMachine(node_id)
         self._waiters: dict[int, _Waiter] = {}
         # Peer -> time.monotonic() of its last reply, for operators.
         self._last_contact: dict[str, float] = {}

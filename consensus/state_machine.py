@@ -26,7 +26,10 @@ class Applied:
 
 
 class StateMachine:
-    def __init__(self):
+    def __init__(self, node_id: str | None = None):
+        # Membership changes are announced only by members of the new
+        # configuration (None: always, for tests).
+        self.node_id = node_id
         self.messages: list[str] = []
         # (client_id, seq) -> the first entry that carried it.
         self._sessions: dict[tuple[str, int], Applied] = {}
@@ -69,6 +72,8 @@ class StateMachine:
         old, self.configuration = self.configuration, new
         if old is None or replay:
             return  # the initial configuration is not a change
+        if self.node_id is not None and self.node_id not in new.members:
+            return  # history a new server replays, or its own removal
         # A peer is a voting member: a learner being caught up is not
         # announced, its promotion is (on every member, itself included).
         for address in sorted(new.voters - old.voters):

@@ -38,3 +38,16 @@ def test_replayed_changes_are_silent(caplog):
         machine.apply(config(2, [A, B, C, D]), replay=True)
         machine.apply(config(3, [A, B, C]))
     assert [r.getMessage() for r in caplog.records] == [f"Removed peer {D}"]
+
+
+def test_only_members_of_the_new_configuration_announce(caplog):
+    """A new server replaying older changes, or a server applying its own
+    removal, prints nothing; the promotion that makes it a voter prints."""
+    machine = StateMachine(node_id=D)
+    with caplog.at_level(logging.INFO, logger="raft"):
+        machine.apply(config(1, [A, B, C]))
+        machine.apply(config(2, [A, B]))
+        machine.apply(config(3, [A, B], [D]))
+        machine.apply(config(4, [A, B, D]))
+        machine.apply(config(5, [A, B]))
+    assert [r.getMessage() for r in caplog.records] == [f"Added new peer {D}"]
