@@ -19,8 +19,20 @@ def running_cluster(tmp_path_factory, name, size=3, env=None):
     cluster = LocalCluster(size, base_dir=tmp_path_factory.mktemp(name), env=env)
     try:
         cluster.start()
+        # When each node first answered, to tell a slow start-up (imports,
+        # migrations) from a slow election.
+        serving = {}
+
+        def all_serving():
+            for node in cluster.nodes:
+                if node.address not in serving and cluster.try_status(node):
+                    serving[node.address] = time.monotonic() - cluster.started_at
+            return len(serving) == size
+
+        cluster.wait_until(all_serving, FIRST_LEADER_TIMEOUT, "every node serving")
         cluster.leader(timeout=FIRST_LEADER_TIMEOUT)
         cluster.first_leader_s = time.monotonic() - cluster.started_at
+        cluster.serving_s = max(serving.values())
         yield cluster
     finally:
         cluster.close()
