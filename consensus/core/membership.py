@@ -40,6 +40,18 @@ def latest_configuration(
     return index, Configuration.from_json(log.entry(index).command)
 
 
+def configuration_before(log: RaftLog, index: int) -> Configuration:
+    """The configuration the CONFIG entry at ``index`` replaced: that of the
+    latest CONFIG entry before it, or the empty one if the log holds none."""
+    index -= 1
+    while index >= log.first_index:
+        entry = log.entry(index)
+        if entry.type is EntryType.CONFIG:
+            return Configuration.from_json(entry.command)
+        index -= 1
+    return Configuration()
+
+
 def check_changes(
     entries: Iterable[Entry],
     log: RaftLog,

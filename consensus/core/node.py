@@ -108,8 +108,7 @@ class RaftNode:
                 # election timeout; a newer leader may exist elsewhere.
                 self._become_follower(self.current_term, None)
         else:
-            # Only voters campaign (§4.1); learners and non-members wait.
-            if self.timer.tick() and self.id in self.configuration.voters:
+            if self.timer.tick() and self._may_campaign():
                 self._campaign(pre_vote=self.config.pre_vote)
         return self._end()
 
@@ -241,6 +240,22 @@ class RaftNode:
         if self.id in self.configuration.voters:
             # Dissertation §3.10: campaign at once, skipping pre-vote.
             self._campaign(pre_vote=False, transfer=True)
+
+    def _may_campaign(self) -> bool:
+        """Voters campaign (§4.1); learners and non-members wait. Except:
+        dissertation §4.2.2, "a server that is not part of its own latest
+        configuration should still start new elections, as it might still
+        be needed until the Cnew entry is committed". A leader that removed
+        itself may lose leadership (check quorum, a crash) before the voters
+        of Cnew hold Cnew; they cannot elect one of their own if its log is
+        the only up-to-date one. It counts only their votes, not its own.
+        """
+        if self.id in self.configuration.voters:
+            return True
+        if self.configuration_index <= self.commit_index:
+            return False
+        previous = membership.configuration_before(self.log, self.configuration_index)
+        return self.id in previous.voters
 
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:

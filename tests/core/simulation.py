@@ -94,7 +94,8 @@ class Cluster:
 
     ``config`` overrides RaftConfig fields; ``logs`` (server -> entries)
     and ``terms`` replace the bootstrap log and current_term of a server;
-    ``rng``, if given, replaces random.Random(seed).
+    ``rng``, if given, replaces random.Random(seed). With ``voters`` = k,
+    only the first k servers are members at first.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class Cluster:
         logs: Mapping[str, Sequence[Entry]] | None = None,
         terms: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
+        voters: int | None = None,
         **config,
     ):
         self.seed = seed
@@ -125,8 +127,15 @@ class Cluster:
         self._dirty: set[str] = set()
         self._fail_writes: set[str] = set()
         self.servers: dict[str, Server] = {}
+        # The initial voting members; the others start outside the
+        # configuration with an empty log, as runnode does for a server
+        # missing from --cluster, and wait to be added.
+        members = self.ids[:voters] if voters is not None else self.ids
         for number, id in enumerate(self.ids, 1):
-            log = list(logs[id]) if logs and id in logs else bootstrap_entries(self.ids)
+            if logs and id in logs:
+                log = list(logs[id])
+            else:
+                log = bootstrap_entries(members) if id in members else []
             term = (terms or {}).get(id, max((e.term for e in log), default=0))
             storage = Storage(HardState(term), log)
             self.servers[id] = Server(id, f"s{number}", storage)
@@ -270,23 +279,49 @@ class Cluster:
         self._start(server)
         self.steps += 1
 
-    def propose(self, command: str, client_id=None, seq=None) -> Entry | None:
-        """Hand ``command`` to the current leader; its new entry, or None."""
+    def propose(
+        self,
+        command: str,
+        client_id: str | None = None,
+        seq: int | None = None,
+        type: EntryType = EntryType.COMMAND,
+    ) -> Entry | None:
+        """Hand ``command`` to the current leader; its new entry, or None
+        if there is no leader or it refused (NotLeader, or ValueError for a
+        membership change)."""
         leader = self.leader()
         if leader is None:
             return None
         server = self.servers[leader]
         self.steps += 1
         try:
-            ready = server.node.propose([Proposal(command, client_id, seq)])
-        except NotLeader:
+            ready = server.node.propose([Proposal(command, client_id, seq, type)])
+        except (NotLeader, ValueError):
             return None
         entry = ready.entries_to_persist[-1]
-        if entry.command != command or entry.term != server.status.term:
+        if (entry.command, entry.type, entry.term) != (
+            command,
+            type,
+            server.status.term,
+        ):
             raise ContractViolation(f"propose({command!r}) appended {entry}")
         self._event("propose", leader, entry)
         self._handle(server, ready)
         return entry
+
+    def reconfigure(self, configuration: Configuration) -> Entry | None:
+        """Propose ``configuration`` to the leader (dissertation §4.1)."""
+        return self.propose(configuration.to_json(), type=EntryType.CONFIG)
+
+    def configuration(self, id: str | None = None) -> Configuration:
+        """The configuration ``id`` (default: the leader) holds now."""
+        id = id or self.leader()
+        return self.servers[id].status.configuration
+
+    def members(self) -> list[str]:
+        """The members of the leader's configuration, in id order."""
+        configuration = self.configuration()
+        return [id for id in self.ids if id in configuration.members]
 
     def transfer_leadership(self, to: str | None = None) -> bool:
         leader = self.leader()
@@ -296,7 +331,7 @@ class Cluster:
         self.steps += 1
         try:
             ready = server.node.transfer_leadership(to)
-        except NotLeader:
+        except (NotLeader, ValueError):
             return False
         self._event("transfer", leader, to)
         self._handle(server, ready)

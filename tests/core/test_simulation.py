@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from consensus.core.configuration import Configuration
 from consensus.core.messages import (
     AppendEntries,
     Entry,
@@ -209,6 +210,35 @@ def test_figure_8_old_term_entry_not_committed_by_counting():
     cluster.assert_safety()
 
 
+def test_a_server_removed_by_an_uncommitted_configuration_still_campaigns():
+    """Dissertation §4.2.2: "a server that is not part of its own latest
+    configuration should still start new elections, as it might still be
+    needed until the Cnew entry is committed". S1 leads {S1, S2}, demotes
+    itself to a learner, and loses leadership before S2 has the change. S2
+    cannot win without S1's vote (S1's log is longer), so S1 must campaign.
+    (Found by the randomised run, seed 46.)"""
+    cluster = Cluster(n=2, seed=7)
+    s1, s2 = cluster.ids
+    cluster.elect(s1)
+    assert cluster.run_until(lambda: cluster.status(s1).commit_index >= 2)
+    cluster.stabilize()
+    cluster.isolate(s1)
+    change = cluster.reconfigure(Configuration(frozenset({s2}), frozenset({s1})))
+    assert change is not None
+    # Check quorum: S1 hears from no voter of {S2} and steps down.
+    assert cluster.run_until(lambda: cluster.role(s1) is Role.LEARNER)
+    assert cluster.configuration(s1).voters == {s2}
+    assert cluster.configuration(s2).voters == {s1, s2}
+    cluster.heal()
+    assert cluster.run_until(lambda: committed_everywhere(cluster, change), 20_000)
+    entry = None
+    while entry is None:
+        assert cluster.run_until(lambda: cluster.role(s2) is Role.LEADER, 20_000)
+        entry = cluster.propose("after §4.2.2")
+    assert cluster.run_until(lambda: committed_everywhere(cluster, entry), 20_000)
+    cluster.assert_safety()
+
+
 # --- Randomised runs -------------------------------------------------------
 
 SEED_COUNT = int(os.environ.get("RAFT_SIM_SEEDS", "300"))
@@ -223,8 +253,9 @@ LIVENESS_TICKS = 300
 class Nemesis:
     """One seed's faults and client traffic, all drawn from cluster.rng."""
 
-    def __init__(self, cluster: Cluster):
+    def __init__(self, cluster: Cluster, reconfigurations: float = 0.0):
         self.cluster = cluster
+        self.reconfigurations = reconfigurations
         rng = self.rng = cluster.rng
         self.loss = rng.choice([0.0, 0.01, 0.05, 0.15])
         self.duplication = rng.choice([0.0, 0.01, 0.05])
@@ -244,7 +275,7 @@ class Nemesis:
     def __str__(self) -> str:
         fields = (
             "loss duplication delay reorder batching crashes partitions "
-            "target_leader proposals"
+            "target_leader proposals reconfigurations"
         )
         profile = " ".join(f"{name}={getattr(self, name)}" for name in fields.split())
         return f"n={len(self.cluster.ids)} {profile} latency={self.cluster.max_latency}"
@@ -264,6 +295,7 @@ class Nemesis:
             (self.crashes, self.crash_or_restart),
             (self.partitions, self.partition_or_heal),
             (0.001, self.transfer_leadership),
+            (self.reconfigurations, self.reconfigure),
         ):
             if r < weight:
                 action()
@@ -274,6 +306,28 @@ class Nemesis:
     def propose(self) -> None:
         self.proposed += 1
         self.cluster.propose(f"c{self.proposed}")
+
+    def reconfigure(self) -> None:
+        """One single-server change (dissertation §4.1): add a learner,
+        promote, demote or remove one server."""
+        cluster, rng = self.cluster, self.rng
+        if cluster.leader() is None:
+            return
+        now = cluster.configuration()
+        voters, learners = now.voters, now.learners
+        changes = [
+            Configuration(voters, learners | {id})
+            for id in cluster.ids
+            if id not in now.members
+        ]
+        for id in sorted(learners):
+            changes.append(Configuration(voters | {id}, learners - {id}))
+            changes.append(Configuration(voters, learners - {id}))
+        if len(voters) > 1:
+            for id in sorted(voters):
+                changes.append(Configuration(voters - {id}, learners))
+                changes.append(Configuration(voters - {id}, learners | {id}))
+        cluster.reconfigure(rng.choice(changes))
 
     def transfer_leadership(self) -> None:
         cluster, rng = self.cluster, self.rng
@@ -338,7 +392,12 @@ class Nemesis:
         deadline = cluster.now + LIVENESS_TICKS
         entries, proposed_at = [], None
         while cluster.now < deadline:
-            if any(committed_everywhere(cluster, e) for e in entries):
+            # Every member of the leader's configuration (all servers, unless
+            # the run changed membership).
+            members = cluster.members() if cluster.leader() else None
+            if members and any(
+                committed_everywhere(cluster, e, members) for e in entries
+            ):
                 return
             # Propose again now and then: the first try may go to a leader
             # about to lose its term.
@@ -351,7 +410,7 @@ class Nemesis:
                 cluster.tick_all()
             cluster.assert_safety()
         raise AssertionError(
-            f"liveness: no command committed on every server within "
+            f"liveness: no command committed on every member within "
             f"{LIVENESS_TICKS} ticks of the heal (leader: {cluster.leader()})"
         )
 
@@ -364,8 +423,14 @@ def run_seed(seed: int) -> Cluster:
         "max_append_entries": rng.choice([1, 2, 4, 1024]),
         "heartbeat_ticks": rng.choice([1, 2, 3]),
     }
-    cluster = Cluster(n=rng.choice([3, 5]), seed=seed, rng=rng, **config)
-    nemesis = Nemesis(cluster)
+    if rng.random() < 0.25:
+        # Membership changes: five servers, three of them voters at first.
+        cluster = Cluster(n=5, seed=seed, rng=rng, voters=3, **config)
+        reconfigurations = rng.choice([0.002, 0.01])
+    else:
+        cluster = Cluster(n=rng.choice([3, 5]), seed=seed, rng=rng, **config)
+        reconfigurations = 0.0
+    nemesis = Nemesis(cluster, reconfigurations)
     try:
         for _ in range(CHAOS_STEPS):
             nemesis.step()
