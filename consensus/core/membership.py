@@ -58,8 +58,10 @@ def check_changes(
     commit_index: int,
     configuration_index: int,
     current_term: int,
+    configuration: Configuration,
 ) -> None:
-    """Raise ValueError unless the leader may append these CONFIG entries."""
+    """Raise ValueError unless the leader may append these CONFIG entries
+    in place of ``configuration``, the one it holds now."""
     changes = [e for e in entries if e.type is EntryType.CONFIG]
     if not changes:
         return
@@ -72,6 +74,14 @@ def check_changes(
         # commits an entry of its own term before changing membership.
         raise ValueError("leader has not committed an entry of its term yet")
     try:
-        Configuration.from_json(changes[0].command)
+        new = Configuration.from_json(changes[0].command)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"malformed configuration: {e}") from e
+    if len(new.voters ^ configuration.voters) > 1:
+        # Dissertation §4.1: only single-server changes keep every majority
+        # of the old voters overlapping every majority of the new ones;
+        # changing two voters at once allows two leaders in one term.
+        # Learners do not count towards majorities and may change freely.
+        raise ValueError("a change may add or remove only one voter at a time")
+    if not new.voters:
+        raise ValueError("a configuration needs at least one voter")

@@ -151,6 +151,7 @@ class RaftNode:
             self.commit_index,
             self.configuration_index,
             self.current_term,
+            self.configuration,
         )
         self._begin()
         if entries:

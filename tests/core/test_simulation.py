@@ -16,10 +16,12 @@ from consensus.core.configuration import Configuration
 from consensus.core.messages import (
     AppendEntries,
     Entry,
+    EntryType,
     RequestVote,
     RequestVoteReply,
     Unreachable,
 )
+from consensus.core.node import Proposal
 from consensus.core.ready import Role
 
 from .simulation import Cluster, SafetyViolation
@@ -237,6 +239,25 @@ def test_a_server_removed_by_an_uncommitted_configuration_still_campaigns():
         entry = cluster.propose("after §4.2.2")
     assert cluster.run_until(lambda: committed_everywhere(cluster, entry), 20_000)
     cluster.assert_safety()
+
+
+def test_a_change_of_more_than_one_voter_at_once_is_refused():
+    """Dissertation §4.1: single-server changes only, so that a majority of
+    the old voters and one of the new always overlap. (Without this check
+    the randomised run with arbitrary configurations found two configs
+    electing different leaders, and a committed entry lost.)"""
+    cluster = Cluster(n=4, seed=7, voters=3)
+    s1, s2, s3, s4 = cluster.ids
+    cluster.elect(s1)
+    assert cluster.run_until(lambda: cluster.status(s1).commit_index >= 2)
+    node = cluster.server(s1).node
+    for voters in ({s1, s2, s4}, {s1}, set()):
+        configuration = Configuration(frozenset(voters))
+        with pytest.raises(ValueError):
+            node.propose([Proposal(configuration.to_json(), type=EntryType.CONFIG)])
+    # One voter, and any number of learners, at a time is fine.
+    learners = Configuration(frozenset({s1, s2, s3}), frozenset({s4}))
+    assert cluster.reconfigure(learners) is not None
 
 
 # --- Randomised runs -------------------------------------------------------
