@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from .catchup import CatchUpRounds
 from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .core.node import NotLeader, Proposal, RaftNode
@@ -112,39 +113,6 @@ def _remove(address: str, learner_only: bool = False):
         return Configuration(c.voters - {address}, c.learners - {address})
 
     return change
-
-
-class CatchUpRounds:
-    """Dissertation §4.2.1: is a new server caught up? On any clock (the
-    runtime's seconds, a simulation's ticks).
-
-    Each round replicates the leader's log up to its last index when the
-    round began; the server is caught up once a round takes less than
-    ``round_limit`` (an election timeout), and given up on at ``deadline``.
-    """
-
-    def __init__(self, round_limit: float, deadline: float):
-        self.round_limit = round_limit
-        self.deadline = deadline
-        self.rounds = 0
-        self._target: int | None = None
-        self._started = 0.0
-
-    def observe(self, now: float, last_index: int, match_index: int) -> bool | None:
-        """True: caught up; False: past the deadline; None: not yet."""
-        if self._target is None:
-            self._begin(now, last_index)
-        while match_index >= self._target:
-            if now - self._started < self.round_limit:
-                return True
-            self._begin(now, last_index)
-        if now >= self.deadline:
-            return False
-        return None
-
-    def _begin(self, now: float, last_index: int) -> None:
-        self.rounds += 1
-        self._target, self._started = last_index, now
 
 
 def server_views(status) -> list[ServerView]:

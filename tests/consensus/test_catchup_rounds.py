@@ -1,6 +1,6 @@
 """CatchUpRounds: dissertation §4.2.1's rounds, driven by a fake clock."""
 
-from consensus.membership import CatchUpRounds
+from consensus.catchup import CatchUpRounds
 
 ELECTION_TIMEOUT = 10
 
