@@ -30,3 +30,47 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The namespace fault tests (tests/faults) need `ip` and `nft`: as root,
+# install them from Debian's packages when missing; otherwise say why those
+# tests will be skipped.
+.PHONY: fault-tools chaos
+fault-tools:
+	@if command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "fault-tools: not root: the namespace fault tests will be skipped"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "fault-tools: installing nftables and iproute2"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2 >/dev/null) \
+	  || echo "fault-tools: WARNING: could not install nftables: the namespace fault tests will be skipped"; \
+	else \
+	  echo "fault-tools: no apt-get: install nftables and iproute2 to run the namespace fault tests"; \
+	fi
+test: fault-tools
+
+# The long fault run: rounds of random fault schedules for CHAOS_MINUTES
+# (e.g. make chaos CHAOS_MINUTES=60 CHAOS_ARGS="--seed 7 --nodes 5").
+CHAOS_MINUTES ?= 20
+CHAOS_ARGS ?=
+chaos: $(STAMP) fault-tools
+	$(PY) -m tests.faults.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
+
+# The browser test (tests/browser) drives Debian's chromium through
+# Playwright (pip, requirements.txt): as root, install chromium when missing;
+# otherwise say why that test will be skipped. Install first, and update the
+# package lists only if that fails (a fresh machine has none yet).
+.PHONY: browser-deps
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "browser-deps: not root: the browser test will be skipped"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser-deps: installing chromium"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 \
+	  || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "browser-deps: WARNING: could not install chromium: the browser test will be skipped"; \
+	else \
+	  echo "browser-deps: no apt-get: install chromium to run the browser test"; \
+	fi
+test: browser-deps

@@ -1,0 +1,155 @@
+"""The long fault run (``make chaos``): rounds of random schedules, each on a
+fresh cluster, until the time is up; a summary at the end.
+
+    .venv/bin/python -m tests.faults.chaos --minutes 20 [--seed S] [--nodes 3,5]
+
+Round i uses seed S + i; a failed round prints the command that replays it
+alone. Servers run in network namespaces when root (else on loopback,
+with process faults only). Exits 1 if any round failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+from . import netns, runner
+
+SUMMED = ("operations", "ok", "failed", "unknown", "unknown_committed", "faults")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.faults.chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=20.0,
+                        help="total time to keep starting rounds (default 20)")
+    parser.add_argument("--round-minutes", type=float, default=4.0,
+                        help="each round's schedule length (default 4)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="stop after this many rounds (default: when the time is up)")
+    parser.add_argument("--seed", type=int, default=None, help="first round's seed")
+    parser.add_argument("--nodes", default="3,5",
+                        help="cluster sizes, taken in turn by the rounds (default 3,5)")
+    parser.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
+    parser.add_argument("--loopback", action="store_true",
+                        help="no namespaces: kills and pauses on 127.0.0.1 only")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where to keep each round's files (default /tmp/raft-fault-runs/chaos-<time>)")
+    return parser.parse_args(argv)  # fmt: skip
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    sizes = [int(n) for n in args.nodes.split(",")]
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    use_netns = not args.loopback
+    if use_netns:
+        reason = netns.unavailable_reason()
+        if reason:
+            print(f"namespaces unavailable ({reason}): loopback rounds only")
+            use_netns = False
+        else:
+            removed = netns.cleanup_leftovers()
+            if removed:
+                print(f"removed leftovers of earlier runs: {removed}")
+    out = args.out or runner.FINDINGS_DIR / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"chaos: seed {seed}, {args.minutes:g} min, rounds of {args.round_minutes:g} min, "
+          f"sizes {sizes}, netns={use_netns}, files in {out}", flush=True)  # fmt: skip
+    started = time.monotonic()
+    end = started + args.minutes * 60
+    rounds = []
+    number = 0
+    while (args.rounds is None and time.monotonic() < end) or (
+        args.rounds is not None and number < args.rounds
+    ):
+        size = sizes[number % len(sizes)]
+        config = runner.RunConfig(
+            seed=seed + number, size=size, netns=use_netns,
+            duration_s=args.round_minutes * 60, clients=args.clients,
+        )  # fmt: skip
+        try:
+            result = runner.run(config, out / f"round-{number}-seed-{config.seed}",
+                                log=lambda text: print(text, flush=True))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one broken round, reported
+            print(f"round {number} (seed {config.seed}) crashed: {exc!r}", flush=True)
+            rounds.append({"round": number, "seed": config.seed, "size": size,
+                           "ok": False, "error": repr(exc),
+                           "replay": config.replay_hint()})  # fmt: skip
+            number += 1
+            continue
+        print(result.report(), flush=True)
+        rounds.append({
+            "round": number, "seed": config.seed, "size": size, "ok": result.ok,
+            "stats": result.stats, "recoveries": runner.recovery_times(result.history),
+            "violations": [str(v) for v in result.violations],
+            "liveness_error": result.liveness_error,
+            "replay": config.replay_hint(), "artifacts": str(result.artifacts),
+        })  # fmt: skip
+        number += 1
+    summary = summarize(rounds, seed, time.monotonic() - started, use_netns)
+    (out / "summary.json").write_text(json.dumps({"summary": summary, "rounds": rounds}, indent=1))
+    print("\n" + format_summary(summary, rounds))
+    return 0 if summary["failed_rounds"] == 0 else 1
+
+
+def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) -> dict:
+    totals = {key: 0 for key in SUMMED}
+    by_op: dict[str, int] = {}
+    recoveries, settles = [], []
+    unrecovered = 0
+    for r in rounds:
+        stats = r.get("stats") or {}
+        for key in SUMMED:
+            totals[key] += stats.get(key) or 0
+        for op, count in (stats.get("faults_by_op") or {}).items():
+            if op != "all":
+                by_op[op] = by_op.get(op, 0) + count
+        for rec in r.get("recoveries") or []:
+            if rec["recovery_s"] is None:
+                unrecovered += 1
+            else:
+                recoveries.append(rec["recovery_s"])
+        if stats.get("settle_s") is not None:
+            settles.append(stats["settle_s"])
+    recoveries.sort()
+
+    def percentile(p):
+        return recoveries[min(len(recoveries) - 1, int(p * len(recoveries)))] if recoveries else None
+
+    return {
+        "seed": seed,
+        "minutes": round(elapsed_s / 60, 1),
+        "netns": use_netns,
+        "rounds": len(rounds),
+        "failed_rounds": sum(not r["ok"] for r in rounds),
+        **totals,
+        "faults_by_op": by_op,
+        "recovery_s_median": percentile(0.5),
+        "recovery_s_p95": percentile(0.95),
+        "recovery_s_max": recoveries[-1] if recoveries else None,
+        "heals_without_recovery_before_next_fault": unrecovered,
+        "settle_s_max": max(settles) if settles else None,
+    }
+
+
+def format_summary(summary: dict, rounds: list[dict]) -> str:
+    lines = ["chaos summary: " + json.dumps(summary, sort_keys=True)]
+    for r in rounds:
+        if not r["ok"]:
+            lines.append(f"FAILED round {r['round']} seed {r['seed']}: replay with {r['replay']}")
+            for v in r.get("violations") or []:
+                lines.append(f"  {v}")
+            if r.get("liveness_error"):
+                lines.append(f"  liveness: {r['liveness_error'].splitlines()[0]}")
+            if r.get("error"):
+                lines.append(f"  error: {r['error']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

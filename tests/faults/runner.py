@@ -1,0 +1,363 @@
+"""One fault run from a seed: start servers (on loopback, or each in its own
+network namespace), run clients and a nemesis schedule, heal, wait for the
+cluster to settle, then check the history. Used by the tests and chaos.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tests.cluster.harness import LocalCluster, Node, WaitTimeout, wait_until
+
+from . import checker, nemesis
+from .netns import Network
+from .workload import OK, UNKNOWN, History, Op, StatusSampler, Workload, new_session, perform
+
+LEADER_LINE = re.compile(r"Became leader for term (\d+)")
+# Where a failed run's files are copied, since pytest's tmp dirs rotate.
+FINDINGS_DIR = Path(os.environ.get("RAFT_FAULT_ARTIFACTS", "/tmp/raft-fault-runs"))
+FIRST_LEADER_TIMEOUT_S = 20.0
+NETNS_PORT = 9990
+
+
+@dataclass
+class RunConfig:
+    seed: int
+    size: int = 3
+    netns: bool = False
+    duration_s: float = 30.0  # the schedule's total hold and gap time
+    clients: int = 4
+    nemeses: list[str] | None = None  # default: every one the bed can run
+    settle_timeout_s: float = 30.0
+    post_heal_s: float = 3.0  # clients keep going this long after the last heal
+    env: dict = field(default_factory=dict)
+    cover: bool = False  # every operation at least once (short runs)
+
+    def replay_hint(self, test: str | None = None) -> str:
+        if test:
+            return f"RAFT_FAULT_SEED={self.seed} .venv/bin/python -m pytest tests/faults -k {test}"
+        args = (
+            f"--seed {self.seed} --rounds 1 --nodes {self.size} "
+            f"--round-minutes {self.duration_s / 60:g} --clients {self.clients}"
+        )
+        if not self.netns:
+            args += " --loopback"
+        return f".venv/bin/python -m tests.faults.chaos {args}"
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    schedule: list[nemesis.Step]
+    history: History
+    violations: list[checker.Violation]
+    stats: dict
+    artifacts: Path
+    liveness_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and self.liveness_error is None
+
+    def report(self, test: str | None = None) -> str:
+        lines = [
+            f"fault run seed={self.config.seed} size={self.config.size} "
+            f"netns={self.config.netns}: {'PASS' if self.ok else 'FAIL'}",
+            f"replay: {self.config.replay_hint(test)}",
+            f"artifacts: {self.artifacts}",
+            "schedule:",
+            nemesis.describe(self.schedule),
+            "stats: " + json.dumps(self.stats, sort_keys=True),
+        ]
+        if self.liveness_error:
+            lines.append(f"LIVENESS: {self.liveness_error}")
+        for violation in self.violations:
+            lines.append(f"VIOLATION {violation}")
+        return "\n".join(lines)
+
+
+class NetnsCluster(LocalCluster):
+    """LocalCluster whose server i runs inside ``network``'s namespace i,
+    on its own address there (ports differ too, so file names do)."""
+
+    def __init__(self, network: Network, *, base_dir: Path, env=None):
+        ports = [NETNS_PORT + i for i in range(network.size)]
+        super().__init__(network.size, base_dir=Path(base_dir), env=env, ports=ports)
+        log_dir = self.base_dir / "logs"
+        self.network = network
+        self.nodes = [
+            Node(i, host, port, self.base_dir / f"data-{port}", log_dir)
+            for i, (host, port) in enumerate(zip(network.hosts, ports))
+        ]
+
+    def argv(self, node: Node) -> list[str]:
+        # `ip netns exec` execs in place: the pid (and so the launcher's
+        # parent check and PDEATHSIG) is unchanged.
+        return self.network.exec_prefix(node.index) + super().argv(node)
+
+
+class TestBed:
+    """The servers as the nemesis sees them (nemesis.Bed)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, cluster: LocalCluster, network: Network | None, history: History, seed):
+        self.cluster = cluster
+        self.network = network
+        self.history = history
+        self.size = len(cluster.nodes)
+        self.capabilities = frozenset({nemesis.NETNS} if network else ())
+        self.rng = random.Random(f"{seed}-runtime")
+        self.faults: dict[str, int] = {}
+
+    def resolve(self, target) -> int:
+        if target != "leader":
+            return int(target)
+        best = None
+        for node in self.cluster.live_nodes():
+            status = self.cluster.try_status(node)
+            if status and status["role"] == "leader":
+                if best is None or status["term"] > best[1]:
+                    best = (node.index, status["term"])
+        if best is None:
+            i = self.rng.randrange(self.size)
+            self.note(f"no leader known: target {i} instead")
+            return i
+        return best[0]
+
+    def kill(self, i: int) -> None:
+        self.cluster.kill(i)
+
+    def restart(self, i: int) -> None:
+        node = self.cluster.node(i)
+        if node.running():
+            self.cluster.kill(node)
+        self.cluster.restart(node)
+
+    def pause(self, i: int) -> None:
+        if self.cluster.node(i).running():
+            self.cluster.pause(i)
+
+    def resume(self, i: int) -> None:
+        if self.cluster.node(i).running():
+            self.cluster.resume(i)
+
+    def block(self, blocked, loss_percent: int = 0) -> None:
+        self.network.apply(set(blocked), loss_percent)
+
+    def unblock(self) -> None:
+        self.network.heal()
+
+    def note(self, text: str) -> None:
+        self.history.event("note", "bed", text)
+
+    def heal_all(self) -> None:
+        """Whatever a step may have left: rules, stopped or dead servers."""
+        if self.network is not None:
+            self.network.heal()
+        for node in self.cluster.nodes:
+            if node.running() and node.paused:
+                self.cluster.resume(node)
+            elif not node.running():
+                self.cluster.restart(node)
+
+
+def leader_lines(cluster: LocalCluster) -> dict[str, list[int]]:
+    """The terms of every server's ``Became leader for term N`` lines."""
+    lines = {}
+    for node in cluster.nodes:
+        terms = []
+        for line in cluster.stdout_lines(node, all_incarnations=True):
+            m = LEADER_LINE.search(line)
+            if m:
+                terms.append(int(m.group(1)))
+        lines[node.address] = terms
+    return lines
+
+
+def settle(cluster: LocalCluster, history: History, timeout: float) -> dict:
+    """Wait for one agreed leader, commit a barrier command through it, and
+    wait until every server has committed and applied the same log."""
+    started = time.monotonic()
+    deadline = started + timeout
+    session = new_session()
+    seq = 0
+    try:
+        leader = cluster.wait_until(cluster.agreed_leader, timeout, "a leader after healing")
+        while True:
+            seq += 1
+            op = Op("checker", seq, f"checker:{seq}", leader.address, history.now())
+            history.add_op(op)
+            perform(session, op, leader.base_url + "/api/commands", (1.0, 8.0))
+            op.complete = history.now()
+            if op.outcome == OK:
+                break
+            if time.monotonic() > deadline:
+                raise WaitTimeout(f"no barrier write committed after {timeout} s: {op}")
+            leader = cluster.wait_until(
+                cluster.agreed_leader, max(1.0, deadline - time.monotonic()), "a leader"
+            )
+        barrier = op.index
+
+        def same_commit():
+            statuses = [cluster.status(n) for n in cluster.nodes]
+            commits = {s["commit_index"] for s in statuses}
+            applied = {s["last_applied"] for s in statuses}
+            return len(commits) == 1 and commits == applied and min(commits) >= barrier
+
+        cluster.wait_until(
+            same_commit, max(1.0, deadline - time.monotonic()), "every server committed alike"
+        )
+    finally:
+        session.close()
+    return {"barrier_index": barrier, "settle_s": round(time.monotonic() - started, 3)}
+
+
+def recovery_times(history: History) -> list[dict]:
+    """For each heal: how long until an operation sent after it succeeded
+    (None if none did before the next fault started)."""
+    heals = [e for e in history.events if e.kind == "heal"]
+    starts = sorted(e.time for e in history.events if e.kind == "start")
+    acked = sorted(
+        (op for op in history.ops if op.outcome == OK and op.client_id != "checker"),
+        key=lambda op: op.invoke,
+    )
+    result = []
+    for heal in heals:
+        next_start = next((t for t in starts if t > heal.time), None)
+        first = next((op for op in acked if op.invoke >= heal.time), None)
+        recovered = None
+        if first is not None and (next_start is None or first.complete <= next_start):
+            recovered = round(first.complete - heal.time, 3)
+        result.append({"fault": heal.name, "detail": heal.detail, "recovery_s": recovered})
+    return result
+
+
+def statistics(history: History, logs: dict, faults: int) -> dict:
+    ops = [op for op in history.ops if op.client_id != "checker"]
+    logged = set()
+    for entries in logs.values():
+        logged.update(e.get("command") for e in entries if e.get("type") == "command")
+    unknown = [op for op in ops if op.outcome == UNKNOWN]
+    recoveries = recovery_times(history)
+    measured = [r["recovery_s"] for r in recoveries if r["recovery_s"] is not None]
+    by_op: dict[str, int] = {}
+    for event in history.events:
+        if event.kind == "heal" and event.name != "all":
+            by_op[event.name] = by_op.get(event.name, 0) + 1
+    terms = [s.term for s in history.samples]
+    return {
+        "operations": len(ops),
+        "ok": sum(op.outcome == OK for op in ops),
+        "failed": sum(op.outcome == "fail" for op in ops),
+        "unknown": len(unknown),
+        "unknown_committed": sum(op.command in logged for op in unknown),
+        "faults": faults,
+        "faults_by_op": by_op,
+        "recovery_s_max": max(measured) if measured else None,
+        "recovery_s_median": sorted(measured)[len(measured) // 2] if measured else None,
+        "heals_without_recovery_before_next_fault": len(recoveries) - len(measured),
+        "max_term": max(terms) if terms else None,
+        "log_length": max((len(v) for v in logs.values()), default=0),
+        "status_samples": len(history.samples),
+    }
+
+
+def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
+    """Run one experiment; every process and network object it made is gone
+    when it returns or raises."""
+    base_dir = Path(base_dir)
+    base_dir.mkdir(parents=True, exist_ok=True)
+    history = History(seed=config.seed)
+    schedule = nemesis.make_schedule(
+        config.seed,
+        config.duration_s,
+        config.size,
+        frozenset({nemesis.NETNS}) if config.netns else frozenset(),
+        config.nemeses,
+        cover=config.cover,
+    )
+    (base_dir / "schedule.txt").write_text(nemesis.describe(schedule) + "\n")
+    log(f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, netns={config.netns}")
+    violations: list[checker.Violation] = []
+    logs: dict[str, list[dict]] = {}
+    stats: dict = {}
+    liveness_error = None
+    faults = 0
+    with contextlib.ExitStack() as stack:
+        network = None
+        if config.netns:
+            network = Network(config.size)
+            stack.callback(network.destroy)
+            network.create()
+            cluster = NetnsCluster(network, base_dir=base_dir, env=config.env)
+        else:
+            cluster = LocalCluster(config.size, base_dir=base_dir, env=config.env)
+        cluster.http.trust_env = False  # never through a proxy
+        stack.callback(cluster.close)
+        history.nodes = [n.address for n in cluster.nodes]
+        urls = {n.address: n.base_url for n in cluster.nodes}
+        bed = TestBed(cluster, network, history, config.seed)
+        cluster.start()
+        cluster.leader(timeout=FIRST_LEADER_TIMEOUT_S)
+        sampler = StatusSampler(history, urls).start()
+        stack.callback(sampler.stop)
+        workload = Workload(history, urls, clients=config.clients, seed=config.seed)
+        workload.start()
+        stack.callback(_quietly, workload.stop)
+        try:
+            faults = nemesis.run_schedule(bed, history, schedule, time.sleep)
+        finally:
+            bed.heal_all()
+            history.event("heal", "all", "final heal")
+        time.sleep(config.post_heal_s)  # timing of the experiment
+        workload.stop()
+        try:
+            stats.update(settle(cluster, history, config.settle_timeout_s))
+        except WaitTimeout as exc:
+            liveness_error = str(exc)
+        try:
+            logs = {n.address: cluster.log(n) for n in cluster.nodes}
+        except Exception as exc:  # noqa: BLE001 - reported as a liveness failure
+            liveness_error = (liveness_error or "") + f"\ncannot read the logs: {exc!r}"
+        sampler.stop()
+        terms = leader_lines(cluster)
+        violations = checker.check(history, logs, terms)
+        stats.update(statistics(history, logs, faults))
+        stats["leader_elections"] = sum(len(t) for t in terms.values())
+        history.save(base_dir / "history.json")
+        (base_dir / "logs.json").write_text(json.dumps(logs))
+        if liveness_error:
+            liveness_error += "\n" + cluster.describe(tail=30)
+    result = RunResult(config, schedule, history, violations, stats, base_dir, liveness_error)
+    (base_dir / "result.txt").write_text(result.report() + "\n")
+    (base_dir / "config.json").write_text(json.dumps(asdict(config)))
+    if not result.ok:
+        result.artifacts = _keep(base_dir, config.seed)
+    return result
+
+
+def _quietly(fn):
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - teardown goes on
+        print(f"teardown: {exc!r}", file=sys.stderr)
+
+
+def _keep(base_dir: Path, seed: int) -> Path:
+    """Copy a failed run's files where pytest will not delete them."""
+    target = FINDINGS_DIR / f"seed-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        shutil.copytree(base_dir, target, ignore=shutil.ignore_patterns("*.sqlite3-shm"))
+    except OSError:
+        return base_dir
+    return target

@@ -1,0 +1,227 @@
+"""The history checker catches a synthetic history breaking each property,
+and passes the histories that keep them all."""
+
+import pytest
+
+from tests.faults import checker
+from tests.faults.workload import FAIL, OK, UNKNOWN, History, Op, Sample
+
+A, B, C = "127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"  # names only
+
+
+def op(command, invoke, complete, outcome, index=None, term=1, status=None):
+    client_id, seq = command.split(":")
+    status = status or {OK: 200, FAIL: 503, UNKNOWN: 504}[outcome]
+    return Op(
+        client_id, int(seq), command, A, invoke, complete, outcome,
+        index if outcome == OK else None, term if outcome == OK else None, status,
+    )  # fmt: skip
+
+
+def entry(index, command=None, term=1, type_=None):
+    type_ = type_ or ("noop" if command is None else "command")
+    return {"index": index, "term": term, "type": type_, "command": command}
+
+
+def base_log():
+    return [
+        entry(1, term=0, type_="config"),
+        entry(2),
+        entry(3, "c0:1"),
+        entry(4, "c1:1"),
+        entry(5, "c0:2"),
+    ]
+
+
+def base_history():
+    history = History(seed=1, nodes=[A, B, C])
+    history.ops = [
+        op("c0:1", 0.0, 0.1, OK, index=3),
+        op("c1:1", 0.05, 0.2, OK, index=4),
+        op("c0:2", 0.3, 0.4, UNKNOWN),  # timed out, yet committed: fine
+        op("c1:2", 0.3, 0.5, FAIL),  # 503: must never appear
+        op("c1:3", 0.6, 0.7, UNKNOWN),  # timed out, never committed: fine
+    ]
+    history.samples = [
+        Sample(0.0, A, 1, "leader", A, 2),
+        Sample(0.0, B, 1, "follower", A, 2),
+        Sample(0.1, C, 1, "follower", A, 2),
+        Sample(0.2, A, 1, "leader", A, 5),
+    ]
+    return history
+
+
+def all_logs(log=None):
+    log = log if log is not None else base_log()
+    return {A: list(log), B: list(log), C: list(log)}
+
+
+def kinds(violations):
+    return {v.kind for v in violations}
+
+
+def test_a_history_that_keeps_every_property_passes():
+    assert checker.check(base_history(), all_logs(), {A: [1], B: [], C: []}) == []
+
+
+def test_acknowledged_command_missing_from_one_server_is_lost():
+    logs = all_logs()
+    logs[C] = [e for e in logs[C] if e["command"] != "c1:1"]
+    violations = checker.check(base_history(), logs)
+    assert checker.LOST in kinds(violations)
+    assert any(C in v.detail and "c1:1" in v.detail for v in violations)
+
+
+def test_acknowledged_command_missing_everywhere_is_lost_on_every_server():
+    log = [e for e in base_log() if e["command"] != "c0:1"]
+    violations = [v for v in checker.check(base_history(), all_logs(log)) if v.kind == checker.LOST]
+    assert len(violations) == 3
+
+
+def test_acknowledged_at_another_index_is_caught():
+    log = base_log()
+    log[2], log[3] = entry(3, "c1:1"), entry(4, "c0:1")
+    assert checker.WRONG_INDEX in kinds(checker.check(base_history(), all_logs(log)))
+
+
+def test_acknowledged_with_another_term_is_caught():
+    log = base_log()
+    log[2] = entry(3, "c0:1", term=2)
+    assert checker.WRONG_INDEX in kinds(checker.check(base_history(), all_logs(log)))
+
+
+def test_acknowledged_command_twice_is_a_duplicate():
+    log = base_log() + [entry(6, "c0:1")]
+    assert checker.DUPLICATE in kinds(checker.check(base_history(), all_logs(log)))
+
+
+def test_unknown_outcome_command_twice_is_a_duplicate():
+    log = base_log() + [entry(6, "c0:2")]
+    violations = checker.check(base_history(), all_logs(log))
+    assert kinds(violations) == {checker.DUPLICATE}
+    assert "c0:2" in violations[0].detail and "unknown" in violations[0].detail
+
+
+def test_command_no_client_sent_is_a_phantom():
+    log = base_log() + [entry(6, "c9:1")]
+    violations = checker.check(base_history(), all_logs(log))
+    assert kinds(violations) == {checker.PHANTOM}
+    assert len(violations) == 1  # reported once, not once per server
+
+
+@pytest.mark.parametrize("status", [400, 503])
+def test_definitely_failed_command_in_the_log_is_caught(status):
+    history = base_history()
+    history.ops[3].status = status
+    log = base_log() + [entry(6, "c1:2")]
+    assert kinds(checker.check(history, all_logs(log))) == {checker.FAILED_APPLIED}
+
+
+def test_refused_connection_counts_as_failed():
+    history = base_history()
+    history.ops[3].status, history.ops[3].error = None, "ConnectionError"
+    log = base_log() + [entry(6, "c1:2")]
+    assert checker.FAILED_APPLIED in kinds(checker.check(history, all_logs(log)))
+
+
+def test_acknowledged_before_invoke_but_indexed_after_breaks_real_time():
+    history = base_history()
+    # c1:1 invoked at 0.25, after c0:1 was acknowledged (0.1): needs index > 3.
+    history.ops[1].invoke = 0.25
+    log = base_log()
+    log[2], log[3] = entry(3, "c1:1"), entry(4, "c0:1")
+    history.ops[0].index, history.ops[1].index = 4, 3
+    violations = checker.check(history, all_logs(log))
+    assert kinds(violations) == {checker.REALTIME}
+    assert "'c0:1'" in violations[0].detail and "'c1:1'" in violations[0].detail
+
+
+def test_concurrent_operations_may_commit_in_either_order():
+    history = base_history()
+    # c1:1 invoked (0.05) before c0:1 completed (0.1): either order is fine.
+    log = base_log()
+    log[2], log[3] = entry(3, "c1:1"), entry(4, "c0:1")
+    history.ops[0].index, history.ops[1].index = 4, 3
+    assert checker.check(history, all_logs(log)) == []
+
+
+def test_unknown_outcome_found_in_log_is_held_to_real_time():
+    history = base_history()
+    # c0:2 (unknown) was invoked at 0.3, after both acks: at index 2 it
+    # would have taken effect before ops acknowledged earlier.
+    log = base_log()
+    log[1], log[4] = entry(2, "c0:2"), entry(5)
+    assert checker.REALTIME in kinds(checker.check(history, all_logs(log)))
+
+
+def test_servers_that_differ_at_an_index_diverge():
+    logs = all_logs()
+    logs[B] = base_log()[:4] + [entry(5, "c0:2", term=2)]
+    assert checker.DIVERGENCE in kinds(checker.check(base_history(), logs))
+
+
+def test_a_server_missing_the_tail_diverges():
+    logs = all_logs()
+    logs[C] = base_log()[:-1]
+    assert kinds(checker.check(base_history(), logs)) == {checker.DIVERGENCE}
+
+
+def test_a_log_that_skips_an_index_has_a_gap():
+    log = base_log()
+    del log[1]
+    assert checker.GAP in kinds(checker.check(base_history(), all_logs(log)))
+
+
+def test_two_leaders_in_one_term_from_status_samples():
+    history = base_history()
+    history.samples.append(Sample(0.3, B, 1, "leader", B, 5))
+    violations = checker.check(history, all_logs())
+    assert kinds(violations) == {checker.MULTIPLE_LEADERS}
+    assert "term 1" in violations[0].detail
+
+
+def test_two_leaders_in_one_term_from_stdout_lines():
+    violations = checker.check(base_history(), all_logs(), {A: [1, 3], B: [2, 3], C: []})
+    assert kinds(violations) == {checker.MULTIPLE_LEADERS}
+    assert "term 3" in violations[0].detail
+
+
+def test_two_leaders_in_one_term_one_seen_by_status_one_by_stdout():
+    violations = checker.check(base_history(), all_logs(), {A: [], B: [1], C: []})
+    assert kinds(violations) == {checker.MULTIPLE_LEADERS}
+
+
+def test_the_same_leader_twice_in_a_term_is_fine():
+    history = base_history()
+    assert checker.check(history, all_logs(), {A: [1, 1], B: [], C: []}) == []
+
+
+def test_a_term_that_goes_down_is_caught():
+    history = base_history()
+    history.samples += [Sample(0.4, B, 3, "follower", A, 5), Sample(0.5, B, 2, "follower", A, 5)]
+    violations = checker.check(history, all_logs())
+    assert kinds(violations) == {checker.TERM_DECREASE}
+    assert B in violations[0].detail
+
+
+def test_terms_of_different_servers_are_not_compared():
+    history = base_history()
+    history.samples += [Sample(0.4, B, 3, "follower", None, 5), Sample(0.5, C, 2, "follower", None, 5)]
+    assert checker.check(history, all_logs()) == []
+
+
+def test_many_violations_of_one_kind_are_capped():
+    history = History(seed=1, nodes=[A])
+    history.ops = [op(f"c0:{n}", n, n + 0.5, OK, index=n + 1) for n in range(1, 40)]
+    violations = checker.check(history, {A: []})
+    assert len(violations) == checker.MAX_PER_KIND + 1
+    assert "more of this kind" in violations[-1].detail
+
+
+def test_history_round_trips_through_json(tmp_path):
+    history = base_history()
+    history.event("start", "kill", "#0 kill")
+    history.save(tmp_path / "h.json")
+    loaded = History.load(tmp_path / "h.json")
+    assert loaded.to_json() == history.to_json()
+    assert checker.check(loaded, all_logs()) == []

@@ -1,0 +1,44 @@
+"""Short fault runs against real ``runnode`` processes (the default test
+command). Each prints its seed; a failure prints the schedule, the
+violations and the command that replays it alone:
+
+    RAFT_FAULT_SEED=<seed> .venv/bin/python -m pytest tests/faults -k <test>
+"""
+
+import pytest
+
+from . import runner
+
+pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+
+
+def run_and_check(config, base_dir, request):
+    result = runner.run(config, base_dir)
+    report = result.report(test=request.node.name)
+    print(report)
+    assert result.ok, report
+    return result
+
+
+def test_loopback_kills_and_pauses(fault_seed, tmp_path, request):
+    """Without namespaces: SIGKILL + restart (one, a majority, all) and
+    SIGSTOP/SIGCONT, on 127.0.0.1. Runs everywhere, root or not."""
+    config = runner.RunConfig(seed=fault_seed, size=3, netns=False, duration_s=25, cover=True)
+    run_and_check(config, tmp_path, request)
+
+
+def test_netns_three_servers_every_fault(fault_seed, tmp_path, request, network_namespaces):
+    """Each server in its own namespace: every operation at least once
+    (isolated leader, majority/minority, bridge, one-way, loss, kills,
+    pauses), then random ones."""
+    config = runner.RunConfig(seed=fault_seed, size=3, netns=True, duration_s=55, cover=True)
+    run_and_check(config, tmp_path, request)
+
+
+def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
+    """Five servers: partitions with two-server minorities and a bridge
+    between two pairs."""
+    config = runner.RunConfig(
+        seed=fault_seed, size=5, netns=True, duration_s=35, clients=5, cover=True
+    )
+    run_and_check(config, tmp_path, request)

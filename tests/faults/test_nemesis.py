@@ -1,0 +1,149 @@
+"""Schedules replay from their seed, new operations join them through the
+registry, every fault is healed, and partitions become the right nftables
+rules. No processes or namespaces: milliseconds each."""
+
+import pytest
+
+from tests.faults import nemesis, netns
+from tests.faults.workload import History
+
+ALL = frozenset({nemesis.NETNS})
+
+
+def test_the_same_seed_gives_the_same_schedule():
+    first = nemesis.make_schedule(123, 120, 3, ALL)
+    again = nemesis.make_schedule(123, 120, 3, ALL)
+    assert [str(s) for s in first] == [str(s) for s in again]
+    assert [str(s) for s in nemesis.make_schedule(124, 120, 3, ALL)] != [str(s) for s in first]
+
+
+def test_a_schedule_lasts_its_duration():
+    steps = nemesis.make_schedule(5, 60, 3, ALL)
+    total = sum(s.hold_s + s.gap_s for s in steps)
+    assert 60 <= total < 60 + 12
+
+
+def test_without_namespaces_only_process_faults_are_drawn():
+    steps = nemesis.make_schedule(7, 600, 3, frozenset())
+    assert {s.op for s in steps} <= {"kill", "kill_majority", "crash_all", "pause"}
+
+
+def test_with_namespaces_every_kind_of_fault_is_drawn():
+    steps = nemesis.make_schedule(7, 2000, 5, ALL)
+    assert {s.op for s in steps} == set(nemesis.REGISTRY)
+
+
+def test_a_schedule_can_be_limited_to_named_operations():
+    steps = nemesis.make_schedule(7, 100, 3, ALL, names=["loss", "bridge"])
+    assert {s.op for s in steps} == {"loss", "bridge"}
+    with pytest.raises(KeyError, match="no such nemesis"):
+        nemesis.make_schedule(7, 100, 3, ALL, names=["nope"])
+
+
+class FakeBed:
+    size = 3
+    capabilities = ALL
+
+    def __init__(self):
+        self.calls = []
+
+    def resolve(self, target):
+        return 1 if target == "leader" else int(target)
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, *args))
+
+
+def test_a_registered_operation_joins_schedules_and_runs():
+    @nemesis.register
+    class Snapshot(nemesis.Nemesis):
+        name = "test_snapshot"
+        weight = 100.0
+
+        def plan(self, rng, size):
+            return {"target": rng.randrange(size)}
+
+        def start(self, bed, params):
+            bed.compact(params["target"])
+            return nemesis.Active("compacted", lambda: bed.uncompact(params["target"]))
+
+    try:
+        steps = nemesis.make_schedule(1, 30, 3, frozenset())
+        assert "test_snapshot" in {s.op for s in steps}
+        bed, history = FakeBed(), History()
+        ours = [s for s in steps if s.op == "test_snapshot"][:1]
+        assert nemesis.run_schedule(bed, history, ours, lambda s: None) == 1
+        target = ours[0].params["target"]
+        assert bed.calls == [("compact", target), ("uncompact", target)]
+    finally:
+        del nemesis.REGISTRY["test_snapshot"]
+
+
+def test_a_fault_is_healed_even_when_the_run_is_interrupted():
+    bed, history = FakeBed(), History()
+    step = nemesis.Step("pause", {"target": "leader"}, 1.0, 1.0)
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        nemesis.run_schedule(bed, history, [step], interrupted)
+    assert bed.calls == [("pause", 1), ("resume", 1)]
+    assert [e.kind for e in history.events] == ["start", "note", "heal"]
+
+
+@pytest.mark.parametrize(
+    "step, blocked",
+    [
+        (nemesis.Step("isolate", {"target": "leader"}), {(1, 0), (0, 1), (1, 2), (2, 1)}),
+        (nemesis.Step("split", {"minority": [2]}), {(2, 0), (0, 2), (2, 1), (1, 2)}),
+        (
+            nemesis.Step("bridge", {"bridge": 1, "left": [0], "right": [2]}),
+            {(0, 2), (2, 0)},
+        ),
+        (nemesis.Step("one_way", {"target": "leader", "direction": "out"}), {(1, 0), (1, 2)}),
+        (nemesis.Step("one_way", {"target": 0, "direction": "in"}), {(1, 0), (2, 0)}),
+    ],
+)
+def test_partitions_block_the_right_directions(step, blocked):
+    bed = FakeBed()
+    active = nemesis.REGISTRY[step.op].start(bed, step.params)
+    assert bed.calls == [("block", blocked, 0)]
+    active.heal()
+    assert bed.calls[-1] == ("unblock",)
+
+
+def test_network_rules_drop_the_named_directions_only(monkeypatch):
+    network = netns.Network(3)
+    network.hosts = ["198.18.200.10", "198.18.200.11", "198.18.200.12"]
+    loaded = {}
+    monkeypatch.setattr(
+        network, "_load", lambda ns, rules_in, rules_out: loaded.update({ns: (rules_in, rules_out)})
+    )
+    network.apply({(0, 1)}, loss_percent=20)
+    n0, n1, n2 = network.namespaces
+    assert loaded[n0][1] == ["ip daddr 198.18.200.11 drop"]
+    assert loaded[n1][0][0] == "ip saddr 198.18.200.10 drop"
+    assert loaded[n2][1] == []
+    for rules_in, _ in loaded.values():
+        assert rules_in[-1].endswith("numgen random mod 100 < 20 drop")
+        assert "198.18.200.1 " not in rules_in[-1]  # the test process keeps its link
+    network.heal()
+    assert all(v == ([], []) for v in loaded.values())
+
+
+def test_interface_names_fit_the_kernel_limit_for_any_pid(monkeypatch):
+    monkeypatch.setattr(netns.os, "getpid", lambda: 4194304)  # pid_max on 64-bit
+    monkeypatch.setattr(netns, "_counter", iter([1295]))  # "zz"
+    network = netns.Network(9)
+    assert all(len(name) <= 15 for name in [network.bridge, *network.veths])
+    assert netns._owner_pid(network.bridge) == 4194304
+    assert netns._owner_pid(network.veths[0]) == 4194304
+    assert netns._owner_pid(network.namespaces[0]) == 4194304
+
+
+def test_a_covering_schedule_runs_every_operation_even_when_short():
+    steps = nemesis.make_schedule(3, 1, 3, ALL, cover=True)
+    names = {op.name for op in nemesis.available(ALL, 3)}
+    assert {s.op for s in steps} == names
+    assert len(steps) == len(names)

@@ -1,0 +1,285 @@
+"""The workload of a fault run and the history it records: concurrent
+clients appending unique commands, a status sampler per server, and the
+nemesis's events. Times are seconds since the history began (monotonic).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+# Outcomes of one operation.
+OK = "ok"  # 200: committed at ``index``
+FAIL = "fail"  # 400/503, or nothing sent: definitely not applied
+UNKNOWN = "unknown"  # 504, other statuses, timeouts, lost connections
+
+# Statuses that mean "nothing was changed" (CONTRACT.md).
+DEFINITE_FAILURES = {400, 413, 503}
+
+
+@dataclass
+class Op:
+    """One client operation: POST /api/commands with client_id and seq."""
+
+    client_id: str
+    seq: int
+    command: str
+    node: str  # the address it was sent to
+    invoke: float
+    complete: float | None = None
+    outcome: str | None = None
+    index: int | None = None
+    term: int | None = None
+    status: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Sample:
+    """One answer of GET /api/status."""
+
+    time: float
+    node: str
+    term: int
+    role: str
+    leader: str | None
+    commit_index: int
+
+
+@dataclass
+class Event:
+    """A nemesis event: a fault starting or healing, or a note."""
+
+    time: float
+    kind: str  # "start", "heal", "note"
+    name: str
+    detail: str = ""
+
+
+@dataclass
+class History:
+    """Everything one run observed; safe to append to from many threads."""
+
+    seed: int | None = None
+    nodes: list[str] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def add_op(self, op: Op) -> None:
+        with self._lock:
+            self.ops.append(op)
+
+    def add_sample(self, sample: Sample) -> None:
+        with self._lock:
+            self.samples.append(sample)
+
+    def event(self, kind: str, name: str, detail: str = "") -> Event:
+        event = Event(self.now(), kind, name, detail)
+        with self._lock:
+            self.events.append(event)
+        return event
+
+    def to_json(self) -> dict:
+        with self._lock:
+            return {
+                "seed": self.seed,
+                "nodes": list(self.nodes),
+                "ops": [asdict(op) for op in self.ops],
+                "samples": [asdict(s) for s in self.samples],
+                "events": [asdict(e) for e in self.events],
+            }
+
+    @classmethod
+    def from_json(cls, data: dict) -> History:
+        history = cls(seed=data.get("seed"), nodes=list(data.get("nodes", [])))
+        history.ops = [Op(**op) for op in data.get("ops", [])]
+        history.samples = [Sample(**s) for s in data.get("samples", [])]
+        history.events = [Event(**e) for e in data.get("events", [])]
+        return history
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json()))
+
+    @classmethod
+    def load(cls, path: Path) -> History:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def new_session() -> requests.Session:
+    session = requests.Session()
+    # Test traffic goes straight to the nodes, never through a proxy.
+    session.trust_env = False
+    return session
+
+
+def _nothing_sent(exc: requests.RequestException) -> bool:
+    """Whether the request failed before any byte of it left (refused or
+    connect timeout): then it is known not to have acted."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        cause = getattr(cause, "reason", cause)  # a MaxRetryError's reason
+        return isinstance(cause, (NewConnectionError, ConnectTimeoutError))
+    return False
+
+
+def perform(session, op: Op, url: str, timeout: tuple[float, float]) -> Op:
+    """Send one operation and fill in its completion and outcome."""
+    body = {"command": op.command, "client_id": op.client_id, "seq": op.seq}
+    try:
+        response = session.post(url, json=body, timeout=timeout)
+    except requests.RequestException as exc:
+        op.outcome = FAIL if _nothing_sent(exc) else UNKNOWN
+        op.error = type(exc).__name__
+        return op
+    op.status = response.status_code
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.status_code == 200 and isinstance(answer, dict):
+        op.outcome = OK
+        op.index = answer.get("index")
+        op.term = answer.get("term")
+    elif response.status_code in DEFINITE_FAILURES:
+        op.outcome = FAIL
+        op.error = (answer or {}).get("error") if isinstance(answer, dict) else None
+    else:
+        op.outcome = UNKNOWN
+        op.error = (answer or {}).get("error") if isinstance(answer, dict) else None
+    return op
+
+
+class Workload:
+    """``clients`` threads, each appending ``<client_id>:<seq>`` commands to
+    servers picked at random (from a seeded Random) until stopped."""
+
+    def __init__(
+        self,
+        history: History,
+        urls: dict[str, str],
+        *,
+        clients: int = 4,
+        seed: int = 0,
+        read_timeout_s: float = 8.0,
+        think_s: float = 0.0,
+        fail_pause_s: float = 0.05,
+    ):
+        self.history = history
+        self.urls = urls  # address -> base URL
+        self.clients = clients
+        self.seed = seed
+        self.timeout = (1.0, read_timeout_s)
+        self.think_s = think_s
+        self.fail_pause_s = fail_pause_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Workload:
+        for k in range(self.clients):
+            thread = threading.Thread(
+                target=self._client, args=(k,), name=f"fault-client-{k}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop and wait for every client's operation in flight to end."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            raise RuntimeError(f"clients still running after {timeout} s: {alive}")
+
+    def _client(self, k: int) -> None:
+        rng = random.Random(f"{self.seed}-client-{k}")
+        client_id = f"c{k}"
+        session = new_session()
+        addresses = sorted(self.urls)
+        seq = 0
+        try:
+            while not self._stop.is_set():
+                seq += 1
+                node = rng.choice(addresses)
+                op = Op(client_id, seq, f"{client_id}:{seq}", node, self.history.now())
+                # Recorded before it is sent: a run cut short still lists it.
+                self.history.add_op(op)
+                perform(session, op, self.urls[node] + "/api/commands", self.timeout)
+                op.complete = self.history.now()
+                if op.outcome != OK:
+                    # A lost connection may be a stale keep-alive one.
+                    session.close()
+                    session = new_session()
+                    self._stop.wait(self.fail_pause_s)
+                elif self.think_s:
+                    self._stop.wait(self.think_s)
+        finally:
+            session.close()
+
+
+class StatusSampler:
+    """One thread per server polling GET /api/status every ``interval_s``."""
+
+    def __init__(self, history: History, urls: dict[str, str], interval_s: float = 0.1):
+        self.history = history
+        self.urls = urls
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.latest: dict[str, Sample] = {}
+
+    def start(self) -> StatusSampler:
+        for address in sorted(self.urls):
+            thread = threading.Thread(
+                target=self._poll, args=(address,), name=f"sampler-{address}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5.0)
+
+    def _poll(self, address: str) -> None:
+        session = new_session()
+        url = self.urls[address] + "/api/status"
+        try:
+            while not self._stop.is_set():
+                try:
+                    r = session.get(url, timeout=(0.5, 1.0))
+                    body = r.json() if r.status_code == 200 else None
+                except (requests.RequestException, ValueError):
+                    body = None
+                    session.close()
+                    session = new_session()
+                if body is not None:
+                    sample = Sample(
+                        self.history.now(), address, body["term"], body["role"],
+                        body["leader"], body["commit_index"],
+                    )  # fmt: skip
+                    self.history.add_sample(sample)
+                    self.latest[address] = sample
+                self._stop.wait(self.interval_s)
+        finally:
+            session.close()
