@@ -228,20 +228,17 @@ class Cluster:
 
     # --- the servers -----------------------------------------------------
 
-    def tick(self, id: str, _trace: bool = True) -> None:
-        server = self.servers[id]
-        if server.up:
-            if _trace:
-                self._event("tick", id)
-            self._handle(server, server.node.tick())
-        self.steps += 1
+    def tick(self, id: str) -> None:
+        """One tick for ``id`` alone: its clock runs ahead of the others'."""
+        self._event("tick", id)
+        self._tick(self.servers[id])
 
     def tick_all(self) -> None:
         """One tick of time: every live server ticks once."""
         self.now += 1
         self._event("tick all", None)
-        for id in self.ids:
-            self.tick(id, _trace=False)
+        for server in self.servers.values():
+            self._tick(server)
 
     def crash(self, id: str) -> None:
         """Lose volatile state and every message on its way to ``id``."""
@@ -372,7 +369,7 @@ class Cluster:
                 continue
             self._event("deliver", dest, envelope.message)
             merged.merge(self._step(server, envelope.message))
-            if not envelope.reply:
+            if not (envelope.reply or envelope.local):
                 reply_to[envelope.message.source] = envelope.incarnation
         if server is not None and server.up:
             self._handle(server, merged, reply_to)
@@ -495,6 +492,11 @@ class Cluster:
         )
         self._observe(server)
 
+    def _tick(self, server: Server) -> None:
+        if server.up:
+            self._handle(server, server.node.tick())
+        self.steps += 1
+
     def _pick(self, which: Selector, local: bool | None = None) -> Envelope | None:
         if isinstance(which, Envelope):
             return which
@@ -531,7 +533,8 @@ class Cluster:
             return
         self._event("deliver", message.dest, message)
         ready = self._step(server, message)
-        reply_to = {} if envelope.reply else {message.source: envelope.incarnation}
+        asked = not (envelope.reply or envelope.local)
+        reply_to = {message.source: envelope.incarnation} if asked else {}
         self._handle(server, ready, reply_to)
 
     def _step(self, server: Server, message: Message) -> Ready:
@@ -561,15 +564,13 @@ class Cluster:
         asker has crashed since)."""
         message = envelope.message
         if envelope.reply:
-            asker, peer = message.dest, message.source
+            self._unreachable(message.dest, envelope.incarnation, message.source)
         else:
-            asker, peer = message.source, message.dest
+            self._unreachable(message.source, envelope.incarnation, message.dest)
+
+    def _unreachable(self, asker: str, incarnation: int, peer: str) -> None:
         server = self.servers.get(asker)
-        if (
-            server is None
-            or not server.up
-            or server.incarnation != envelope.incarnation
-        ):
+        if server is None or not server.up or server.incarnation != incarnation:
             return
         delay = self.rng.randint(0, self.max_unreachable_delay)
         self._seq += 1
@@ -602,10 +603,13 @@ class Cluster:
                 later.append(message)
         writes = ready.hard_state or ready.entries_to_persist or ready.committed_entries
         if writes and id in self._fail_writes:
-            # Killed during the write: none of this Ready is on disk.
+            # Killed during the write: none of this Ready is on disk, and
+            # the askers' HTTP calls fail.
             self._fail_writes.discard(id)
             self._event("killed in write", id)
             self.crash(id)
+            for asker, incarnation in reply_to.items():
+                self._unreachable(asker, incarnation, id)
             return
         if ready.hard_state is not None:
             storage.hard_state = ready.hard_state
