@@ -5,6 +5,7 @@ The environment is read here once; other code reads ``django.conf.settings``.
 """
 
 import os
+import re
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -35,6 +36,12 @@ SECRET_KEY = os.environ.get(
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 # A node answers requests addressed to any host name or address it serves on.
 ALLOWED_HOSTS = ["*"]
+# Browsers share cookies between the ports of one host: each node names its
+# login and CSRF cookies after itself, so logging in to one node of a local
+# cluster does not log the operator out of another.
+_COOKIE_SUFFIX = re.sub(r"[^A-Za-z0-9]", "_", RAFT_NODE_ID) or "default"
+SESSION_COOKIE_NAME = f"raft_session_{_COOKIE_SUFFIX}"
+CSRF_COOKIE_NAME = f"raft_csrf_{_COOKIE_SUFFIX}"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,10 +1,20 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("raft/", include("consensus.urls")),
     path("api/", include("nodes.urls")),
+    # Operators' pages: the dashboard, and the admin's own look (CSS, JS).
+    path("dashboard/", include("nodes.dashboard_urls")),
+    path("", RedirectView.as_view(pattern_name="dashboard:index")),
+    # Each node serves its own static files from the apps' folders: there is
+    # no web server in front of gunicorn and no collectstatic step, so the
+    # staticfiles finder serves them even with DEBUG off ("insecure" is
+    # about speed, not exposure: these are the public admin assets).
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]
 
 # JSON, not HTML, for unknown routes and crashes under /api/ and /raft/.

@@ -2,11 +2,13 @@
 """A local 3-node cluster on 127.0.0.1:9990-9992 in the foreground (make cluster).
 
 Each node keeps its data in ./data/<port>; every output line is prefixed with
-the node's port. Ctrl-C or SIGTERM stops all three and exits 0.
+the node's port. A demo admin login is made on every node and printed. Ctrl-C
+or SIGTERM stops all three and exits 0.
 """
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -77,6 +79,28 @@ def start_node(host: str, port: int, cluster: str, data_root: Path) -> subproces
     )
 
 
+def create_demo_logins(ports: list[int], data_root: Path, username: str, password: str):
+    """The same admin login on every node, before it starts (logins are
+    local to a node's database, not replicated). Returns an error or None."""
+    env = dict(os.environ, RAFT_ADMIN_PASSWORD=password)
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable, "manage.py", "createadmin",
+                "--data-dir", str(data_root / str(port)), "--username", username,
+            ],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for port in ports
+    ]
+    for port, run in zip(ports, runs):
+        _, stderr = run.communicate()
+        if run.returncode != 0:
+            lines = stderr.decode(errors="replace").strip().splitlines() or ["failed"]
+            return f"cannot create the admin login on :{port}: {lines[-1]}"
+    return None
+
+
 def stop_all(procs: dict[int, subprocess.Popen]) -> None:
     """SIGTERM every node; SIGKILL the process group of any still running
     after the deadline."""
@@ -97,7 +121,7 @@ def stop_all(procs: dict[int, subprocess.Popen]) -> None:
         proc.wait()
 
 
-def banner(host: str, ports: list[int], data_root: Path) -> str:
+def banner(host: str, ports: list[int], data_root: Path, login: tuple[str, str]) -> str:
     servers = [f":{p}" for p in ports]
     first, second, third = (servers[i % len(servers)] for i in range(3))
     try:
@@ -115,6 +139,8 @@ def banner(host: str, ports: list[int], data_root: Path) -> str:
             f"  .venv/bin/python manage.py print -S {second}",
             f"  .venv/bin/python manage.py count -S {third}",
             f"  .venv/bin/python manage.py status -S {first}",
+            f"Admin and dashboard: http://{host}:{ports[0]}/dashboard/ (any node),"
+            f" login {login[0]} / {login[1]}",
             "Ctrl-C stops all nodes.",
         ]
     )
@@ -125,6 +151,10 @@ def main(argv=None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--ports", default=DEFAULT_PORTS, help="comma-separated")
     parser.add_argument("--data-root", type=Path, default=ROOT / "data")
+    parser.add_argument("--admin-user", default="admin")
+    parser.add_argument(
+        "--admin-password", help="for the demo login; default: a new random one"
+    )
     args = parser.parse_args(argv)
     ports = [int(p) for p in args.ports.split(",") if p]
     data_root = args.data_root.resolve()
@@ -137,6 +167,13 @@ def main(argv=None) -> int:
                 sys.stderr,
             )
             return 1
+
+    # Random unless given: a node may listen beyond loopback (--host).
+    password = args.admin_password or secrets.token_urlsafe(9)
+    error = create_demo_logins(ports, data_root, args.admin_user, password)
+    if error:
+        say(f"local_cluster: {error}", sys.stderr)
+        return 1
 
     stopping = threading.Event()
 
@@ -157,7 +194,7 @@ def main(argv=None) -> int:
             )
             pump_thread.start()
             pumps.append(pump_thread)
-        say(banner(args.host, ports, data_root))
+        say(banner(args.host, ports, data_root, (args.admin_user, password)))
         exited = set()
         while not stopping.wait(0.2):
             for port, proc in procs.items():

@@ -1,0 +1,187 @@
+"""An operator's session in headless Chromium against a real 3-node cluster:
+log in, read the log, send a command from the dashboard and watch it
+appear, add a server through the admin and see it on the dashboard.
+
+Screenshots land in artifacts/browser/. The tests run in order and share
+one cluster and one browser profile (the login carries over).
+"""
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from tests.cluster.harness import ROOT, LocalCluster
+
+pytestmark = pytest.mark.cluster
+
+MEMBERS = 3
+USERNAME, PASSWORD = "operator", "browser-test-password"
+
+
+class OperatorCluster(LocalCluster):
+    """Nodes beyond the first MEMBERS start as non-members, to be added
+    through the admin."""
+
+    @property
+    def cluster_arg(self) -> str:
+        return ",".join(n.address for n in self.nodes[:MEMBERS])
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = OperatorCluster(MEMBERS + 1, base_dir=tmp_path_factory.mktemp("ui"))
+    try:
+        # Logins are per node, so the one used here exists on every node
+        # (the spare too, whose admin is opened once it is a member).
+        logins = [
+            subprocess.Popen(
+                [sys.executable, "manage.py", "createadmin", "--data-dir",
+                 str(node.data_dir), "--username", USERNAME, "--password", PASSWORD],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            for node in cluster.nodes
+        ]
+        for login in logins:
+            _, stderr = login.communicate(timeout=120)
+            assert login.returncode == 0, stderr.decode()
+        for node in cluster.nodes[:MEMBERS]:
+            cluster.start_node(node)
+        cluster.leader(timeout=20)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser_context):
+    page = browser_context.new_page()
+    yield page
+    page.close()
+
+
+def log_in(page, base_url, shoot=None):
+    """Open the dashboard; the login form comes first."""
+    page.goto(f"{base_url}/dashboard/")
+    if "/admin/login/" in page.url:
+        if shoot:
+            shoot(page, "01-login")
+        page.fill("#id_username", USERNAME)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+    page.wait_for_url(f"{base_url}/dashboard/")
+
+
+def server_row(page, address):
+    return page.locator(f'#servers tbody tr[data-server="{address}"]')
+
+
+def test_log_in_read_the_log_and_send_a_command(cluster, page, shoot):
+    node = cluster.nodes[0]
+    log_in(page, node.base_url, shoot)
+    # Every member is drawn, reachable, and the leader stands out.
+    for member in cluster.nodes[:MEMBERS]:
+        row = server_row(page, member.address)
+        row.locator("td.reachable").wait_for()
+    leader = cluster.leader()
+    page.locator(f'#servers tr.leader[data-server="{leader.address}"]').wait_for()
+    page.wait_for_selector("#refresh-status:has-text('Live')")
+    shoot(page, "02-dashboard")
+
+    page.click("text=The log")
+    page.wait_for_url("**/admin/consensus/logentry/")
+    rows = page.locator("#result_list tbody tr")
+    assert rows.count() >= 2  # the initial configuration and a no-op at least
+    assert "Config" in rows.last.inner_text()
+    shoot(page, "03-log")
+
+    # The command form on the dashboard; the page must not reload.
+    page.goto(f"{node.base_url}/dashboard/")
+    page.evaluate("window.sameDocument = true")
+    command = f"hello from chromium {uuid.uuid4().hex[:8]}"
+    page.fill("#command-input", command)
+    page.click("#command-form button[type=submit]")
+    outcome = page.locator("#command-outcome.success")
+    outcome.wait_for()
+    assert "Committed at index" in outcome.inner_text()
+    index = int(outcome.inner_text().split("index ")[1].split()[0])
+    page.locator("#entries td.command", has_text=command).wait_for()
+    assert page.evaluate("window.sameDocument") is True
+    shoot(page, "04-command-sent")
+
+    page.goto(f"{node.base_url}/admin/consensus/logentry/?q={command.split()[-1]}")
+    found = page.locator("#result_list tbody tr")
+    assert found.count() == 1
+    assert str(index) in found.first.inner_text()
+    shoot(page, "05-log-search")
+
+    # Another node's dashboard learns of it too, live: a follower's view.
+    cluster.wait_applied(index)
+
+
+def test_the_dashboard_refreshes_by_itself(cluster, page):
+    """A command sent elsewhere (the API of another node) shows up without
+    any action on the page."""
+    node = cluster.nodes[0]
+    log_in(page, node.base_url)
+    page.evaluate("window.sameDocument = true")
+    command = f"sent elsewhere {uuid.uuid4().hex[:8]}"
+    cluster.write(cluster.nodes[1], command)
+    page.locator("#entries td.command", has_text=command).wait_for()
+    assert page.evaluate("window.sameDocument") is True
+
+
+def test_logins_on_two_nodes_coexist(cluster, page):
+    """Logins are per node, and one browser holds one for each node: each
+    node names its session cookie after itself (cookies ignore ports)."""
+    first, second = cluster.nodes[0], cluster.nodes[1]
+    log_in(page, first.base_url)
+    page.goto(f"{second.base_url}/dashboard/")
+    assert "/admin/login/" in page.url  # another node, another login
+    log_in(page, second.base_url)
+    page.goto(f"{first.base_url}/dashboard/")
+    assert page.url == f"{first.base_url}/dashboard/"  # still logged in
+
+
+def test_add_a_server_through_the_admin(cluster, page, shoot):
+    node, spare = cluster.nodes[0], cluster.nodes[MEMBERS]
+    log_in(page, node.base_url)
+    page.goto(f"{node.base_url}/admin/nodes/server/")
+    if page.locator("input[name=address]").count() == 0:
+        pytest.skip("the admin's servers page has no add form yet (issue 4)")
+    cluster.start_node(spare)
+    cluster.wait_until(lambda: cluster.try_status(spare), 20, "spare node serving")
+    page.fill("input[name=address]", spare.address)
+    with page.expect_navigation(timeout=60_000):
+        page.locator("input[name=address]").press("Enter")
+    success = page.locator(".messagelist .success")
+    success.wait_for()
+    assert spare.address in success.inner_text()
+    shoot(page, "06-server-added")
+
+    page.goto(f"{node.base_url}/dashboard/")
+    row = server_row(page, spare.address)
+    row.locator("td.reachable").wait_for()
+    page.wait_for_function(
+        """address => {
+            const row = document.querySelector(`#servers tr[data-server="${address}"]`);
+            return row && row.innerText.includes("voter")
+                && row.querySelector(".role").innerText.trim() === "follower";
+        }""",
+        arg=spare.address,
+    )
+    assert page.locator("#servers tbody tr").count() == MEMBERS + 1
+    shoot(page, "07-dashboard-four-servers")
+
+
+def test_a_stopped_server_shows_unreachable(cluster, page, shoot):
+    node = cluster.nodes[0]
+    leader = cluster.leader()
+    victim = next(n for n in cluster.live_nodes() if n not in (node, leader))
+    log_in(page, node.base_url)
+    cluster.kill(victim)
+    row = server_row(page, victim.address)
+    row.locator("td.unreachable").wait_for()
+    assert "no: " in row.inner_text()
+    shoot(page, "08-dashboard-server-down")

@@ -1,0 +1,291 @@
+"""The operators' dashboard: login only, the cluster as this node sees it,
+and a command form that goes through the node's API."""
+
+import json
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
+
+from consensus.models import LogEntry
+from consensus.runtime import NodeStatus, PeerInfo, ServerInfo
+from nodes import dashboard
+from nodes.client import ClientError
+
+from .stub import Reply
+
+pytestmark = pytest.mark.django_db
+
+SELF, OTHER, DOWN = "127.0.0.1:9990", "127.0.0.1:9991", "127.0.0.1:9992"
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def log():
+    LogEntry.objects.bulk_create(
+        LogEntry(index=i, term=1, command=f"beer {i}") for i in range(1, 10)
+    )
+
+
+def leader_status(**changes):
+    fields = dict(
+        id=SELF, role="leader", term=3, leader=SELF, commit_index=7,
+        last_applied=7, last_log_index=9,
+        servers=tuple(ServerInfo(address, True) for address in (SELF, OTHER, DOWN)),
+        peers=(
+            PeerInfo(OTHER, True, match_index=9, next_index=10, last_contact_s=0.1),
+            PeerInfo(DOWN, True, match_index=4, next_index=5, last_contact_s=12.5),
+        ),
+    )  # fmt: skip
+    fields.update(changes)
+    return NodeStatus(**fields)
+
+
+def fake_fetch(answers):
+    """fetch(address, path) from a dict; a missing key is unreachable."""
+
+    def fetch(address, path):
+        if (address, path) not in answers:
+            raise ClientError("connection refused")
+        return answers[(address, path)]
+
+    return fetch
+
+
+OTHER_STATUS = {"id": OTHER, "role": "follower", "term": 3, "leader": SELF,
+                "commit_index": 7, "last_applied": 7, "last_log_index": 9}  # fmt: skip
+
+
+# --- login -------------------------------------------------------------------
+
+
+def test_anonymous_user_is_sent_to_login(client, runtime):
+    response = client.get("/dashboard/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/dashboard/"
+    assert client.get("/").status_code == 302  # the root leads there too
+
+
+def test_scripts_get_401_without_a_login(client, runtime):
+    assert client.get("/dashboard/data").status_code == 401
+    response = client.post("/dashboard/commands", {"command": "x"})
+    assert response.status_code == 401
+    assert runtime.submitted == []
+
+
+def test_non_staff_user_gets_nothing(client, runtime):
+    client.force_login(User.objects.create_user("someone", password="pw"))
+    assert client.get("/dashboard/").status_code == 302
+    assert client.get("/dashboard/data").status_code == 401
+
+
+def _sample_paths(patterns, prefix=""):
+    """A concrete path for every URL pattern: "1" for each parameter, the
+    first choice of a regex alternation (the admin's app_label)."""
+    for pattern in patterns:
+        route = str(pattern.pattern)
+        if isinstance(pattern.pattern, RegexPattern):
+            route = re.sub(r"\(\?P<\w+>(\w+)(\|\w+)*\)", r"\1", route)
+            route = re.sub(r"\(\?P<\w+>[^)]*\)", "1", route)
+            route = route.replace("^", "").replace("$", "").replace("\\", "")
+        else:
+            route = re.sub(r"<[^>]+>", "1", route)
+        if isinstance(pattern, URLResolver):
+            yield from _sample_paths(pattern.url_patterns, prefix + route)
+        elif isinstance(pattern, URLPattern):
+            yield "/" + prefix + route
+
+
+def test_nothing_but_the_api_and_peer_rpc_answers_without_a_login(client, runtime):
+    """Every page of every app, the membership pages included, sends an
+    anonymous user to the login form; only /api/, /raft/, static files and
+    the login and logout pages answer."""
+    public = ("/api/", "/raft/", "/static/", "/admin/login/", "/admin/logout/")
+    checked = []
+    for path in _sample_paths(get_resolver().url_patterns):
+        if path.startswith(public):
+            continue
+        for method in (client.get, client.post):
+            response = method(path)
+            checked.append(path)
+            assert response.status_code in (302, 401, 404, 405), path
+            if response.status_code == 302:
+                assert response["Location"].startswith(
+                    ("/admin/login/", "/dashboard/")
+                ), path
+    assert "/dashboard/" in checked and "/admin/consensus/logentry/" in checked
+
+
+# --- the page and its data ----------------------------------------------------------
+
+
+def test_dashboard_page(admin_client, runtime, log, monkeypatch):
+    monkeypatch.setattr(dashboard, "fetch_json", fake_fetch({}))
+    response = admin_client.get("/dashboard/")
+    assert response.status_code == 200
+    assert "nodes/dashboard.html" in [t.name for t in response.templates]
+    content = response.content.decode()
+    assert 'id="dashboard-snapshot"' in content
+    assert "nodes/dashboard.js" in content
+    assert 'href="/admin/consensus/logentry/"' in content
+    assert 'action="/dashboard/commands"' in content
+
+
+def test_leader_sees_every_server_with_its_progress(runtime, log):
+    runtime.node_status = leader_status()
+    snapshot = dashboard.cluster_snapshot(
+        runtime.node_status, fake_fetch({(OTHER, "/api/status"): OTHER_STATUS})
+    )
+    rows = {row["id"]: row for row in snapshot["servers"]}
+    assert list(rows) == [SELF, OTHER, DOWN]
+    assert snapshot["leader"] == SELF and snapshot["progress_from"] == SELF
+    assert rows[SELF]["self"]
+    assert (rows[SELF]["role"], rows[SELF]["match_index"]) == ("leader", 9)
+    assert rows[OTHER]["reachable"] and rows[OTHER]["role"] == "follower"
+    assert (rows[OTHER]["match_index"], rows[OTHER]["last_contact_s"]) == (9, 0.1)
+    assert not rows[DOWN]["reachable"]
+    assert rows[DOWN]["error"] == "connection refused"
+    assert (rows[DOWN]["match_index"], rows[DOWN]["role"]) == (4, None)
+    # Raft §5.3: the newest committed entries only (commit index 7).
+    assert [e["index"] for e in snapshot["entries"]] == [7, 6, 5, 4, 3, 2, 1]
+
+
+def test_follower_shows_the_leaders_view(runtime, log):
+    status = leader_status(id=OTHER, role="follower", leader=SELF, peers=())
+    leader_view = {
+        "id": SELF, "leader": SELF,
+        "servers": [
+            {"id": SELF, "voter": True, "role": "leader", "match_index": None},
+            {"id": OTHER, "voter": True, "role": "follower", "match_index": 8,
+             "last_contact_s": 0.2},
+        ],
+    }  # fmt: skip
+    fetch = fake_fetch(
+        {
+            (SELF, "/api/status"): dict(OTHER_STATUS, id=SELF, role="leader"),
+            (SELF, "/api/servers"): leader_view,
+        }
+    )
+    snapshot = dashboard.cluster_snapshot(status, fetch)
+    rows = {row["id"]: row for row in snapshot["servers"]}
+    assert snapshot["progress_from"] == SELF
+    assert rows[OTHER]["self"] and rows[OTHER]["match_index"] == 8
+    # The leader's own match index is its last log index.
+    assert rows[SELF]["match_index"] == 9 and rows[SELF]["role"] == "leader"
+    assert rows[DOWN]["match_index"] is None and not rows[DOWN]["reachable"]
+
+
+def test_follower_says_why_it_has_no_progress(runtime, log):
+    status = leader_status(id=OTHER, role="follower", leader=SELF, peers=())
+    snapshot = dashboard.cluster_snapshot(status, fake_fetch({}))
+    assert snapshot["progress_from"] is None
+    assert snapshot["progress_error"] == "connection refused"
+    no_leader = leader_status(id=OTHER, role="candidate", leader=None, peers=())
+    snapshot = dashboard.cluster_snapshot(no_leader, fake_fetch({}))
+    assert snapshot["progress_from"] is None and snapshot["progress_error"] is None
+
+
+def test_a_learner_catching_up_is_shown(runtime, log):
+    learner = "127.0.0.1:9993"
+    status = leader_status(
+        peers=(
+            PeerInfo(learner, False, match_index=2, next_index=3, last_contact_s=0.0),
+        )
+    )
+    snapshot = dashboard.cluster_snapshot(status, fake_fetch({}))
+    row = {row["id"]: row for row in snapshot["servers"]}[learner]
+    assert (row["member"], row["voter"], row["match_index"]) == (False, False, 2)
+
+
+def test_data_endpoint(admin_client, runtime, log, monkeypatch):
+    monkeypatch.setattr(dashboard, "fetch_json", fake_fetch({}))
+    response = admin_client.get("/dashboard/data")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["node"] == "127.0.0.1:9990" and body["commit_index"] == 7
+    assert {row["id"] for row in body["servers"]} >= {"127.0.0.1:9990"}
+
+
+def test_data_endpoint_without_a_node(admin_client):
+    response = admin_client.get("/dashboard/data")
+    assert response.status_code == 503
+    assert response.json()["error"] == "no_node"
+    assert admin_client.get("/dashboard/").status_code == 200
+
+
+def test_fetch_json_against_a_server(stub_server, refused_address):
+    ok = stub_server(Reply(200, {"id": "x", "role": "leader"}))
+    assert dashboard.fetch_json(ok.address, "/api/status")["role"] == "leader"
+    assert ok.received[0].path == "/api/status"
+    busy = stub_server(Reply(503, {"error": "no_leader", "detail": "starting"}))
+    with pytest.raises(ClientError, match=r"answered HTTP 503 \(no_leader\)"):
+        dashboard.fetch_json(busy.address, "/api/status")
+    with pytest.raises(ClientError, match="connection refused"):
+        dashboard.fetch_json(refused_address, "/api/status")
+
+
+# --- sending a command ---------------------------------------------------------
+
+
+def test_command_goes_through_the_nodes_api(admin_client, runtime, stub_server):
+    api = stub_server(
+        Reply(200, {"index": 12, "term": 3, "leader": OTHER, "forwarded": True})
+    )
+    runtime.node_id = api.address
+    response = admin_client.post("/dashboard/commands", {"command": "I like beer."})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] and body["index"] == 12 and body["forwarded"]
+    assert "index 12" in body["text"] and OTHER in body["text"]
+    sent = api.received[0]
+    assert (sent.method, sent.path) == ("POST", "/api/commands")
+    assert sent.body["command"] == "I like beer."
+
+
+def test_command_as_json(admin_client, runtime, stub_server):
+    api = stub_server(
+        Reply(200, {"index": 5, "term": 1, "leader": "x", "forwarded": False})
+    )
+    runtime.node_id = api.address
+    response = admin_client.post(
+        "/dashboard/commands",
+        json.dumps({"command": "hi"}),
+        content_type="application/json",
+    )
+    assert response.json()["index"] == 5
+
+
+def test_command_error_in_plain_words(admin_client, runtime, stub_server):
+    api = stub_server(
+        Reply(413, {"error": "too_large", "detail": "The command is over 64 KiB."})
+    )
+    runtime.node_id = api.address
+    response = admin_client.post("/dashboard/commands", {"command": "x"})
+    assert response.status_code == 502
+    body = response.json()
+    assert not body["ok"]
+    assert body["error"] == (
+        f"{api.address} answered 413 too_large: The command is over 64 KiB."
+    )
+
+
+def test_command_to_an_unreachable_node(admin_client, runtime, refused_address):
+    runtime.node_id = refused_address
+    body = admin_client.post("/dashboard/commands", {"command": "x"}).json()
+    assert body["error"] == f"cannot reach {refused_address}: connection refused"
+
+
+def test_empty_command_is_refused(admin_client, runtime):
+    response = admin_client.post("/dashboard/commands", {"command": "  "})
+    assert response.status_code == 400
+    assert response.json() == {"ok": False, "error": "Type a command first."}
+
+
+def test_command_needs_post(admin_client, runtime):
+    assert admin_client.get("/dashboard/commands").status_code == 405
