@@ -41,6 +41,16 @@ TRACE_LENGTH = 80
 REPLY_TYPES = {AppendEntries: AppendEntriesReply, RequestVote: RequestVoteReply}
 
 
+def sent_before_write(ready: Ready, message: Message) -> bool:
+    """Does the runtime send ``message`` before it persists ``ready``?
+
+    Mirrors consensus/runtime.py (NodeRuntime._handle): dissertation
+    §10.2.1, with no term or vote to write a leader's AppendEntries leave
+    before its own disk write. Keep the two in step.
+    """
+    return ready.hard_state is None and isinstance(message, AppendEntries)
+
+
 class ContractViolation(AssertionError):
     """The core broke the Ready contract the runtime relies on."""
 
@@ -592,12 +602,9 @@ class Cluster:
         # Sorted by dest (stably) so a core iterating a set of peers cannot
         # make a seed's run depend on the process's hash seed.
         messages = sorted(ready.messages, key=lambda m: m.dest)
-        # Dissertation §10.2.1, as the runtime does it: with no term or vote
-        # to write, a leader's AppendEntries leave before its own disk write.
-        early = ready.hard_state is None
         later = []
         for message in messages:
-            if early and isinstance(message, AppendEntries):
+            if sent_before_write(ready, message):
                 self._send(server, message, reply_to)
             else:
                 later.append(message)
