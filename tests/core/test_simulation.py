@@ -1,8 +1,9 @@
 """Scenarios drawn as in the paper, and randomised runs of whole clusters
-under message loss, delay, reordering, duplication, crashes and partitions.
+under message loss, delay, reordering, duplication, crashes (some in the
+middle of a disk write), partitions and single-server membership changes.
 
-RAFT_SIM_SEEDS sets how many seeds the randomised run covers; RAFT_SIM_SEED
-replays a single one.
+RAFT_SIM_SEEDS sets how many seeds the randomised run covers (default 300);
+RAFT_SIM_SEED replays a single one.
 """
 
 from __future__ import annotations
