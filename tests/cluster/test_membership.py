@@ -251,7 +251,9 @@ def test_remove_the_leader_while_a_client_writes(cluster):
         stop.set()
         writer.join()
     assert new is not old
-    assert {s for t, s in outcomes} <= {200, 503}, outcomes
+    # 503: refused during the hand-over; 504: was waiting at the old leader,
+    # which may never learn the commit once it is out of the configuration.
+    assert {s for t, s in outcomes} <= {200, 503, 504}, outcomes
     wait_event(cluster, remaining, f"Removed peer {old.address}")
     assert old.address not in configuration(cluster, new)
     cluster.removed.append(old)
