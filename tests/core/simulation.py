@@ -706,6 +706,13 @@ class Cluster:
                 f"{status.last_log_term}) but persisted {hard_state} and "
                 f"last_log=({len(log)}, {last_term})"
             )
+        # Figure 2's invariant last_applied <= commit_index, and nothing is
+        # known committed beyond the log.
+        if not storage.last_applied <= status.commit_index <= len(log):
+            raise ContractViolation(
+                f"{server.id} reports commit_index={status.commit_index} with "
+                f"last_applied={storage.last_applied} and {len(log)} entries"
+            )
         self.checker.reported(self.steps, server.id, status.role, status.term, log)
 
     def _event(self, kind: str, node: str | None, detail=None) -> None:
