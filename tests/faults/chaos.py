@@ -29,12 +29,20 @@ def parse_args(argv=None):
                         help="total time to keep starting rounds (default 20)")
     parser.add_argument("--round-minutes", type=float, default=4.0,
                         help="each round's schedule length (default 4)")
+    parser.add_argument("--round-seconds", type=float, default=None,
+                        help="each round's schedule length in seconds (instead of minutes)")
+    parser.add_argument("--cover", action="store_true",
+                        help="every operation once before the random ones")
+    parser.add_argument("--hold-scale", type=float, default=1.0,
+                        help="multiply every fault's hold time (default 1)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="stop after this many rounds (default: when the time is up)")
     parser.add_argument("--seed", type=int, default=None, help="first round's seed")
     parser.add_argument("--nodes", default="3,5",
                         help="cluster sizes, taken in turn by the rounds (default 3,5)")
     parser.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
+    parser.add_argument("--nemeses", default=None,
+                        help="only these operations, comma-separated (default: all that apply)")
     parser.add_argument("--loopback", action="store_true",
                         help="no namespaces: kills and pauses on 127.0.0.1 only")
     parser.add_argument("--out", type=Path, default=None,
@@ -70,7 +78,9 @@ def main(argv=None) -> int:
         size = sizes[number % len(sizes)]
         config = runner.RunConfig(
             seed=seed + number, size=size, netns=use_netns,
-            duration_s=args.round_minutes * 60, clients=args.clients,
+            duration_s=args.round_seconds or args.round_minutes * 60,
+            clients=args.clients, cover=args.cover, hold_scale=args.hold_scale,
+            nemeses=args.nemeses.split(",") if args.nemeses else None,
         )  # fmt: skip
         try:
             result = runner.run(config, out / f"round-{number}-seed-{config.seed}",
@@ -117,6 +127,15 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
         if stats.get("settle_s") is not None:
             settles.append(stats["settle_s"])
     recoveries.sort()
+    by_kind: dict[str, list[float]] = {}
+    for r in rounds:
+        for rec in r.get("recoveries") or []:
+            if rec["recovery_s"] is not None:
+                by_kind.setdefault(rec["fault"], []).append(rec["recovery_s"])
+    recovery_by_op = {
+        op: {"heals": len(v), "median_s": sorted(v)[len(v) // 2], "max_s": max(v)}
+        for op, v in sorted(by_kind.items())
+    }
 
     def percentile(p):
         return recoveries[min(len(recoveries) - 1, int(p * len(recoveries)))] if recoveries else None
@@ -133,6 +152,7 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
         "recovery_s_p95": percentile(0.95),
         "recovery_s_max": recoveries[-1] if recoveries else None,
         "heals_without_recovery_before_next_fault": unrecovered,
+        "recovery_by_op": recovery_by_op,
         "settle_s_max": max(settles) if settles else None,
     }
 

@@ -10,6 +10,7 @@ Nemesis and calling ``register``; schedules then draw it too.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -30,6 +31,7 @@ class Bed(Protocol):
     def resume(self, i: int) -> None: ...
     def block(self, blocked: set[tuple[int, int]], loss_percent: int = 0) -> None: ...
     def unblock(self) -> None: ...
+    def transfer_leadership(self, to: int | None) -> str: ...
     def note(self, text: str) -> None: ...
 
 
@@ -109,11 +111,12 @@ def make_schedule(
     names=None,
     gap_s: tuple[float, float] = (0.5, 3.0),
     cover: bool = False,
+    hold_scale: float = 1.0,
 ) -> list[Step]:
     """Steps drawn from ``seed`` until their hold and gap times add up to
     ``duration_s``; with ``cover``, every operation once (in a seeded
-    order) before the random draws. The same arguments always give the
-    same schedule."""
+    order) before the random draws; ``hold_scale`` shortens (or lengthens)
+    every hold. The same arguments always give the same schedule."""
     rng = random.Random(seed)
     ops = available(capabilities, size, names)
     if not ops:
@@ -128,7 +131,7 @@ def make_schedule(
         step = Step(
             nemesis.name,
             nemesis.plan(rng, size),
-            round(rng.uniform(*nemesis.hold_s), 2),
+            round(rng.uniform(*nemesis.hold_s) * hold_scale, 2),
             round(rng.uniform(*gap_s), 2),
         )
         steps.append(step)
@@ -223,6 +226,25 @@ class Pause(Nemesis):
         i = bed.resolve(params["target"])
         bed.pause(i)
         return Active(f"paused {i}", lambda: bed.resume(i))
+
+
+@register
+class Transfer(Nemesis):
+    """Ask the leader to hand leadership over (POST /api/leader), to a
+    chosen server or to the most up-to-date one; the leader refuses
+    commands with 503 meanwhile, and those must never commit."""
+
+    name = "transfer"
+    weight = 0.7
+    min_size = 2
+    hold_s = (0.0, 1.0)
+
+    def plan(self, rng, size):
+        return {"to": rng.choice([None, rng.randrange(size)])}
+
+    def start(self, bed, params):
+        answer = bed.transfer_leadership(params["to"])
+        return Active(f"leadership transfer to {params['to']}: {answer}", lambda: None)
 
 
 # -- network (namespaces) ------------------------------------------------------
@@ -340,6 +362,82 @@ class Loss(_NetworkNemesis):
         return self._apply(
             bed, set(), params["percent"], description=f"{params['percent']}% loss"
         )
+
+
+@register
+class Flap(_NetworkNemesis):
+    """A new random partition every few hundred milliseconds (a flapping
+    network: terms churn, leaders come and go), healed at the end."""
+
+    name = "flap"
+    weight = 0.7
+    min_size = 3
+    hold_s = (3.0, 10.0)
+
+    def plan(self, rng, size):
+        return {"seed": rng.randrange(2**31), "period_s": rng.choice([0.2, 0.5, 1.0])}
+
+    def start(self, bed, params):
+        rng = random.Random(params["seed"])
+        stop = threading.Event()
+        changes = []
+
+        def flap():
+            while not stop.is_set():
+                nodes = list(range(bed.size))
+                rng.shuffle(nodes)
+                cut = rng.randint(1, bed.size - 1)
+                bed.block(_cut(nodes[:cut], nodes[cut:]))
+                changes.append(sorted(nodes[:cut]))
+                stop.wait(params["period_s"])
+
+        thread = threading.Thread(target=flap, name="nemesis-flap", daemon=True)
+        thread.start()
+
+        def heal():
+            stop.set()
+            thread.join(10.0)
+            bed.unblock()
+            bed.note(f"flap: {len(changes)} partitions")
+
+        return Active(f"flapping partitions every {params['period_s']} s", heal)
+
+
+@register
+class Combined(Nemesis):
+    """A network fault and a process fault at once (e.g. a partition while
+    a server of the majority is killed or paused), healed in reverse."""
+
+    name = "combined"
+    requires = frozenset({NETNS})
+    weight = 1.0
+    min_size = 3
+    hold_s = (2.0, 8.0)
+    network_ops = ("isolate", "split", "bridge", "one_way", "loss")
+    process_ops = ("kill", "pause")
+
+    def plan(self, rng, size):
+        first, second = rng.choice(self.network_ops), rng.choice(self.process_ops)
+        return {
+            first: REGISTRY[first].plan(rng, size),
+            second: REGISTRY[second].plan(rng, size),
+        }
+
+    def start(self, bed, params):
+        started = []
+        try:
+            for name, sub in params.items():
+                started.append(REGISTRY[name].start(bed, sub))
+        except BaseException:
+            for active in reversed(started):
+                active.heal()
+            raise
+
+        def heal():
+            for active in reversed(started):
+                active.heal()
+
+        return Active("; ".join(a.description for a in started), heal)
 
 
 def run_schedule(bed, history, steps: list[Step], sleep, deadline=None) -> int:

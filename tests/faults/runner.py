@@ -41,14 +41,21 @@ class RunConfig:
     post_heal_s: float = 3.0  # clients keep going this long after the last heal
     env: dict = field(default_factory=dict)
     cover: bool = False  # every operation at least once (short runs)
+    hold_scale: float = 1.0  # shorter holds for short runs
 
     def replay_hint(self, test: str | None = None) -> str:
         if test:
             return f"RAFT_FAULT_SEED={self.seed} .venv/bin/python -m pytest tests/faults -k {test}"
         args = (
             f"--seed {self.seed} --rounds 1 --nodes {self.size} "
-            f"--round-minutes {self.duration_s / 60:g} --clients {self.clients}"
+            f"--round-seconds {self.duration_s} --clients {self.clients}"
         )
+        if self.nemeses:
+            args += f" --nemeses {','.join(self.nemeses)}"
+        if self.cover:
+            args += " --cover"
+        if self.hold_scale != 1.0:
+            args += f" --hold-scale {self.hold_scale:g}"
         if not self.netns:
             args += " --loopback"
         return f".venv/bin/python -m tests.faults.chaos {args}"
@@ -156,6 +163,17 @@ class TestBed:
 
     def unblock(self) -> None:
         self.network.heal()
+
+    def transfer_leadership(self, to: int | None) -> str:
+        """POST /api/leader to the leader of the moment; the answer, in a
+        few words (any answer is fine: this is a nemesis, not a check)."""
+        leader = self.cluster.node(self.resolve("leader"))
+        body = {"to": self.cluster.node(to).address if to is not None else None}
+        try:
+            r = self.cluster.post(leader, "/api/leader", body, timeout=(1.0, 15.0))
+        except Exception as exc:  # noqa: BLE001 - reported in the history
+            return f"via {leader.address}: {type(exc).__name__}"
+        return f"via {leader.address}: {r.status_code} {r.text[:200]}"
 
     def note(self, text: str) -> None:
         self.history.event("note", "bed", text)
@@ -285,6 +303,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         frozenset({nemesis.NETNS}) if config.netns else frozenset(),
         config.nemeses,
         cover=config.cover,
+        hold_scale=config.hold_scale,
     )
     (base_dir / "schedule.txt").write_text(nemesis.describe(schedule) + "\n")
     log(f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, netns={config.netns}")
@@ -309,6 +328,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         bed = TestBed(cluster, network, history, config.seed)
         cluster.start()
         cluster.leader(timeout=FIRST_LEADER_TIMEOUT_S)
+        phases = {"first_leader": history.now()}
         sampler = StatusSampler(history, urls).start()
         stack.callback(sampler.stop)
         workload = Workload(history, urls, clients=config.clients, seed=config.seed)
@@ -319,8 +339,10 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         finally:
             bed.heal_all()
             history.event("heal", "all", "final heal")
+        phases["healed"] = history.now()
         time.sleep(config.post_heal_s)  # timing of the experiment
         workload.stop()
+        phases["clients_stopped"] = history.now()
         try:
             stats.update(settle(cluster, history, config.settle_timeout_s))
         except WaitTimeout as exc:
@@ -330,8 +352,11 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         except Exception as exc:  # noqa: BLE001 - reported as a liveness failure
             liveness_error = (liveness_error or "") + f"\ncannot read the logs: {exc!r}"
         sampler.stop()
+        phases["logs_read"] = history.now()
         terms = leader_lines(cluster)
         violations = checker.check(history, logs, terms)
+        phases["checked"] = history.now()
+        stats["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
         stats.update(statistics(history, logs, faults))
         stats["leader_elections"] = sum(len(t) for t in terms.values())
         history.save(base_dir / "history.json")

@@ -23,7 +23,7 @@ def run_and_check(config, base_dir, request):
 def test_loopback_kills_and_pauses(fault_seed, tmp_path, request):
     """Without namespaces: SIGKILL + restart (one, a majority, all) and
     SIGSTOP/SIGCONT, on 127.0.0.1. Runs everywhere, root or not."""
-    config = runner.RunConfig(seed=fault_seed, size=3, netns=False, duration_s=25, cover=True)
+    config = runner.RunConfig(seed=fault_seed, size=3, netns=False, duration_s=20, cover=True)
     run_and_check(config, tmp_path, request)
 
 
@@ -31,7 +31,9 @@ def test_netns_three_servers_every_fault(fault_seed, tmp_path, request, network_
     """Each server in its own namespace: every operation at least once
     (isolated leader, majority/minority, bridge, one-way, loss, kills,
     pauses), then random ones."""
-    config = runner.RunConfig(seed=fault_seed, size=3, netns=True, duration_s=55, cover=True)
+    config = runner.RunConfig(
+        seed=fault_seed, size=3, netns=True, duration_s=40, cover=True, hold_scale=0.6
+    )
     run_and_check(config, tmp_path, request)
 
 
@@ -39,6 +41,6 @@ def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
     """Five servers: partitions with two-server minorities and a bridge
     between two pairs."""
     config = runner.RunConfig(
-        seed=fault_seed, size=5, netns=True, duration_s=35, clients=5, cover=True
+        seed=fault_seed, size=5, netns=True, duration_s=30, clients=5
     )
     run_and_check(config, tmp_path, request)

@@ -25,7 +25,7 @@ def test_a_schedule_lasts_its_duration():
 
 def test_without_namespaces_only_process_faults_are_drawn():
     steps = nemesis.make_schedule(7, 600, 3, frozenset())
-    assert {s.op for s in steps} <= {"kill", "kill_majority", "crash_all", "pause"}
+    assert {s.op for s in steps} == {"kill", "kill_majority", "crash_all", "pause", "transfer"}
 
 
 def test_with_namespaces_every_kind_of_fault_is_drawn():
@@ -147,3 +147,16 @@ def test_a_covering_schedule_runs_every_operation_even_when_short():
     names = {op.name for op in nemesis.available(ALL, 3)}
     assert {s.op for s in steps} == names
     assert len(steps) == len(names)
+
+
+def test_a_combined_fault_starts_both_and_heals_in_reverse():
+    step = next(
+        s for s in nemesis.make_schedule(11, 500, 3, ALL) if s.op == "combined"
+    )
+    bed = FakeBed()
+    active = nemesis.REGISTRY["combined"].start(bed, step.params)
+    started = list(bed.calls)
+    active.heal()
+    healed = bed.calls[len(started):]
+    assert started[0][0] == "block" and started[1][0] in ("kill", "pause")
+    assert healed[0][0] in ("restart", "resume") and healed[1] == ("unblock",)
