@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .core.messages import REPLIES, AppendEntries, Message, Unreachable
+from .core.messages import REPLIES, Message, Unreachable
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
-from .core.ready import Ready, Role
+from .core.ready import Ready, Role, sendable_before_persist
 from .state_machine import Applied, StateMachine
 from .storage import Storage
 from .transport import Transport
@@ -359,15 +359,12 @@ class NodeRuntime:
     def _handle(self, ready: Ready, answers: list[tuple[_Slot, Message | None]]) -> None:
         committed = ready.committed_entries
         last_applied = committed[-1].index if committed else None
-        # Dissertation §10.2.1: a leader may send AppendEntries before its
-        # own disk write, overlapping the two. It is safe because the leader
-        # counts itself towards a majority only when stepping a reply, in a
-        # later iteration, after this save. Votes and replies, and anything
-        # sent in the term just taken (not yet durable), wait for the save.
-        early = ready.hard_state is None
+        # Dissertation §10.2.1: a leader's AppendEntries may leave before
+        # its own disk write, overlapping the two (see the rule's docstring).
+        durable_index = self._storage.last_index
         later = []
         for message in ready.messages:
-            if early and isinstance(message, AppendEntries):
+            if sendable_before_persist(ready, message, durable_index):
                 self._transport.send(message)
             else:
                 later.append(message)

@@ -30,6 +30,11 @@ class Storage:
         # The highest stored index: appends past it need no delete.
         self._last_index = 0
 
+    @property
+    def last_index(self) -> int:
+        """The highest index on disk."""
+        return self._last_index
+
     def prepare(self, bootstrap: Sequence[Entry]) -> Restored:
         """Create the schema if needed; on a new data directory write the
         bootstrap log; return what was persisted."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from .messages import Entry, Message
+from .messages import AppendEntries, Entry, Message
 
 
 class Role(enum.Enum):
@@ -71,3 +71,20 @@ class Ready:
             or self.committed_entries
             or self.soft_state
         )
+
+
+def sendable_before_persist(ready: Ready, message: Message, durable_index: int) -> bool:
+    """May the runtime send ``message`` before it persists ``ready``?
+
+    Dissertation §10.2.1: a leader may send AppendEntries in parallel with
+    its own disk write, provided it counts itself towards a majority only
+    for entries already written. Hence never with a new term or vote to
+    write (the term is not durable yet), and never with a leader_commit
+    beyond what is on disk (a sole voter commits as it appends).
+    ``durable_index`` is the last index stored before this Ready.
+    """
+    return (
+        ready.hard_state is None
+        and isinstance(message, AppendEntries)
+        and message.leader_commit <= durable_index
+    )
