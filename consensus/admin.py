@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.paginator import Paginator
-from django.db.models import BooleanField, Case, Q, Value, When
+from django.db.models import BooleanField, Case, Value, When
 from django.utils.functional import cached_property
 from django.utils.text import Truncator
 
@@ -34,8 +34,9 @@ def node_status():
 def log_bounds() -> tuple[int, int] | None:
     """(first, last) index held, or None for an empty log.
 
-    Two queries on purpose: SQLite answers a lone MIN() or MAX() from the
-    primary key's b-tree, but scans the table for both in one SELECT.
+    Two ORDER BY ... LIMIT 1 queries on purpose: SQLite answers each from
+    the primary key's b-tree, but scans the table for MIN() and MAX() in
+    one SELECT.
     """
     indexes = LogEntry.objects.order_by().values_list("index", flat=True)
     first = indexes.order_by("index").first()
