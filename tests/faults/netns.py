@@ -63,6 +63,10 @@ def unavailable_reason() -> str | None:
     try:
         run(["ip", "netns", "add", probe])
         try:
+            # What create() needs, tried inside the probe namespace only.
+            run(["ip", "-n", probe, "link", "add", "probebr", "type", "bridge"])
+            run(["ip", "-n", probe, "link", "add", "probea", "type", "veth",
+                 "peer", "name", "probeb"])  # fmt: skip
             run(["ip", "netns", "exec", probe, "nft", "list", "tables"])
         finally:
             run(["ip", "netns", "delete", probe], check=False)

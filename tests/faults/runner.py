@@ -354,7 +354,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         sampler.stop()
         phases["logs_read"] = history.now()
         terms = leader_lines(cluster)
-        violations = checker.check(history, logs, terms)
+        violations = checker.check(history, logs, terms, settled=liveness_error is None)
         phases["checked"] = history.now()
         stats["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
         stats.update(statistics(history, logs, faults))

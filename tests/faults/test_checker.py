@@ -225,3 +225,15 @@ def test_history_round_trips_through_json(tmp_path):
     loaded = History.load(tmp_path / "h.json")
     assert loaded.to_json() == history.to_json()
     assert checker.check(loaded, all_logs()) == []
+
+
+def test_an_unsettled_cluster_is_checked_on_what_it_holds():
+    """A lagging server after a liveness failure is not a divergence, but
+    the longest log must still hold every acknowledged command."""
+    logs = all_logs()
+    logs[C] = base_log()[:3]
+    assert checker.check(base_history(), logs, settled=False) == []
+    logs[A] = logs[B] = [e for e in base_log() if e["command"] != "c1:1"]
+    assert checker.LOST in kinds(checker.check(base_history(), logs, settled=False))
+    logs[B] = base_log()[:2] + [entry(3, "c9:1")]
+    assert checker.DIVERGENCE in kinds(checker.check(base_history(), logs, settled=False))

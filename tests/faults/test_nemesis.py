@@ -160,3 +160,14 @@ def test_a_combined_fault_starts_both_and_heals_in_reverse():
     healed = bed.calls[len(started):]
     assert started[0][0] == "block" and started[1][0] in ("kill", "pause")
     assert healed[0][0] in ("restart", "resume") and healed[1] == ("unblock",)
+
+
+def test_without_root_the_namespace_tests_say_why(monkeypatch):
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    assert "root" in netns.unavailable_reason()
+
+
+def test_without_nft_the_namespace_tests_name_the_package(monkeypatch):
+    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "nft" else "/x")
+    assert "nftables" in netns.unavailable_reason()
