@@ -19,12 +19,13 @@ FAILED_APPLIED = "failed_applied"  # a definite failure that is in the log
 REALTIME = "realtime"  # acknowledged before B was sent, yet indexed after B
 DIVERGENCE = "divergence"  # two servers differ at an index, or one lacks it
 GAP = "gap"  # a server's log skips an index
+LOG_TERMS = "log_terms"  # a log whose terms go down along its indexes
 MULTIPLE_LEADERS = "multiple_leaders"  # two leaders for one term
 TERM_DECREASE = "term_decrease"  # a server's term went down
 
 KINDS = (
     LOST, WRONG_INDEX, DUPLICATE, PHANTOM, FAILED_APPLIED, REALTIME,
-    DIVERGENCE, GAP, MULTIPLE_LEADERS, TERM_DECREASE,
+    DIVERGENCE, GAP, LOG_TERMS, MULTIPLE_LEADERS, TERM_DECREASE,
 )  # fmt: skip
 # Past this many of one kind, the rest are only counted.
 MAX_PER_KIND = 20
@@ -87,14 +88,23 @@ def _entry_key(entry: dict) -> tuple:
 
 
 def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
-    """All logs agree index by index, with no gaps and the same length."""
+    """All logs agree index by index, with no gaps and the same length;
+    terms never go down along a log (each entry's term is its leader's)."""
     by_index: dict[str, dict[int, dict]] = {}
     for server, entries in sorted(logs.items()):
         indexed = {}
         expected = entries[0]["index"] if entries else None
+        previous = None
         for entry in entries:
             if entry["index"] != expected:
                 report.add(GAP, f"{server}: index {entry['index']} follows {expected - 1}")
+            if previous is not None and entry["term"] < previous["term"]:
+                report.add(
+                    LOG_TERMS,
+                    f"{server}: index {entry['index']} has term {entry['term']} after "
+                    f"term {previous['term']} at index {previous['index']}",
+                )
+            previous = entry
             indexed[entry["index"]] = entry
             expected = entry["index"] + 1
         by_index[server] = indexed

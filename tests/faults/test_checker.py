@@ -237,3 +237,11 @@ def test_an_unsettled_cluster_is_checked_on_what_it_holds():
     assert checker.LOST in kinds(checker.check(base_history(), logs, settled=False))
     logs[B] = base_log()[:2] + [entry(3, "c9:1")]
     assert checker.DIVERGENCE in kinds(checker.check(base_history(), logs, settled=False))
+
+
+def test_a_log_whose_terms_go_down_is_caught():
+    log = base_log()
+    log[3] = entry(4, "c1:1", term=2)  # then c0:2 at index 5 in term 1
+    history = base_history()
+    history.ops[1].term = 2
+    assert kinds(checker.check(history, all_logs(log))) == {checker.LOG_TERMS}
