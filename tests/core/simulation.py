@@ -32,23 +32,13 @@ from consensus.core.node import (
     Status,
     bootstrap_entries,
 )
-from consensus.core.ready import HardState, Ready, Role
+from consensus.core.ready import HardState, Ready, Role, sendable_before_persist
 
 from .checker import SafetyChecker, SafetyViolation, check_log_matching, check_log_pair
 
 PORT = 9990
 TRACE_LENGTH = 80
 REPLY_TYPES = {AppendEntries: AppendEntriesReply, RequestVote: RequestVoteReply}
-
-
-def sent_before_write(ready: Ready, message: Message) -> bool:
-    """Does the runtime send ``message`` before it persists ``ready``?
-
-    Mirrors consensus/runtime.py (NodeRuntime._handle): dissertation
-    §10.2.1, with no term or vote to write a leader's AppendEntries leave
-    before its own disk write. Keep the two in step.
-    """
-    return ready.hard_state is None and isinstance(message, AppendEntries)
 
 
 class ContractViolation(AssertionError):
@@ -602,9 +592,11 @@ class Cluster:
         # Sorted by dest (stably) so a core iterating a set of peers cannot
         # make a seed's run depend on the process's hash seed.
         messages = sorted(ready.messages, key=lambda m: m.dest)
+        # The runtime's own rule (NodeRuntime._handle), so the two agree.
+        durable_index = len(storage.log)
         later = []
         for message in messages:
-            if sent_before_write(ready, message):
+            if sendable_before_persist(ready, message, durable_index):
                 self._send(server, message, reply_to)
             else:
                 later.append(message)

@@ -261,7 +261,6 @@ def test_a_change_of_more_than_one_voter_at_once_is_refused():
     assert cluster.reconfigure(learners) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="runtime bug, see the docstring")
 def test_section_10_2_1_a_leader_counts_itself_only_once_written():
     """Dissertation §10.2.1: a leader may send AppendEntries before its own
     disk write, but may count itself towards a majority only once written.
@@ -271,12 +270,9 @@ def test_section_10_2_1_a_leader_counts_itself_only_once_written():
     it, S1 commits its own no-op at that index. (Randomised seeds 1512 and
     1696.)
 
-    consensus/runtime.py sends AppendEntries before the write whenever the
-    Ready has no hard state, even when they carry a commit index that
-    counts the leader's unwritten entries (a sole voter commits as it
-    appends). It should hold them back while ready.committed_entries is
-    non-empty; then change simulation.sent_before_write to match and drop
-    the xfail marker."""
+    consensus/runtime.py once sent such AppendEntries before the write
+    whenever the Ready had no hard state; sendable_before_persist now holds
+    back any whose leader_commit is not yet on disk."""
     cluster = Cluster(n=2, seed=7, voters=1)
     s1, s2 = cluster.ids
     cluster.elect(s1)
