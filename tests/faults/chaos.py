@@ -43,6 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
     parser.add_argument("--nemeses", default=None,
                         help="only these operations, comma-separated (default: all that apply)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment for the servers, e.g. RAFT_TICK_MS=20 (repeatable)")
     parser.add_argument("--loopback", action="store_true",
                         help="no namespaces: kills and pauses on 127.0.0.1 only")
     parser.add_argument("--out", type=Path, default=None,
@@ -81,6 +83,7 @@ def main(argv=None) -> int:
             duration_s=args.round_seconds or args.round_minutes * 60,
             clients=args.clients, cover=args.cover, hold_scale=args.hold_scale,
             nemeses=args.nemeses.split(",") if args.nemeses else None,
+            env=dict(item.split("=", 1) for item in args.env),
         )  # fmt: skip
         try:
             result = runner.run(config, out / f"round-{number}-seed-{config.seed}",

@@ -56,6 +56,8 @@ class RunConfig:
             args += " --cover"
         if self.hold_scale != 1.0:
             args += f" --hold-scale {self.hold_scale:g}"
+        for name, value in sorted(self.env.items()):
+            args += f" --env {name}={value}"
         if not self.netns:
             args += " --loopback"
         return f".venv/bin/python -m tests.faults.chaos {args}"
