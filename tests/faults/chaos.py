@@ -23,39 +23,89 @@ SUMMED = ("operations", "ok", "failed", "unknown", "unknown_committed", "faults"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tests.faults.chaos", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=20.0,
-                        help="total time to keep starting rounds (default 20)")
-    parser.add_argument("--round-minutes", type=float, default=4.0,
-                        help="each round's schedule length (default 4)")
-    parser.add_argument("--round-seconds", type=float, default=None,
-                        help="each round's schedule length in seconds (instead of minutes)")
-    parser.add_argument("--cover", action="store_true",
-                        help="every operation once before the random ones")
-    parser.add_argument("--hold-scale", type=float, default=1.0,
-                        help="multiply every fault's hold time (default 1)")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="stop after this many rounds (default: when the time is up)")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.faults.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=20.0,
+        help="total time to keep starting rounds (default 20)",
+    )
+    parser.add_argument(
+        "--round-minutes",
+        type=float,
+        default=4.0,
+        help="each round's schedule length (default 4)",
+    )
+    parser.add_argument(
+        "--round-seconds",
+        type=float,
+        default=None,
+        help="each round's schedule length in seconds (instead of minutes)",
+    )
+    parser.add_argument(
+        "--cover",
+        action="store_true",
+        help="every operation once before the random ones",
+    )
+    parser.add_argument(
+        "--hold-scale",
+        type=float,
+        default=1.0,
+        help="multiply every fault's hold time (default 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="stop after this many rounds (default: when the time is up)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="first round's seed")
-    parser.add_argument("--nodes", default="3,5",
-                        help="cluster sizes, taken in turn by the rounds (default 3,5)")
-    parser.add_argument("--clients", type=int, default=5, help="concurrent clients (default 5)")
-    parser.add_argument("--nemeses", default=None,
-                        help="only these operations, comma-separated (default: all that apply)")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="environment for the servers, e.g. RAFT_TICK_MS=20 (repeatable)")
-    parser.add_argument("--loopback", action="store_true",
-                        help="no namespaces: kills and pauses on 127.0.0.1 only")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to keep each round's files (default /tmp/raft-fault-runs/chaos-<time>)")
-    return parser.parse_args(argv)  # fmt: skip
+    parser.add_argument(
+        "--nodes",
+        default="3,5",
+        help="cluster sizes, taken in turn by the rounds (default 3,5)",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=5, help="concurrent clients (default 5)"
+    )
+    parser.add_argument(
+        "--nemeses",
+        default=None,
+        help="only these operations, comma-separated (default: all that apply)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the servers, e.g. RAFT_TICK_MS=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--loopback",
+        action="store_true",
+        help="no namespaces: kills and pauses on 127.0.0.1 only",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to keep each round's files (default /tmp/raft-fault-runs/chaos-<time>)",
+    )
+    return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     sizes = [int(n) for n in args.nodes.split(",")]
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
+    seed = (
+        args.seed
+        if args.seed is not None
+        else random.SystemRandom().randrange(1, 2**31)
+    )
     use_netns = not args.loopback
     if use_netns:
         reason = netns.unavailable_reason()
@@ -68,8 +118,11 @@ def main(argv=None) -> int:
                 print(f"removed leftovers of earlier runs: {removed}")
     out = args.out or runner.FINDINGS_DIR / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    print(f"chaos: seed {seed}, {args.minutes:g} min, rounds of {args.round_minutes:g} min, "
-          f"sizes {sizes}, netns={use_netns}, files in {out}", flush=True)  # fmt: skip
+    print(
+        f"chaos: seed {seed}, {args.minutes:g} min, rounds of {args.round_minutes:g} min, "
+        f"sizes {sizes}, netns={use_netns}, files in {out}",
+        flush=True,
+    )
     started = time.monotonic()
     end = started + args.minutes * 60
     rounds = []
@@ -79,33 +132,59 @@ def main(argv=None) -> int:
     ):
         size = sizes[number % len(sizes)]
         config = runner.RunConfig(
-            seed=seed + number, size=size, netns=use_netns,
+            seed=seed + number,
+            size=size,
+            netns=use_netns,
             duration_s=args.round_seconds or args.round_minutes * 60,
-            clients=args.clients, cover=args.cover, hold_scale=args.hold_scale,
+            clients=args.clients,
+            cover=args.cover,
+            hold_scale=args.hold_scale,
             nemeses=args.nemeses.split(",") if args.nemeses else None,
             env=dict(item.split("=", 1) for item in args.env),
-        )  # fmt: skip
+        )
         try:
-            result = runner.run(config, out / f"round-{number}-seed-{config.seed}",
-                                log=lambda text: print(text, flush=True))  # fmt: skip
+            result = runner.run(
+                config,
+                out / f"round-{number}-seed-{config.seed}",
+                log=lambda text: print(text, flush=True),
+            )
         except Exception as exc:  # noqa: BLE001 - one broken round, reported
             print(f"round {number} (seed {config.seed}) crashed: {exc!r}", flush=True)
-            rounds.append({"round": number, "seed": config.seed, "size": size,
-                           "ok": False, "error": repr(exc),
-                           "replay": config.replay_hint()})  # fmt: skip
+            rounds.append(
+                {
+                    "round": number,
+                    "seed": config.seed,
+                    "size": size,
+                    "ok": False,
+                    "error": repr(exc),
+                    "replay": config.replay_hint(),
+                }
+            )
             number += 1
+            if sum(1 for r in rounds[-3:] if r.get("error")) == 3:
+                print("three rounds in a row crashed: stopping", flush=True)
+                break
             continue
         print(result.report(), flush=True)
-        rounds.append({
-            "round": number, "seed": config.seed, "size": size, "ok": result.ok,
-            "stats": result.stats, "recoveries": runner.recovery_times(result.history),
-            "violations": [str(v) for v in result.violations],
-            "liveness_error": result.liveness_error,
-            "replay": config.replay_hint(), "artifacts": str(result.artifacts),
-        })  # fmt: skip
+        rounds.append(
+            {
+                "round": number,
+                "seed": config.seed,
+                "size": size,
+                "ok": result.ok,
+                "stats": result.stats,
+                "recoveries": runner.recovery_times(result.history),
+                "violations": [str(v) for v in result.violations],
+                "liveness_error": result.liveness_error,
+                "replay": config.replay_hint(),
+                "artifacts": str(result.artifacts),
+            }
+        )
         number += 1
     summary = summarize(rounds, seed, time.monotonic() - started, use_netns)
-    (out / "summary.json").write_text(json.dumps({"summary": summary, "rounds": rounds}, indent=1))
+    (out / "summary.json").write_text(
+        json.dumps({"summary": summary, "rounds": rounds}, indent=1)
+    )
     print("\n" + format_summary(summary, rounds))
     return 0 if summary["failed_rounds"] == 0 else 1
 
@@ -141,7 +220,11 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
     }
 
     def percentile(p):
-        return recoveries[min(len(recoveries) - 1, int(p * len(recoveries)))] if recoveries else None
+        return (
+            recoveries[min(len(recoveries) - 1, int(p * len(recoveries)))]
+            if recoveries
+            else None
+        )
 
     return {
         "seed": seed,
@@ -164,7 +247,9 @@ def format_summary(summary: dict, rounds: list[dict]) -> str:
     lines = ["chaos summary: " + json.dumps(summary, sort_keys=True)]
     for r in rounds:
         if not r["ok"]:
-            lines.append(f"FAILED round {r['round']} seed {r['seed']}: replay with {r['replay']}")
+            lines.append(
+                f"FAILED round {r['round']} seed {r['seed']}: replay with {r['replay']}"
+            )
             for v in r.get("violations") or []:
                 lines.append(f"  {v}")
             if r.get("liveness_error"):

@@ -97,7 +97,9 @@ def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
         previous = None
         for entry in entries:
             if entry["index"] != expected:
-                report.add(GAP, f"{server}: index {entry['index']} follows {expected - 1}")
+                report.add(
+                    GAP, f"{server}: index {entry['index']} follows {expected - 1}"
+                )
             if previous is not None and entry["term"] < previous["term"]:
                 report.add(
                     LOG_TERMS,
@@ -108,7 +110,9 @@ def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
             indexed[entry["index"]] = entry
             expected = entry["index"] + 1
         by_index[server] = indexed
-    all_indexes = sorted(set().union(*(set(d) for d in by_index.values())) if by_index else [])
+    all_indexes = sorted(
+        set().union(*(set(d) for d in by_index.values())) if by_index else []
+    )
     for index in all_indexes:
         seen: dict[tuple, list[str]] = defaultdict(list)
         missing = []
@@ -120,7 +124,8 @@ def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
                 seen[_entry_key(entry)].append(server)
         if len(seen) > 1:
             versions = "; ".join(
-                f"{servers} hold term={k[0]} {k[1]} {k[2]!r}" for k, servers in seen.items()
+                f"{servers} hold term={k[0]} {k[1]} {k[2]!r}"
+                for k, servers in seen.items()
             )
             report.add(DIVERGENCE, f"index {index}: {versions}")
         elif missing:
@@ -138,7 +143,9 @@ def _positions(entries: list[dict]) -> dict[str, list[dict]]:
     return positions
 
 
-def check_commands(history: History, logs: dict[str, list[dict]], report: _Report) -> None:
+def check_commands(
+    history: History, logs: dict[str, list[dict]], report: _Report
+) -> None:
     """Acknowledged: exactly once, where acknowledged, on every server.
     Failed: never. Unknown: at most once. Nothing no client sent."""
     ops = {op.command: op for op in history.ops}
@@ -183,7 +190,9 @@ def check_commands(history: History, logs: dict[str, list[dict]], report: _Repor
         report.add(PHANTOM, f"{command!r} is committed but no client sent it")
 
 
-def check_realtime(history: History, logs: dict[str, list[dict]], report: _Report) -> None:
+def check_realtime(
+    history: History, logs: dict[str, list[dict]], report: _Report
+) -> None:
     """If A was acknowledged before B was invoked, A's index < B's.
 
     B is any operation with a known place: acknowledged, or of unknown
@@ -223,7 +232,9 @@ def check_realtime(history: History, logs: dict[str, list[dict]], report: _Repor
             )
 
 
-def check_leaders(history: History, leader_lines: dict[str, list[int]], report: _Report) -> None:
+def check_leaders(
+    history: History, leader_lines: dict[str, list[int]], report: _Report
+) -> None:
     """At most one leader per term: from sampled statuses and stdout lines."""
     leaders: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for sample in history.samples:

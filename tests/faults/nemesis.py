@@ -99,7 +99,9 @@ def available(capabilities: frozenset[str], size: int, names=None) -> list[Nemes
     if names is not None:
         unknown = set(names) - set(REGISTRY)
         if unknown:
-            raise KeyError(f"no such nemesis: {sorted(unknown)}; known: {sorted(REGISTRY)}")
+            raise KeyError(
+                f"no such nemesis: {sorted(unknown)}; known: {sorted(REGISTRY)}"
+            )
     return chosen
 
 
@@ -252,7 +254,9 @@ class Transfer(Nemesis):
 
 def _cut(side_a, side_b) -> set[tuple[int, int]]:
     """Both directions between every server of side_a and of side_b."""
-    return {(a, b) for a in side_a for b in side_b} | {(b, a) for a in side_a for b in side_b}
+    return {(a, b) for a in side_a for b in side_b} | {
+        (b, a) for a in side_a for b in side_b
+    }
 
 
 class _NetworkNemesis(Nemesis):
@@ -313,7 +317,11 @@ class Bridge(_NetworkNemesis):
         rng.shuffle(nodes)
         bridge, rest = nodes[0], nodes[1:]
         half = len(rest) // 2
-        return {"bridge": bridge, "left": sorted(rest[:half]), "right": sorted(rest[half:])}
+        return {
+            "bridge": bridge,
+            "left": sorted(rest[:half]),
+            "right": sorted(rest[half:]),
+        }
 
     def start(self, bed, params):
         left, right = params["left"], params["right"]
@@ -466,4 +474,3 @@ def run_schedule(bed, history, steps: list[Step], sleep, deadline=None) -> int:
 
 def describe(steps: list[Step]) -> str:
     return "\n".join(f"  #{n} {step}" for n, step in enumerate(steps))
-

@@ -39,9 +39,7 @@ class NetnsError(RuntimeError):
 
 def run(argv: list[str], *, check: bool = True, input: str | None = None) -> str:
     """Run one ip/nft command; return its stdout, raise NetnsError on failure."""
-    proc = subprocess.run(
-        argv, input=input, capture_output=True, text=True, timeout=30
-    )
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=30)
     if check and proc.returncode != 0:
         raise NetnsError(
             f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}"
@@ -338,7 +336,10 @@ class Network:
                 script.extend(f"    {rule}" for rule in rules)
                 script.append("  }")
             script.append("}")
-        run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], input="\n".join(script) + "\n")
+        run(
+            ["ip", "netns", "exec", namespace, "nft", "-f", "-"],
+            input="\n".join(script) + "\n",
+        )
 
 
 def owned_by(pid: int) -> list[str]:

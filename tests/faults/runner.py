@@ -20,7 +20,16 @@ from tests.cluster.harness import LocalCluster, Node, WaitTimeout, wait_until
 
 from . import checker, nemesis
 from .netns import Network
-from .workload import OK, UNKNOWN, History, Op, StatusSampler, Workload, new_session, perform
+from .workload import (
+    OK,
+    UNKNOWN,
+    History,
+    Op,
+    StatusSampler,
+    Workload,
+    new_session,
+    perform,
+)
 
 LEADER_LINE = re.compile(r"Became leader for term (\d+)")
 # Where a failed run's files are copied, since pytest's tmp dirs rotate.
@@ -119,7 +128,9 @@ class TestBed:
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, cluster: LocalCluster, network: Network | None, history: History, seed):
+    def __init__(
+        self, cluster: LocalCluster, network: Network | None, history: History, seed
+    ):
         self.cluster = cluster
         self.network = network
         self.history = history
@@ -212,7 +223,9 @@ def settle(cluster: LocalCluster, history: History, timeout: float) -> dict:
     session = new_session()
     seq = 0
     try:
-        leader = cluster.wait_until(cluster.agreed_leader, timeout, "a leader after healing")
+        leader = cluster.wait_until(
+            cluster.agreed_leader, timeout, "a leader after healing"
+        )
         while True:
             seq += 1
             op = Op("checker", seq, f"checker:{seq}", leader.address, history.now())
@@ -235,7 +248,9 @@ def settle(cluster: LocalCluster, history: History, timeout: float) -> dict:
             return len(commits) == 1 and commits == applied and min(commits) >= barrier
 
         cluster.wait_until(
-            same_commit, max(1.0, deadline - time.monotonic()), "every server committed alike"
+            same_commit,
+            max(1.0, deadline - time.monotonic()),
+            "every server committed alike",
         )
     finally:
         session.close()
@@ -258,7 +273,9 @@ def recovery_times(history: History) -> list[dict]:
         recovered = None
         if first is not None and (next_start is None or first.complete <= next_start):
             recovered = round(first.complete - heal.time, 3)
-        result.append({"fault": heal.name, "detail": heal.detail, "recovery_s": recovered})
+        result.append(
+            {"fault": heal.name, "detail": heal.detail, "recovery_s": recovered}
+        )
     return result
 
 
@@ -308,7 +325,9 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         hold_scale=config.hold_scale,
     )
     (base_dir / "schedule.txt").write_text(nemesis.describe(schedule) + "\n")
-    log(f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, netns={config.netns}")
+    log(
+        f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, netns={config.netns}"
+    )
     violations: list[checker.Violation] = []
     logs: dict[str, list[dict]] = {}
     stats: dict = {}
@@ -365,7 +384,9 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         (base_dir / "logs.json").write_text(json.dumps(logs))
         if liveness_error:
             liveness_error += "\n" + cluster.describe(tail=30)
-    result = RunResult(config, schedule, history, violations, stats, base_dir, liveness_error)
+    result = RunResult(
+        config, schedule, history, violations, stats, base_dir, liveness_error
+    )
     (base_dir / "result.txt").write_text(result.report() + "\n")
     (base_dir / "config.json").write_text(json.dumps(asdict(config)))
     if not result.ok:
@@ -384,7 +405,9 @@ def _keep(base_dir: Path, seed: int) -> Path:
     """Copy a failed run's files where pytest will not delete them."""
     target = FINDINGS_DIR / f"seed-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        shutil.copytree(base_dir, target, ignore=shutil.ignore_patterns("*.sqlite3-shm"))
+        shutil.copytree(
+            base_dir, target, ignore=shutil.ignore_patterns("*.sqlite3-shm")
+        )
     except OSError:
         return base_dir
     return target

@@ -74,7 +74,11 @@ def test_acknowledged_command_missing_from_one_server_is_lost():
 
 def test_acknowledged_command_missing_everywhere_is_lost_on_every_server():
     log = [e for e in base_log() if e["command"] != "c0:1"]
-    violations = [v for v in checker.check(base_history(), all_logs(log)) if v.kind == checker.LOST]
+    violations = [
+        v
+        for v in checker.check(base_history(), all_logs(log))
+        if v.kind == checker.LOST
+    ]
     assert len(violations) == 3
 
 
@@ -181,7 +185,9 @@ def test_two_leaders_in_one_term_from_status_samples():
 
 
 def test_two_leaders_in_one_term_from_stdout_lines():
-    violations = checker.check(base_history(), all_logs(), {A: [1, 3], B: [2, 3], C: []})
+    violations = checker.check(
+        base_history(), all_logs(), {A: [1, 3], B: [2, 3], C: []}
+    )
     assert kinds(violations) == {checker.MULTIPLE_LEADERS}
     assert "term 3" in violations[0].detail
 
@@ -198,7 +204,10 @@ def test_the_same_leader_twice_in_a_term_is_fine():
 
 def test_a_term_that_goes_down_is_caught():
     history = base_history()
-    history.samples += [Sample(0.4, B, 3, "follower", A, 5), Sample(0.5, B, 2, "follower", A, 5)]
+    history.samples += [
+        Sample(0.4, B, 3, "follower", A, 5),
+        Sample(0.5, B, 2, "follower", A, 5),
+    ]
     violations = checker.check(history, all_logs())
     assert kinds(violations) == {checker.TERM_DECREASE}
     assert B in violations[0].detail
@@ -206,7 +215,10 @@ def test_a_term_that_goes_down_is_caught():
 
 def test_terms_of_different_servers_are_not_compared():
     history = base_history()
-    history.samples += [Sample(0.4, B, 3, "follower", None, 5), Sample(0.5, C, 2, "follower", None, 5)]
+    history.samples += [
+        Sample(0.4, B, 3, "follower", None, 5),
+        Sample(0.5, C, 2, "follower", None, 5),
+    ]
     assert checker.check(history, all_logs()) == []
 
 
@@ -236,7 +248,9 @@ def test_an_unsettled_cluster_is_checked_on_what_it_holds():
     logs[A] = logs[B] = [e for e in base_log() if e["command"] != "c1:1"]
     assert checker.LOST in kinds(checker.check(base_history(), logs, settled=False))
     logs[B] = base_log()[:2] + [entry(3, "c9:1")]
-    assert checker.DIVERGENCE in kinds(checker.check(base_history(), logs, settled=False))
+    assert checker.DIVERGENCE in kinds(
+        checker.check(base_history(), logs, settled=False)
+    )
 
 
 def test_a_log_whose_terms_go_down_is_caught():

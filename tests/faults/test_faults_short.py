@@ -23,11 +23,15 @@ def run_and_check(config, base_dir, request):
 def test_loopback_kills_and_pauses(fault_seed, tmp_path, request):
     """Without namespaces: SIGKILL + restart (one, a majority, all) and
     SIGSTOP/SIGCONT, on 127.0.0.1. Runs everywhere, root or not."""
-    config = runner.RunConfig(seed=fault_seed, size=3, netns=False, duration_s=20, cover=True)
+    config = runner.RunConfig(
+        seed=fault_seed, size=3, netns=False, duration_s=20, cover=True
+    )
     run_and_check(config, tmp_path, request)
 
 
-def test_netns_three_servers_every_fault(fault_seed, tmp_path, request, network_namespaces):
+def test_netns_three_servers_every_fault(
+    fault_seed, tmp_path, request, network_namespaces
+):
     """Each server in its own namespace: every operation at least once
     (isolated leader, majority/minority, bridge, one-way, loss, kills,
     pauses), then random ones."""

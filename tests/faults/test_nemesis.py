@@ -14,7 +14,9 @@ def test_the_same_seed_gives_the_same_schedule():
     first = nemesis.make_schedule(123, 120, 3, ALL)
     again = nemesis.make_schedule(123, 120, 3, ALL)
     assert [str(s) for s in first] == [str(s) for s in again]
-    assert [str(s) for s in nemesis.make_schedule(124, 120, 3, ALL)] != [str(s) for s in first]
+    assert [str(s) for s in nemesis.make_schedule(124, 120, 3, ALL)] != [
+        str(s) for s in first
+    ]
 
 
 def test_a_schedule_lasts_its_duration():
@@ -25,7 +27,13 @@ def test_a_schedule_lasts_its_duration():
 
 def test_without_namespaces_only_process_faults_are_drawn():
     steps = nemesis.make_schedule(7, 600, 3, frozenset())
-    assert {s.op for s in steps} == {"kill", "kill_majority", "crash_all", "pause", "transfer"}
+    assert {s.op for s in steps} == {
+        "kill",
+        "kill_majority",
+        "crash_all",
+        "pause",
+        "transfer",
+    }
 
 
 def test_with_namespaces_every_kind_of_fault_is_drawn():
@@ -95,13 +103,19 @@ def test_a_fault_is_healed_even_when_the_run_is_interrupted():
 @pytest.mark.parametrize(
     "step, blocked",
     [
-        (nemesis.Step("isolate", {"target": "leader"}), {(1, 0), (0, 1), (1, 2), (2, 1)}),
+        (
+            nemesis.Step("isolate", {"target": "leader"}),
+            {(1, 0), (0, 1), (1, 2), (2, 1)},
+        ),
         (nemesis.Step("split", {"minority": [2]}), {(2, 0), (0, 2), (2, 1), (1, 2)}),
         (
             nemesis.Step("bridge", {"bridge": 1, "left": [0], "right": [2]}),
             {(0, 2), (2, 0)},
         ),
-        (nemesis.Step("one_way", {"target": "leader", "direction": "out"}), {(1, 0), (1, 2)}),
+        (
+            nemesis.Step("one_way", {"target": "leader", "direction": "out"}),
+            {(1, 0), (1, 2)},
+        ),
         (nemesis.Step("one_way", {"target": 0, "direction": "in"}), {(1, 0), (2, 0)}),
     ],
 )
@@ -118,7 +132,9 @@ def test_network_rules_drop_the_named_directions_only(monkeypatch):
     network.hosts = ["198.18.200.10", "198.18.200.11", "198.18.200.12"]
     loaded = {}
     monkeypatch.setattr(
-        network, "_load", lambda ns, rules_in, rules_out: loaded.update({ns: (rules_in, rules_out)})
+        network,
+        "_load",
+        lambda ns, rules_in, rules_out: loaded.update({ns: (rules_in, rules_out)}),
     )
     network.apply({(0, 1)}, loss_percent=20)
     n0, n1, n2 = network.namespaces
@@ -150,14 +166,12 @@ def test_a_covering_schedule_runs_every_operation_even_when_short():
 
 
 def test_a_combined_fault_starts_both_and_heals_in_reverse():
-    step = next(
-        s for s in nemesis.make_schedule(11, 500, 3, ALL) if s.op == "combined"
-    )
+    step = next(s for s in nemesis.make_schedule(11, 500, 3, ALL) if s.op == "combined")
     bed = FakeBed()
     active = nemesis.REGISTRY["combined"].start(bed, step.params)
     started = list(bed.calls)
     active.heal()
-    healed = bed.calls[len(started):]
+    healed = bed.calls[len(started) :]
     assert started[0][0] == "block" and started[1][0] in ("kill", "pause")
     assert healed[0][0] in ("restart", "resume") and healed[1] == ("unblock",)
 
@@ -169,5 +183,7 @@ def test_without_root_the_namespace_tests_say_why(monkeypatch):
 
 def test_without_nft_the_namespace_tests_name_the_package(monkeypatch):
     monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(netns.shutil, "which", lambda tool: None if tool == "nft" else "/x")
+    monkeypatch.setattr(
+        netns.shutil, "which", lambda tool: None if tool == "nft" else "/x"
+    )
     assert "nftables" in netns.unavailable_reason()

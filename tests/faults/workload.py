@@ -250,7 +250,10 @@ class StatusSampler:
     def start(self) -> StatusSampler:
         for address in sorted(self.urls):
             thread = threading.Thread(
-                target=self._poll, args=(address,), name=f"sampler-{address}", daemon=True
+                target=self._poll,
+                args=(address,),
+                name=f"sampler-{address}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
