@@ -82,7 +82,7 @@ def run(args, data_dir: str) -> int:
     from django.core.management import call_command
     from django.test import Client
 
-    from consensus.runtime import NodeStatus
+    from consensus.status import NodeStatus
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()

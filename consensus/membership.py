@@ -18,7 +18,7 @@ from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .core.node import NotLeader, Proposal, RaftNode
 from .core.ready import Ready, Role
-from .runtime import CommandLost, CommandTimeout, NotLeaderError
+from .errors import CommandLost, CommandTimeout, NotLeaderError
 
 
 class MembershipError(Exception):

@@ -20,66 +20,13 @@ from .core.messages import REPLIES, Message, Unreachable
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role, sendable_before_persist
 from .state_machine import Applied, StateMachine
+from .errors import CommandLost, CommandTimeout, NotLeaderError
+from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
 from .transport import Transport
 
 event_log = logging.getLogger("raft")
 logger = logging.getLogger(__name__)
-
-
-class NotLeaderError(Exception):
-    """This server is not the leader; ``leader_id`` is the known leader
-    (full address) or None. Nothing was appended."""
-
-    def __init__(self, leader_id: str | None, detail: str = ""):
-        super().__init__(detail or f"not the leader; leader is {leader_id}")
-        self.leader_id = leader_id
-
-
-class CommandTimeout(Exception):
-    """The outcome is unknown: the command may or may not commit."""
-
-
-class CommandLost(Exception):
-    """The command was appended but overwritten by another leader's entry:
-    it is known not to have committed (safe to retry)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandResult:
-    index: int
-    term: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInfo:
-    id: str
-    voter: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PeerInfo:
-    """A leader's view of one other member (empty on other roles)."""
-
-    id: str
-    voter: bool
-    match_index: int
-    next_index: int
-    # Seconds since this node last had a reply from the peer; None: never.
-    last_contact_s: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    id: str
-    role: str  # leader, follower, candidate, learner, none
-    term: int
-    leader: str | None
-    commit_index: int
-    last_applied: int
-    last_log_index: int
-    servers: tuple[ServerInfo, ...]
-    peers: tuple[PeerInfo, ...] = ()
 
 
 def current_runtime() -> NodeRuntime | None:

@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .core.messages import AppendEntries, RequestVote, TimeoutNow
-from .runtime import CommandTimeout, current_runtime
+from .errors import CommandTimeout
+from .runtime import current_runtime
 from .serializers import message_from_dict, message_to_dict
 from .transport import SECRET_HEADER
 

@@ -19,7 +19,7 @@ from consensus.membership import (
     UnknownServer,
     server_views,
 )
-from consensus.runtime import CommandLost, CommandTimeout, NotLeaderError
+from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
 
 from . import errors
 from .client import FORWARDED_HEADER

@@ -9,12 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consensus.models import LogEntry
-from consensus.runtime import (
-    CommandLost,
-    CommandTimeout,
-    NotLeaderError,
-    current_runtime,
-)
+from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.runtime import current_runtime
 
 from .client import FORWARDED_HEADER
 from .errors import NoLeader, TimedOut

@@ -5,7 +5,7 @@ import pytest
 from django.apps import apps
 from rest_framework.test import APIClient
 
-from consensus.runtime import CommandResult, NodeStatus, ServerInfo
+from consensus.status import CommandResult, NodeStatus, ServerInfo
 from nodes.forwarding import Forwarder
 from nodes.views import CommandsView
 

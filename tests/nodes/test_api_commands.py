@@ -5,7 +5,7 @@ import json
 import pytest
 from rest_framework import status
 
-from consensus.runtime import CommandLost, CommandTimeout, NotLeaderError
+from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
 
 from .conftest import NODE_ID
 from .stub import Reply

@@ -17,7 +17,8 @@ from consensus.membership import (
     TransferTimeout,
     UnknownServer,
 )
-from consensus.runtime import CommandLost, CommandTimeout, NotLeaderError, PeerInfo
+from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.status import PeerInfo
 from nodes.client import FORWARDED_HEADER
 from nodes.membership_views import MembershipView
 

@@ -10,7 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 
 from consensus.models import LogEntry
-from consensus.runtime import NodeStatus, PeerInfo, ServerInfo
+from consensus.status import NodeStatus, PeerInfo, ServerInfo
 from nodes import dashboard
 from nodes.client import ClientError
 
