@@ -62,6 +62,10 @@ class Storage:
         Stored entries at and above entries[0].index are replaced (Raft
         §5.3: a conflicting suffix is deleted before appending).
         """
+        if hard_state is None and not entries:
+            if last_applied is not None:
+                self._save_last_applied(last_applied)
+            return
         with transaction.atomic():
             if entries:
                 if entries[0].index <= self._last_index:
@@ -77,6 +81,24 @@ class Storage:
                 PersistentState.objects.filter(pk=1).update(**fields)
         if entries:
             self._last_index = entries[-1].index
+
+    def _save_last_applied(self, last_applied: int) -> None:
+        """Record progress of the state machine alone, without an fsync.
+
+        last_applied is no Raft state: it only keeps a restarted node from
+        printing applied entries again. The write reaches the WAL in the OS
+        page cache, so it survives the process being killed, and the next
+        fsynced transaction makes it durable; only a power cut in between
+        can lose it, and then a few lines print twice. Skipping the fsync
+        takes one disk flush off the path of every client command on the
+        leader (the commit index advances without new entries to write).
+        """
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous=OFF")
+            try:
+                PersistentState.objects.filter(pk=1).update(last_applied=last_applied)
+            finally:
+                cursor.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         connection.close()

@@ -44,3 +44,18 @@ def test_conflicting_suffix_is_replaced():
         (1, 1), (2, 1), (3, 2), (4, 2)
     ]
     assert PersistentState.objects.get().current_term == 0
+
+
+def test_last_applied_alone_is_saved_and_full_sync_restored():
+    """A commit-only Ready writes last_applied and leaves every later
+    transaction fully synchronous."""
+    from django.db import connection
+
+    storage = Storage()
+    storage.prepare([])
+    storage.save(HardState(1, None), entries(1, 3, 1), last_applied=None)
+    storage.save(None, [], last_applied=3)
+    assert storage.prepare([]).last_applied == 3
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 2  # FULL
