@@ -22,10 +22,15 @@ GAP = "gap"  # a server's log skips an index
 LOG_TERMS = "log_terms"  # a log whose terms go down along its indexes
 MULTIPLE_LEADERS = "multiple_leaders"  # two leaders for one term
 TERM_DECREASE = "term_decrease"  # a server's term went down
+# Retries of one (client_id, seq) acknowledged with different answers.
+RETRY_ANSWER = "retry_answer"
+# What a state machine applied differs from its log's commands once each.
+APPLIED_TWICE = "applied_twice"
 
 KINDS = (
     LOST, WRONG_INDEX, DUPLICATE, PHANTOM, FAILED_APPLIED, REALTIME,
     DIVERGENCE, GAP, LOG_TERMS, MULTIPLE_LEADERS, TERM_DECREASE,
+    RETRY_ANSWER, APPLIED_TWICE,
 )  # fmt: skip
 # Past this many of one kind, the rest are only counted.
 MAX_PER_KIND = 20
@@ -58,6 +63,8 @@ def check(
     logs: dict[str, list[dict]],
     leader_lines: dict[str, list[int]] | None = None,
     settled: bool = True,
+    members: list[str] | None = None,
+    applied: dict[str, list[str]] | None = None,
 ) -> list[Violation]:
     """Every violation of the run's properties (empty when it passed).
 
@@ -67,16 +74,26 @@ def check(
     (a liveness failure, reported apart), servers may lag: logs are then
     compared on their common prefix, and acknowledged commands looked for
     in the longest log only.
+
+    ``members`` are the servers of the final configuration (default: every
+    server in ``logs``): only their logs must hold every committed entry; a
+    removed server's log must agree with theirs wherever it has entries.
+    ``applied`` maps a server to the messages its state machine printed
+    last (``Logs [...]``): each command of its log exactly once.
     """
     report = _Report()
+    members = sorted(logs) if members is None else [m for m in members if m in logs]
     if not settled and logs:
-        shortest = min(len(entries) for entries in logs.values())
-        check_logs_agree({s: e[:shortest] for s, e in logs.items()}, report)
-        longest = max(logs, key=lambda s: len(logs[s]))
-        check_commands(history, {longest: logs[longest]}, report)
+        in_members = [logs[m] for m in members] or list(logs.values())
+        shortest = min(len(entries) for entries in in_members)
+        check_logs_agree({s: e[:shortest] for s, e in logs.items()}, report, members)
+        longest = max(members or logs, key=lambda s: len(logs[s]))
+        check_commands(history, logs, report, [longest])
     else:
-        check_logs_agree(logs, report)
-        check_commands(history, logs, report)
+        check_logs_agree(logs, report, members)
+        check_commands(history, logs, report, members)
+    check_retries(history, report)
+    check_applied(logs, applied or {}, report)
     check_realtime(history, logs, report)
     check_leaders(history, leader_lines or {}, report)
     check_terms(history, report)
@@ -87,9 +104,13 @@ def _entry_key(entry: dict) -> tuple:
     return (entry.get("term"), entry.get("type"), entry.get("command"))
 
 
-def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
-    """All logs agree index by index, with no gaps and the same length;
-    terms never go down along a log (each entry's term is its leader's)."""
+def check_logs_agree(
+    logs: dict[str, list[dict]], report: _Report, members: list[str] | None = None
+) -> None:
+    """All logs agree index by index, with no gaps; the members' logs have
+    the same length, a non-member's holds no index they all lack; terms
+    never go down along a log (each entry's term is its leader's)."""
+    members = sorted(logs) if members is None else members
     by_index: dict[str, dict[int, dict]] = {}
     for server, entries in sorted(logs.items()):
         indexed = {}
@@ -119,7 +140,8 @@ def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
         for server, indexed in sorted(by_index.items()):
             entry = indexed.get(index)
             if entry is None:
-                missing.append(server)
+                if server in members:
+                    missing.append(server)
             else:
                 seen[_entry_key(entry)].append(server)
         if len(seen) > 1:
@@ -128,8 +150,11 @@ def check_logs_agree(logs: dict[str, list[dict]], report: _Report) -> None:
                 for k, servers in seen.items()
             )
             report.add(DIVERGENCE, f"index {index}: {versions}")
-        elif missing:
+        elif missing or (
+            members and not any(index in by_index.get(m, {}) for m in members)
+        ):
             holders = next(iter(seen.values()))
+            missing = missing or members
             report.add(
                 DIVERGENCE, f"index {index}: {holders} hold it, {missing} do not"
             )
@@ -143,51 +168,143 @@ def _positions(entries: list[dict]) -> dict[str, list[dict]]:
     return positions
 
 
+class _Pair:
+    """Every attempt at one command: a (client_id, seq) pair and its text
+    (the workload makes them one-to-one), sent once or retried."""
+
+    def __init__(self, command: str):
+        self.command = command
+        self.attempts: list = []
+
+    @property
+    def acked(self) -> list:
+        return [op for op in self.attempts if op.outcome == OK]
+
+    @property
+    def outcome(self) -> str:
+        """ok if any attempt was acknowledged, fail if every attempt failed
+        definitely, else unknown."""
+        if self.acked:
+            return OK
+        if all(op.outcome == FAIL for op in self.attempts):
+            return FAIL
+        return UNKNOWN
+
+    @property
+    def invoke(self) -> float:
+        return min(op.invoke for op in self.attempts)
+
+    def describe(self) -> str:
+        statuses = ",".join(
+            f"{op.outcome}/{op.status or op.error}" for op in self.attempts
+        )
+        return f"{self.command!r} ({len(self.attempts)} attempt(s): {statuses})"
+
+
+def _pairs(history: History) -> dict[str, _Pair]:
+    pairs: dict[str, _Pair] = {}
+    for op in history.ops:
+        pairs.setdefault(op.command, _Pair(op.command)).attempts.append(op)
+    return pairs
+
+
 def check_commands(
-    history: History, logs: dict[str, list[dict]], report: _Report
+    history: History,
+    logs: dict[str, list[dict]],
+    report: _Report,
+    members: list[str] | None = None,
 ) -> None:
-    """Acknowledged: exactly once, where acknowledged, on every server.
-    Failed: never. Unknown: at most once. Nothing no client sent."""
-    ops = {op.command: op for op in history.ops}
+    """Acknowledged: on every member's log, its first copy where every
+    acknowledgement said. Failed (every attempt): never. A command at most
+    once per attempt sent (a retry may reach the log again: the state
+    machine then answers with the first copy). Nothing no client sent."""
+    members = sorted(logs) if members is None else members
+    pairs = _pairs(history)
     phantoms = set()
     for server, entries in sorted(logs.items()):
         positions = _positions(entries)
         for command, found in positions.items():
-            if command not in ops:
+            if command not in pairs:
                 phantoms.add(command)
                 continue
-            op = ops[command]
+            pair = pairs[command]
             where = [e["index"] for e in found]
-            if len(found) > 1:
-                report.add(
-                    DUPLICATE,
-                    f"{server}: {command!r} ({op.outcome}) at indexes {where}",
-                )
-            if op.outcome == FAIL:
+            if len(found) > len(pair.attempts):
+                report.add(DUPLICATE, f"{server}: {pair.describe()} at indexes {where}")
+            if pair.outcome == FAIL:
                 report.add(
                     FAILED_APPLIED,
-                    f"{server}: {command!r} failed definitely "
-                    f"(status {op.status}, {op.error}) but is at index {where}",
+                    f"{server}: {pair.describe()} failed definitely but is at "
+                    f"index {where}",
                 )
-        for op in history.ops:
-            if op.outcome != OK:
-                continue
-            found = positions.get(op.command, [])
-            if not found:
-                report.add(
-                    LOST,
-                    f"{server}: {op.command!r} acknowledged at index {op.index} "
-                    f"(term {op.term}) at t={op.complete:.3f} is not in the log",
-                )
-            elif all((e["index"], e["term"]) != (op.index, op.term) for e in found):
-                at = [(e["index"], e["term"]) for e in found]
-                report.add(
-                    WRONG_INDEX,
-                    f"{server}: {op.command!r} acknowledged at index {op.index} "
-                    f"term {op.term} but logged at (index, term) {at}",
-                )
+        if server not in members:
+            continue  # a removed server need not hold what came after
+        for pair in pairs.values():
+            for op in pair.acked:
+                found = positions.get(op.command, [])
+                if not found:
+                    report.add(
+                        LOST,
+                        f"{server}: {op.command!r} acknowledged at index {op.index} "
+                        f"(term {op.term}) at t={op.complete:.3f} is not in the log",
+                    )
+                elif (found[0]["index"], found[0]["term"]) != (op.index, op.term):
+                    at = [(e["index"], e["term"]) for e in found]
+                    report.add(
+                        WRONG_INDEX,
+                        f"{server}: {op.command!r} acknowledged at index {op.index} "
+                        f"term {op.term} (attempt {op.attempt}) but logged at "
+                        f"(index, term) {at}",
+                    )
     for command in sorted(phantoms):
         report.add(PHANTOM, f"{command!r} is committed but no client sent it")
+
+
+def check_retries(history: History, report: _Report) -> None:
+    """The de-duplication contract, from the answers alone: every attempt
+    of one (client_id, seq) that was acknowledged got the same index and
+    term (a repeat returns the first answer)."""
+    for pair in _pairs(history).values():
+        answers = {(op.index, op.term) for op in pair.acked}
+        if len(answers) > 1:
+            report.add(
+                RETRY_ANSWER,
+                f"{pair.describe()} acknowledged at different (index, term): "
+                f"{sorted(answers)}",
+            )
+
+
+def check_applied(
+    logs: dict[str, list[dict]], applied: dict[str, list[str]], report: _Report
+) -> None:
+    """What each state machine applied (its last ``Logs [...]`` line) is its
+    log's commands in log order, each only at its first copy: a command that
+    reached the log twice is applied once."""
+    for server, messages in sorted(applied.items()):
+        expected, seen = [], set()
+        for entry in logs.get(server, []):
+            if entry.get("type") != "command" or entry.get("command") in seen:
+                continue
+            seen.add(entry["command"])
+            expected.append(entry["command"])
+        expected = expected[: len(messages)]
+        if messages == expected:
+            continue
+        counts: dict[str, int] = defaultdict(int)
+        for message in messages:
+            counts[message] += 1
+        twice = sorted(m for m, n in counts.items() if n > 1)
+        first = next(
+            (i for i, (a, b) in enumerate(zip(messages, expected)) if a != b),
+            min(len(messages), len(expected)),
+        )
+        report.add(
+            APPLIED_TWICE,
+            f"{server}: applied {len(messages)} messages, its log has "
+            f"{len(expected)} distinct commands; applied more than once: "
+            f"{twice[:10]}; first difference at message {first}: "
+            f"{messages[first:first + 3]} vs {expected[first:first + 3]}",
+        )
 
 
 def check_realtime(
@@ -195,40 +312,40 @@ def check_realtime(
 ) -> None:
     """If A was acknowledged before B was invoked, A's index < B's.
 
-    B is any operation with a known place: acknowledged, or of unknown
-    outcome but found in the log (then it took effect after its invoke).
+    A and B are commands (every attempt of one (client_id, seq)): A counts
+    from its first acknowledgement, B from its first attempt. B is any
+    command with a known place: acknowledged, or of unknown outcome but
+    found in the log (then it took effect after its first invoke).
     """
     logged: dict[str, int] = {}
     for entries in logs.values():
         for command, found in _positions(entries).items():
             logged.setdefault(command, found[0]["index"])
-    acked = sorted(
-        (op for op in history.ops if op.outcome == OK and op.index is not None),
-        key=lambda op: op.complete,
-    )
-    placed = []
-    for op in history.ops:
-        if op.outcome == OK and op.index is not None:
-            placed.append((op.invoke, op.index, op))
-        elif op.outcome == UNKNOWN and op.command in logged:
-            placed.append((op.invoke, logged[op.command], op))
+    acked, placed = [], []
+    for pair in _pairs(history).values():
+        first = min(pair.acked, key=lambda op: op.complete, default=None)
+        if first is not None and first.index is not None:
+            acked.append((first.complete, first.index, pair))
+            placed.append((pair.invoke, first.index, pair))
+        elif pair.outcome == UNKNOWN and pair.command in logged:
+            placed.append((pair.invoke, logged[pair.command], pair))
+    acked.sort(key=lambda item: item[0])
     placed.sort(key=lambda item: item[0])
-    # Sweep B by invoke time, keeping the acknowledged op with the highest
-    # index among those completed before B was sent.
+    # Sweep B by invoke time, keeping the acknowledged command with the
+    # highest index among those acknowledged before B was sent.
     highest = None
     position = 0
-    for invoke, index, op_b in placed:
-        while position < len(acked) and acked[position].complete < invoke:
-            a = acked[position]
-            if highest is None or a.index > highest.index:
-                highest = a
+    for invoke, index, pair_b in placed:
+        while position < len(acked) and acked[position][0] < invoke:
+            if highest is None or acked[position][1] > highest[1]:
+                highest = acked[position]
             position += 1
-        if highest is not None and highest.index >= index:
+        if highest is not None and highest[1] >= index:
             report.add(
                 REALTIME,
-                f"{highest.command!r} acknowledged at t={highest.complete:.3f} with "
-                f"index {highest.index}, but {op_b.command!r} ({op_b.outcome}) "
-                f"invoked later at t={invoke:.3f} has index {index}",
+                f"{highest[2].command!r} acknowledged at t={highest[0]:.3f} with "
+                f"index {highest[1]}, but {pair_b.describe()} invoked later at "
+                f"t={invoke:.3f} has index {index}",
             )
 
 

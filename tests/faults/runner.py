@@ -13,6 +13,8 @@ import re
 import shutil
 import sys
 import time
+
+import requests
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,6 +37,9 @@ LEADER_LINE = re.compile(r"Became leader for term (\d+)")
 # Where a failed run's files are copied, since pytest's tmp dirs rotate.
 FINDINGS_DIR = Path(os.environ.get("RAFT_FAULT_ARTIFACTS", "/tmp/raft-fault-runs"))
 FIRST_LEADER_TIMEOUT_S = 20.0
+# Servers' environment unless a run sets it: an add whose catch-up cannot
+# finish (the newcomer killed, paused, cut off) fails within 5 s, not 30.
+DEFAULT_ENV = {"RAFT_CATCHUP_TIMEOUT_S": "5"}
 NETNS_PORT = 9990
 
 
@@ -138,21 +143,18 @@ class TestBed:
         self.capabilities = frozenset({nemesis.NETNS} if network else ())
         self.rng = random.Random(f"{seed}-runtime")
         self.faults: dict[str, int] = {}
+        # kind -> outcome -> count, for the statistics.
+        self.membership: dict[str, dict[str, int]] = {}
 
     def resolve(self, target) -> int:
         if target != "leader":
             return int(target)
-        best = None
-        for node in self.cluster.live_nodes():
-            status = self.cluster.try_status(node)
-            if status and status["role"] == "leader":
-                if best is None or status["term"] > best[1]:
-                    best = (node.index, status["term"])
-        if best is None:
+        leader = _highest_leader(self.cluster)
+        if leader is None:
             i = self.rng.randrange(self.size)
             self.note(f"no leader known: target {i} instead")
             return i
-        return best[0]
+        return leader.index
 
     def kill(self, i: int) -> None:
         self.cluster.kill(i)
@@ -191,6 +193,55 @@ class TestBed:
     def note(self, text: str) -> None:
         self.history.event("note", "bed", text)
 
+    # -- membership (membership_ops) --------------------------------------
+
+    def live(self) -> list[int]:
+        return [n.index for n in self.cluster.live_nodes()]
+
+    def configuration(self) -> dict[int, bool] | None:
+        """index -> voter, as the leader of the moment reports it."""
+        leader = _highest_leader(self.cluster)
+        if leader is None:
+            return None
+        try:
+            r = self.cluster.get(leader, "/api/servers", timeout=(0.5, 2.0))
+            servers = r.json()["servers"] if r.status_code == 200 else None
+        except (requests.RequestException, ValueError, KeyError):
+            servers = None
+        if servers is None:
+            return None
+        return {self.cluster.node(s["id"]).index: s["voter"] for s in servers}
+
+    def change_membership(self, kind: str, i: int, via: int) -> str:
+        """POST /api/servers (add) or DELETE /api/servers/<address> (remove)
+        through server ``via``; records and returns the outcome."""
+        address = self.cluster.node(i).address
+        url = self.cluster.node(via).base_url + "/api/servers"
+        session = new_session()
+        try:
+            if kind == "add":
+                r = session.post(url, json={"address": address}, timeout=(1.0, 45.0))
+            else:
+                r = session.delete(f"{url}/{address}", timeout=(1.0, 45.0))
+            try:
+                error = r.json().get("error", "") if r.status_code != 200 else ""
+            except ValueError:
+                error = r.text[:80]
+            outcome, detail = str(r.status_code), f"{error} {r.text[:160]}"
+        except requests.RequestException as exc:
+            outcome, detail = type(exc).__name__, str(exc)[:160]
+        finally:
+            session.close()
+        self.membership_outcome(kind, i, via, outcome, detail)
+        return outcome
+
+    def membership_outcome(self, kind, i, via, outcome: str, detail: str) -> None:
+        counts = self.membership.setdefault(kind, {})
+        counts[outcome] = counts.get(outcome, 0) + 1
+        self.history.event(
+            "note", "membership", f"{kind} {i} via {via}: {outcome} {detail}".strip()
+        )
+
     def heal_all(self) -> None:
         """Whatever a step may have left: rules, stopped or dead servers."""
         if self.network is not None:
@@ -200,6 +251,41 @@ class TestBed:
                 self.cluster.resume(node)
             elif not node.running():
                 self.cluster.restart(node)
+
+
+def _highest_leader(cluster: LocalCluster, nodes=None) -> Node | None:
+    """The live server that says it leads, in the highest term (or None)."""
+    best = None
+    for node in nodes if nodes is not None else cluster.live_nodes():
+        status = cluster.try_status(node)
+        if status and status["role"] == "leader":
+            if best is None or status["term"] > best[1]:
+                best = (node, status["term"])
+    return best[0] if best else None
+
+
+def members_and_leader(cluster: LocalCluster) -> tuple[Node, list[Node]] | None:
+    """The leader and the members (voters and learners) of its configuration,
+    once every member agrees on that leader and term; else None. Servers
+    outside the configuration (removed ones) are ignored."""
+    leader = _highest_leader(cluster)
+    if leader is None:
+        return None
+    try:
+        r = cluster.get(leader, "/api/servers", timeout=(0.5, 2.0))
+        members = [cluster.node(s["id"]) for s in r.json()["servers"]]
+    except (requests.RequestException, ValueError, KeyError):
+        return None
+    term = None
+    for node in members:
+        status = cluster.try_status(node) if node.running() else None
+        if status is None or status["leader"] != leader.address:
+            return None
+        if term is None:
+            term = status["term"]
+        elif status["term"] != term:
+            return None
+    return leader, members
 
 
 def leader_lines(cluster: LocalCluster) -> dict[str, list[int]]:
@@ -216,16 +302,16 @@ def leader_lines(cluster: LocalCluster) -> dict[str, list[int]]:
 
 
 def settle(cluster: LocalCluster, history: History, timeout: float) -> dict:
-    """Wait for one agreed leader, commit a barrier command through it, and
-    wait until every server has committed and applied the same log."""
+    """Wait for one leader agreed by every member of its configuration,
+    commit a barrier command through it, and wait until every member has
+    committed and applied the same log. Returns the members, too."""
     started = time.monotonic()
     deadline = started + timeout
     session = new_session()
     seq = 0
     try:
-        leader = cluster.wait_until(
-            cluster.agreed_leader, timeout, "a leader after healing"
-        )
+        agreed = lambda: members_and_leader(cluster)  # noqa: E731
+        leader, members = cluster.wait_until(agreed, timeout, "a leader after healing")
         while True:
             seq += 1
             op = Op("checker", seq, f"checker:{seq}", leader.address, history.now())
@@ -236,13 +322,17 @@ def settle(cluster: LocalCluster, history: History, timeout: float) -> dict:
                 break
             if time.monotonic() > deadline:
                 raise WaitTimeout(f"no barrier write committed after {timeout} s: {op}")
-            leader = cluster.wait_until(
-                cluster.agreed_leader, max(1.0, deadline - time.monotonic()), "a leader"
+            leader, members = cluster.wait_until(
+                agreed, max(1.0, deadline - time.monotonic()), "a leader"
             )
         barrier = op.index
+        # The configuration may have changed meanwhile (a change in flight).
+        leader, members = cluster.wait_until(
+            agreed, max(1.0, deadline - time.monotonic()), "the members"
+        )
 
         def same_commit():
-            statuses = [cluster.status(n) for n in cluster.nodes]
+            statuses = [cluster.status(n) for n in members]
             commits = {s["commit_index"] for s in statuses}
             applied = {s["last_applied"] for s in statuses}
             return len(commits) == 1 and commits == applied and min(commits) >= barrier
@@ -254,7 +344,40 @@ def settle(cluster: LocalCluster, history: History, timeout: float) -> dict:
         )
     finally:
         session.close()
-    return {"barrier_index": barrier, "settle_s": round(time.monotonic() - started, 3)}
+    return {
+        "barrier_index": barrier,
+        "settle_s": round(time.monotonic() - started, 3),
+        "members": sorted(n.address for n in members),
+    }
+
+
+def applied_messages(
+    cluster: LocalCluster, history: History, members: list[str], timeout: float
+) -> dict[str, list[str]]:
+    """Commit a ``print`` command through the leader and return, for every
+    member, the messages its state machine printed for it (``Logs [...]``):
+    what it applied, each command once however often it reached the log."""
+    agreed = lambda: members_and_leader(cluster)  # noqa: E731
+    leader, _ = cluster.wait_until(agreed, timeout, "a leader for the print")
+    seqs = [op.seq for op in history.ops if op.client_id == "checker"]
+    seq = 1 + max(seqs, default=0)
+    op = Op("checker", seq, "print", leader.address, history.now())
+    history.add_op(op)
+    session = new_session()
+    try:
+        perform(session, op, leader.base_url + "/api/commands", (1.0, 8.0))
+    finally:
+        session.close()
+    op.complete = history.now()
+    if op.outcome != OK:
+        raise WaitTimeout(f"the print command was not acknowledged: {op}")
+    cluster.wait_applied(op.index, members, timeout=timeout)
+    messages = {}
+    for address in members:
+        lines = [e for e in cluster.events(address) if e.startswith("Logs [")]
+        if lines:
+            messages[address] = lines[-1][len("Logs [") : -1].split()
+    return messages
 
 
 def recovery_times(history: History) -> list[dict]:
@@ -333,15 +456,16 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
     stats: dict = {}
     liveness_error = None
     faults = 0
+    env = {**DEFAULT_ENV, **config.env}
     with contextlib.ExitStack() as stack:
         network = None
         if config.netns:
             network = Network(config.size)
             stack.callback(network.destroy)
             network.create()
-            cluster = NetnsCluster(network, base_dir=base_dir, env=config.env)
+            cluster = NetnsCluster(network, base_dir=base_dir, env=env)
         else:
-            cluster = LocalCluster(config.size, base_dir=base_dir, env=config.env)
+            cluster = LocalCluster(config.size, base_dir=base_dir, env=env)
         cluster.http.trust_env = False  # never through a proxy
         stack.callback(cluster.close)
         history.nodes = [n.address for n in cluster.nodes]
@@ -364,8 +488,11 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         time.sleep(config.post_heal_s)  # timing of the experiment
         workload.stop()
         phases["clients_stopped"] = history.now()
+        members, applied = None, {}
         try:
             stats.update(settle(cluster, history, config.settle_timeout_s))
+            members = stats["members"]
+            applied = applied_messages(cluster, history, members, 15.0)
         except WaitTimeout as exc:
             liveness_error = str(exc)
         try:
@@ -375,10 +502,23 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         sampler.stop()
         phases["logs_read"] = history.now()
         terms = leader_lines(cluster)
-        violations = checker.check(history, logs, terms, settled=liveness_error is None)
+        violations = checker.check(
+            history,
+            logs,
+            terms,
+            settled=liveness_error is None,
+            members=members,
+            applied=applied,
+        )
         phases["checked"] = history.now()
         stats["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
         stats.update(statistics(history, logs, faults))
+        stats["membership"] = bed.membership
+        stats["state_machines_checked"] = len(applied)
+        stats["retries"] = sum(op.attempt > 0 for op in history.ops)
+        stats["retries_ok"] = sum(
+            op.attempt > 0 and op.outcome == OK for op in history.ops
+        )
         stats["leader_elections"] = sum(len(t) for t in terms.values())
         history.save(base_dir / "history.json")
         (base_dir / "logs.json").write_text(json.dumps(logs))

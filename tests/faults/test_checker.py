@@ -259,3 +259,112 @@ def test_a_log_whose_terms_go_down_is_caught():
     history = base_history()
     history.ops[1].term = 2
     assert kinds(checker.check(history, all_logs(log))) == {checker.LOG_TERMS}
+
+
+# -- membership: a removed server's log ------------------------------------
+
+
+def test_a_removed_server_may_lack_later_entries():
+    logs = all_logs()
+    logs[C] = logs[C][:3]  # removed after index 3
+    assert checker.check(base_history(), logs, members=[A, B]) == []
+
+
+def test_a_removed_server_must_agree_where_it_has_entries():
+    logs = all_logs()
+    logs[C] = [*logs[C][:2], entry(3, "c0:1", term=2)]
+    assert kinds(checker.check(base_history(), logs, members=[A, B])) == {
+        checker.DIVERGENCE
+    }
+
+
+def test_every_final_member_must_hold_the_acknowledged_commands():
+    logs = all_logs()
+    logs[B] = logs[B][:3]  # B is still a member: c1:1 lost there
+    found = checker.check(base_history(), logs, members=[A, B])
+    assert checker.LOST in kinds(found) and checker.DIVERGENCE in kinds(found)
+
+
+def test_a_committed_entry_only_a_removed_server_holds_is_a_divergence():
+    logs = all_logs()
+    logs[A] = logs[A][:4]
+    logs[B] = logs[B][:4]
+    found = checker.check(base_history(), logs, members=[A, B])
+    assert checker.DIVERGENCE in kinds(found)
+
+
+# -- retries of one (client_id, seq) ---------------------------------------
+
+
+def retried_history():
+    """c0:2 timed out, was sent again and acknowledged with the first copy's
+    answer; the retry reached the log a second time."""
+    history = base_history()
+    retry = op("c0:2", 0.45, 0.5, OK, index=5)
+    retry.attempt = 1
+    history.ops.append(retry)
+    return history
+
+
+def retried_log():
+    return [*base_log(), entry(6, "c0:2")]
+
+
+def test_a_retry_that_reached_the_log_twice_is_fine():
+    history = retried_history()
+    applied = {s: ["c0:1", "c1:1", "c0:2"] for s in (A, B, C)}
+    assert checker.check(history, all_logs(retried_log()), applied=applied) == []
+
+
+def test_a_retry_acknowledged_at_its_second_copy_breaks_the_contract():
+    history = retried_history()
+    history.ops[-1].index = 6  # the state machine answered for the copy
+    found = kinds(checker.check(history, all_logs(retried_log())))
+    assert found == {checker.WRONG_INDEX}
+
+
+def test_two_acknowledgements_of_one_pair_must_agree():
+    history = retried_history()
+    history.ops[2] = op("c0:2", 0.3, 0.35, OK, index=5)
+    history.ops[-1].index, history.ops[-1].term = 6, 1
+    assert checker.RETRY_ANSWER in kinds(
+        checker.check(history, all_logs(retried_log()))
+    )
+
+
+def test_a_command_applied_twice_is_caught():
+    applied = {A: ["c0:1", "c1:1", "c0:2", "c0:2"]}
+    found = checker.check(retried_history(), all_logs(retried_log()), applied=applied)
+    assert kinds(found) == {checker.APPLIED_TWICE}
+    assert "'c0:2'" in str(found[0])
+
+
+def test_more_copies_than_attempts_is_a_duplicate():
+    log = [*retried_log(), entry(7, "c0:2")]
+    assert checker.DUPLICATE in kinds(checker.check(retried_history(), all_logs(log)))
+
+
+def test_a_pair_fails_definitely_only_if_every_attempt_did():
+    history = base_history()
+    retry = op("c1:2", 0.55, 0.6, UNKNOWN)
+    retry.attempt = 1
+    history.ops.insert(3, op("c1:2", 0.3, 0.5, UNKNOWN))
+    history.ops[4] = retry
+    history.ops.append(op("c1:2", 0.65, 0.7, FAIL))
+    log = [*base_log(), entry(6, "c1:2")]
+    assert checker.check(history, all_logs(log)) == []
+    history.ops = [o for o in history.ops if o.command != "c1:2"]
+    history.ops.append(op("c1:2", 0.3, 0.5, FAIL))
+    assert kinds(checker.check(history, all_logs(log))) == {checker.FAILED_APPLIED}
+
+
+def test_realtime_counts_a_retried_command_from_its_first_attempt():
+    history = base_history()
+    # c1:3 first sent at 0.6 (unknown), acknowledged by a retry at 1.0 with
+    # index 6; c0:3 acknowledged in between at index 7: no violation.
+    history.ops.append(op("c0:3", 0.7, 0.8, OK, index=7))
+    retry = op("c1:3", 0.9, 1.0, OK, index=6)
+    retry.attempt = 1
+    history.ops.append(retry)
+    log = [*base_log(), entry(6, "c1:3"), entry(7, "c0:3")]
+    assert checker.check(history, all_logs(log)) == []

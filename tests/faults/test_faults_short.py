@@ -42,8 +42,10 @@ def test_netns_three_servers_every_fault(
 
 
 def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
-    """Five servers: partitions with two-server minorities and a bridge
-    between two pairs."""
+    """Five servers: partitions with two-server minorities, a bridge between
+    two pairs, and membership changes (remove a voter, remove the leader,
+    add a removed server back; at least 3 voters), often under a kill, a
+    pause or a partition."""
     config = runner.RunConfig(
         seed=fault_seed, size=5, netns=True, duration_s=30, clients=5
     )

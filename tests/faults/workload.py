@@ -39,6 +39,7 @@ class Op:
     term: int | None = None
     status: int | None = None
     error: str | None = None
+    attempt: int = 0  # 0, or which retry of the same (client_id, seq) this is
 
 
 @dataclass
@@ -168,7 +169,10 @@ def perform(session, op: Op, url: str, timeout: tuple[float, float]) -> Op:
 
 class Workload:
     """``clients`` threads, each appending ``<client_id>:<seq>`` commands to
-    servers picked at random (from a seeded Random) until stopped."""
+    servers picked at random (from a seeded Random) until stopped. An
+    operation of unknown outcome is sent again (to a random server, with
+    the same client_id, seq and command) with probability ``retry_p``, up
+    to ``max_retries`` times: each attempt is an Op of its own."""
 
     def __init__(
         self,
@@ -180,6 +184,8 @@ class Workload:
         read_timeout_s: float = 8.0,
         think_s: float = 0.0,
         fail_pause_s: float = 0.05,
+        retry_p: float = 0.5,
+        max_retries: int = 2,
     ):
         self.history = history
         self.urls = urls  # address -> base URL
@@ -188,6 +194,8 @@ class Workload:
         self.timeout = (1.0, read_timeout_s)
         self.think_s = think_s
         self.fail_pause_s = fail_pause_s
+        self.retry_p = retry_p
+        self.max_retries = max_retries
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -216,15 +224,20 @@ class Workload:
         session = new_session()
         addresses = sorted(self.urls)
         seq = 0
+        attempt = 0
         try:
             while not self._stop.is_set():
-                seq += 1
+                if attempt == 0:
+                    seq += 1
                 node = rng.choice(addresses)
                 op = Op(client_id, seq, f"{client_id}:{seq}", node, self.history.now())
+                op.attempt = attempt
                 # Recorded before it is sent: a run cut short still lists it.
                 self.history.add_op(op)
                 perform(session, op, self.urls[node] + "/api/commands", self.timeout)
                 op.complete = self.history.now()
+                retry = op.outcome == UNKNOWN and attempt < self.max_retries
+                attempt = attempt + 1 if retry and rng.random() < self.retry_p else 0
                 if op.outcome != OK:
                     # A lost connection may be a stale keep-alive one.
                     session.close()
