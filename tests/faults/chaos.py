@@ -19,7 +19,10 @@ from pathlib import Path
 
 from . import netns, runner
 
-SUMMED = ("operations", "ok", "failed", "unknown", "unknown_committed", "faults")
+SUMMED = (
+    "operations", "ok", "failed", "unknown", "unknown_committed", "faults",
+    "retries", "retries_ok",
+)  # fmt: skip
 
 
 def parse_args(argv=None):
@@ -192,6 +195,7 @@ def main(argv=None) -> int:
 def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) -> dict:
     totals = {key: 0 for key in SUMMED}
     by_op: dict[str, int] = {}
+    membership: dict[str, dict[str, int]] = {}  # kind -> outcome -> count
     recoveries, settles = [], []
     unrecovered = 0
     for r in rounds:
@@ -201,6 +205,10 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
         for op, count in (stats.get("faults_by_op") or {}).items():
             if op != "all":
                 by_op[op] = by_op.get(op, 0) + count
+        for kind, outcomes in (stats.get("membership") or {}).items():
+            mine = membership.setdefault(kind, {})
+            for outcome, count in outcomes.items():
+                mine[outcome] = mine.get(outcome, 0) + count
         for rec in r.get("recoveries") or []:
             if rec["recovery_s"] is None:
                 unrecovered += 1
@@ -234,6 +242,7 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
         "failed_rounds": sum(not r["ok"] for r in rounds),
         **totals,
         "faults_by_op": by_op,
+        "membership": membership,
         "recovery_s_median": percentile(0.5),
         "recovery_s_p95": percentile(0.95),
         "recovery_s_max": recoveries[-1] if recoveries else None,

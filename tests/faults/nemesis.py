@@ -2,9 +2,9 @@
 
 A schedule is a list of steps planned from a seed alone: which operation,
 its parameters, how long the fault holds and the pause before the next one.
-Only a target named "leader" is resolved when the step runs. A later issue
-adds its own operation (a membership change, a snapshot) by subclassing
-Nemesis and calling ``register``; schedules then draw it too.
+Only a target named "leader" is resolved when the step runs. Process
+faults live here; network_ops.py and membership_ops.py register theirs the
+same way (subclass Nemesis, call ``register``): schedules then draw them.
 """
 
 from __future__ import annotations

@@ -187,3 +187,64 @@ def test_without_nft_the_namespace_tests_name_the_package(monkeypatch):
         netns.shutil, "which", lambda tool: None if tool == "nft" else "/x"
     )
     assert "nftables" in netns.unavailable_reason()
+
+
+class MembershipBed(FakeBed):
+    """Five servers; ``voters`` is the configuration the leader reports."""
+
+    size = 5
+
+    def __init__(self, voters):
+        super().__init__()
+        import random
+
+        self.rng = random.Random(0)
+        self.voters = voters
+
+    def configuration(self):
+        return {i: i in self.voters for i in range(self.size)}
+
+    def live(self):
+        return [0, 1, 2, 3, 4]
+
+    def change_membership(self, kind, i, via):
+        self.calls.append((kind, i))
+        return "200"
+
+
+@pytest.mark.parametrize(
+    "op, voters, expected",
+    [
+        ("remove_server", {0, 1, 2, 3, 4}, ("remove", 3)),
+        ("remove_server", {0, 1, 2, 4}, "remove"),  # 3 is gone: another voter
+        ("remove_server", {0, 1, 2}, None),  # at the minimum: skipped
+        ("remove_leader", {0, 1, 2, 3}, ("remove", 1)),
+        ("remove_leader", {0, 1, 2}, None),
+        ("add_server", {0, 1, 2, 4}, ("add", 3)),
+        ("add_server", {0, 1, 2, 3, 4}, None),  # nothing to add: skipped
+    ],
+)
+def test_membership_changes_keep_three_voters(op, voters, expected):
+    bed = MembershipBed(voters)
+    params = {"during": "pause", "pause": {"target": 0}, "after_s": 0.0, "target": 3}
+    active = nemesis.REGISTRY[op].start(bed, params)
+    active.heal()
+    changes = [c for c in bed.calls if c[0] in ("add", "remove")]
+    if expected is None:
+        assert bed.calls[0][0] == "membership_outcome" and changes == []
+        assert "skipped" in active.description
+    elif isinstance(expected, str):
+        assert len(changes) == 1 and changes[0][0] == expected
+        assert changes[0][1] in voters
+    else:
+        assert changes == [expected]
+    if changes:  # the fault starts once the request is sent, and is healed
+        assert [c[0] for c in bed.calls if c[0] in ("pause", "resume")] == [
+            "pause",
+            "resume",
+        ]
+
+
+def test_membership_changes_need_a_pool_above_three():
+    assert "add_server" not in {op.name for op in nemesis.available(ALL, 3)}
+    assert "remove_leader" in {op.name for op in nemesis.available(ALL, 5)}
