@@ -81,6 +81,11 @@ def parse_args(argv=None):
         help="only these operations, comma-separated (default: all that apply)",
     )
     parser.add_argument(
+        "--first",
+        default=None,
+        help="operations every round starts with, in order, comma-separated",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -143,6 +148,7 @@ def main(argv=None) -> int:
             cover=args.cover,
             hold_scale=args.hold_scale,
             nemeses=args.nemeses.split(",") if args.nemeses else None,
+            first=args.first.split(",") if args.first else None,
             env=dict(item.split("=", 1) for item in args.env),
         )
         try:

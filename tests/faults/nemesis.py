@@ -120,20 +120,26 @@ def make_schedule(
     gap_s: tuple[float, float] = (0.5, 3.0),
     cover: bool = False,
     hold_scale: float = 1.0,
+    first: list[str] | None = None,
 ) -> list[Step]:
     """Steps drawn from ``seed`` until their hold and gap times add up to
     ``duration_s``; with ``cover``, every operation once (in a seeded
     order) before the random draws; ``hold_scale`` shortens (or lengthens)
-    every hold. The same arguments always give the same schedule."""
+    every hold; ``first`` names operations to start with, in that order
+    (each planned from the seed as usual). The same arguments always give
+    the same schedule."""
     rng = random.Random(seed)
     ops = available(capabilities, size, names)
     if not ops:
         raise ValueError("no nemesis applies to this test bed")
-    first = rng.sample(ops, len(ops)) if cover else []
+    lead = available(capabilities, size, first) if first else []
+    lead = [REGISTRY[name] for name in first or [] if REGISTRY[name] in lead]
+    # Popped from the end: the ``first`` ones, then the covering ones.
+    pending = (rng.sample(ops, len(ops)) if cover else []) + lead[::-1]
     steps, total = [], 0.0
-    while total < duration_s or first:
-        if first:
-            nemesis = first.pop()
+    while total < duration_s or pending:
+        if pending:
+            nemesis = pending.pop()
         else:
             nemesis = rng.choices(ops, weights=[op.weight for op in ops])[0]
         step = Step(

@@ -56,6 +56,7 @@ class RunConfig:
     env: dict = field(default_factory=dict)
     cover: bool = False  # every operation at least once (short runs)
     hold_scale: float = 1.0  # shorter holds for short runs
+    first: list[str] | None = None  # operations the schedule starts with
 
     def replay_hint(self, test: str | None = None) -> str:
         if test:
@@ -68,6 +69,8 @@ class RunConfig:
             args += f" --nemeses {','.join(self.nemeses)}"
         if self.cover:
             args += " --cover"
+        if self.first:
+            args += f" --first {','.join(self.first)}"
         if self.hold_scale != 1.0:
             args += f" --hold-scale {self.hold_scale:g}"
         for name, value in sorted(self.env.items()):
@@ -373,10 +376,15 @@ def applied_messages(
         raise WaitTimeout(f"the print command was not acknowledged: {op}")
     cluster.wait_applied(op.index, members, timeout=timeout)
     messages = {}
-    for address in members:
-        lines = [e for e in cluster.events(address) if e.startswith("Logs [")]
-        if lines:
-            messages[address] = lines[-1][len("Logs [") : -1].split()
+
+    def printed():
+        for address in members:
+            lines = [e for e in cluster.events(address) if e.startswith("Logs [")]
+            if lines and lines[-1].endswith(" print]"):
+                messages[address] = lines[-1][len("Logs [") : -1].split()
+        return len(messages) == len(members)
+
+    cluster.wait_until(printed, timeout, "every member's Logs line")
     return messages
 
 
@@ -446,6 +454,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         config.nemeses,
         cover=config.cover,
         hold_scale=config.hold_scale,
+        first=config.first,
     )
     (base_dir / "schedule.txt").write_text(nemesis.describe(schedule) + "\n")
     log(

@@ -11,6 +11,9 @@ from . import runner
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
+# The five-server run starts with these (then draws them among the rest).
+MEMBERSHIP_FIRST = ["remove_server", "add_server", "remove_leader", "add_server"]
+
 
 def run_and_check(config, base_dir, request):
     result = runner.run(config, base_dir)
@@ -47,6 +50,11 @@ def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
     add a removed server back; at least 3 voters), often under a kill, a
     pause or a partition."""
     config = runner.RunConfig(
-        seed=fault_seed, size=5, netns=True, duration_s=30, clients=5
+        seed=fault_seed,
+        size=5,
+        netns=True,
+        duration_s=35,
+        clients=5,
+        first=MEMBERSHIP_FIRST,
     )
     run_and_check(config, tmp_path, request)
