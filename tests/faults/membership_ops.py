@@ -68,7 +68,10 @@ class _MembershipChange(Nemesis):
         if target is None:
             bed.membership_outcome(self.kind, None, None, "skipped", why)
             return Active(f"{self.name}: skipped ({why})", lambda: None)
-        live = bed.live() or list(range(bed.size))
+        # Any running server but the one being added (a non-member knows
+        # no leader to forward to: always 503).
+        live = [i for i in bed.live() if self.kind != "add" or i != target]
+        live = live or list(range(bed.size))
         via = live[bed.rng.randrange(len(live))]
         thread = threading.Thread(
             target=bed.change_membership,
