@@ -69,13 +69,6 @@ def shoot():
     return take
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
 @pytest.fixture(autouse=True)
 def _shoot_on_failure(request):
     """After a failed test, a screenshot of its page, to see what it saw."""

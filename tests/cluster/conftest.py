@@ -45,13 +45,6 @@ def shared_cluster(tmp_path_factory):
         yield cluster
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f"report_{report.when}", report)
-    return report
-
-
 @pytest.fixture(autouse=True)
 def _describe_clusters_on_failure(request):
     """After a failed test, print each cluster's state and output tails."""
