@@ -25,7 +25,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster.harness import LocalCluster, group_members
+from tests.cluster.harness import LocalCluster, group_members  # noqa: E402
 
 LOAD = Path(__file__).resolve().parent / "load.py"
 CLIENT_LEVELS = (1, 16, 64)
@@ -329,7 +329,7 @@ def report(results: dict) -> str:
         out.append(
             f"{'node':>20} {'restarts':>8} {'master MB':>10} {'worker MB':>10} {'total MB':>9} {'disk MB':>8}  (before load)"
         )
-        for before, row in zip(mem["before"], mem["after"]):
+        for before, row in zip(mem["before"], mem["after"], strict=False):
             out.append(
                 f"{row['node']:>20} {row['restarts']:>8} {row['master_mb']:>10.1f}"
                 f" {row['worker_mb']:>10.1f} {row['total_mb']:>9.1f}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .catchup import CatchUpRounds
 from .core.configuration import Configuration

@@ -13,14 +13,14 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .core.messages import REPLIES, Message, Unreachable
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role, sendable_before_persist
-from .state_machine import Applied, StateMachine
 from .errors import CommandLost, CommandTimeout, NotLeaderError
+from .state_machine import Applied, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
 from .transport import Transport
@@ -130,7 +130,9 @@ class NodeRuntime:
     # --- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
-        bootstrap = bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
+        bootstrap = (
+            bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
+        )
         restored = self._storage.prepare(bootstrap)
         # Rebuild the state machine silently from what was already applied.
         for entry in restored.entries[: restored.last_applied]:
@@ -276,7 +278,9 @@ class NodeRuntime:
     def _propose(self, items: list[_Propose]) -> Ready:
         fresh = []
         for item in items:
-            first = self._state_machine.lookup(item.proposal.client_id, item.proposal.seq)
+            first = self._state_machine.lookup(
+                item.proposal.client_id, item.proposal.seq
+            )
             if first is not None:
                 item.slot.set(first)  # already applied: the first answer
             else:
@@ -290,7 +294,9 @@ class NodeRuntime:
             for item in fresh:
                 item.slot.set(error=error)
             return Ready()
-        for item, entry in zip(fresh, ready.entries_to_persist[-len(fresh) :]):
+        for item, entry in zip(
+            fresh, ready.entries_to_persist[-len(fresh) :], strict=False
+        ):
             self._waiters[entry.index] = _Waiter(entry.term, item.slot)
         return ready
 
@@ -303,7 +309,9 @@ class NodeRuntime:
                 return ready.messages.pop(position)
         return None
 
-    def _handle(self, ready: Ready, answers: list[tuple[_Slot, Message | None]]) -> None:
+    def _handle(
+        self, ready: Ready, answers: list[tuple[_Slot, Message | None]]
+    ) -> None:
         committed = ready.committed_entries
         last_applied = committed[-1].index if committed else None
         # Dissertation §10.2.1: a leader's AppendEntries may leave before

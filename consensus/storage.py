@@ -7,8 +7,8 @@ runtime sends a message or answers a client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from django.core.management import call_command
 from django.db import connection, transaction

@@ -17,7 +17,7 @@ import logging
 import queue
 import socket
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .core.messages import (
     AppendEntries,

@@ -60,12 +60,12 @@ class ServerAdmin(admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         wrap = self.admin_site.admin_view  # login and staff required
         return [
-            path("", wrap(self.servers_view), name="%s_%s_changelist" % info),
-            path("add/", wrap(self.add_server_view), name="%s_%s_add" % info),
+            path("", wrap(self.servers_view), name="{}_{}_changelist".format(*info)),
+            path("add/", wrap(self.add_server_view), name="{}_{}_add".format(*info)),
             path(
                 "<str:address>/remove/",
                 wrap(self.remove_server_view),
-                name="%s_%s_remove" % info,
+                name="{}_{}_remove".format(*info),
             ),
         ]
 

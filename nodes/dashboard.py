@@ -23,8 +23,15 @@ from django.views.decorators.http import require_GET, require_POST
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
-from .client import ClientError, ConnectionLost, RaftClient, Unreachable
-from .client import describe_commit, new_session, request_json
+from .client import (
+    ClientError,
+    ConnectionLost,
+    RaftClient,
+    Unreachable,
+    describe_commit,
+    new_session,
+    request_json,
+)
 
 # A member that cannot answer its status this fast is shown unreachable:
 # the page refreshes every POLL_MS, so one slow member must not stall it.
@@ -125,7 +132,7 @@ def _fetch_all(fetch, calls) -> dict:
         return {}
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         outcomes = pool.map(lambda call: _attempt(fetch, *call), calls)
-        return dict(zip(calls, outcomes))
+        return dict(zip(calls, outcomes, strict=False))
 
 
 def _attempt(fetch, address, path):

@@ -2,8 +2,14 @@
 
 import threading
 
-from .client import FORWARDED_HEADER, Answer, ConnectionLost, Unreachable
-from .client import new_session, request_json
+from .client import (
+    FORWARDED_HEADER,
+    Answer,
+    ConnectionLost,
+    Unreachable,
+    new_session,
+    request_json,
+)
 from .errors import NoLeader, TimedOut
 
 

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consensus.addresses import InvalidAddress, normalise_address
+from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
 from consensus.membership import (
     CatchupFailed,
     ChangeConflict,
@@ -19,7 +20,6 @@ from consensus.membership import (
     UnknownServer,
     server_views,
 )
-from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
 
 from . import errors
 from .client import FORWARDED_HEADER

@@ -8,8 +8,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consensus.models import LogEntry
 from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
 from .client import FORWARDED_HEADER

@@ -93,7 +93,7 @@ def create_demo_logins(ports: list[int], data_root: Path, username: str, passwor
         )  # fmt: skip
         for port in ports
     ]
-    for port, run in zip(ports, runs):
+    for port, run in zip(ports, runs, strict=False):
         _, stderr = run.communicate()
         if run.returncode != 0:
             lines = stderr.decode(errors="replace").strip().splitlines() or ["failed"]

@@ -6,8 +6,8 @@ against; node.py re-exports them. Standard library only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .configuration import Configuration
 from .messages import Entry, EntryType

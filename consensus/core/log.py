@@ -6,7 +6,7 @@ start after a snapshot, so every index is offset by ``snapshot_index``.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .messages import Entry
 

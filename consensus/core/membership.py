@@ -5,7 +5,7 @@ Dissertation chapter 4. Standard library only.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from .configuration import Configuration
 from .log import RaftLog

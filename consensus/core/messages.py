@@ -7,7 +7,7 @@ runtime can route it; the other fields are named as in the paper.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class EntryType(enum.Enum):

@@ -7,7 +7,7 @@ random.Random, and every entry point returns a Ready for the runtime.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import election, membership
 from .api import (

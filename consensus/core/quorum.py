@@ -6,7 +6,7 @@ Standard library only; functions of plain sets and mappings.
 from __future__ import annotations
 
 import enum
-from typing import Collection, Mapping
+from collections.abc import Collection, Mapping
 
 
 class VoteResult(enum.Enum):

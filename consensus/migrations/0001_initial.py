@@ -7,37 +7,58 @@ class Migration(migrations.Migration):
 
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='LogEntry',
+            name="LogEntry",
             fields=[
-                ('index', models.PositiveBigIntegerField(primary_key=True, serialize=False)),
-                ('term', models.PositiveBigIntegerField()),
-                ('type', models.CharField(choices=[('command', 'Command'), ('config', 'Config'), ('noop', 'Noop')], default='command', max_length=8)),
-                ('command', models.TextField(blank=True, default='')),
-                ('client_id', models.CharField(blank=True, max_length=200, null=True)),
-                ('seq', models.BigIntegerField(blank=True, null=True)),
+                (
+                    "index",
+                    models.PositiveBigIntegerField(primary_key=True, serialize=False),
+                ),
+                ("term", models.PositiveBigIntegerField()),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("command", "Command"),
+                            ("config", "Config"),
+                            ("noop", "Noop"),
+                        ],
+                        default="command",
+                        max_length=8,
+                    ),
+                ),
+                ("command", models.TextField(blank=True, default="")),
+                ("client_id", models.CharField(blank=True, max_length=200, null=True)),
+                ("seq", models.BigIntegerField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'log entry',
-                'verbose_name_plural': 'log entries',
-                'ordering': ['index'],
+                "verbose_name": "log entry",
+                "verbose_name_plural": "log entries",
+                "ordering": ["index"],
             },
         ),
         migrations.CreateModel(
-            name='PersistentState',
+            name="PersistentState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('current_term', models.PositiveBigIntegerField(default=0)),
-                ('voted_for', models.CharField(blank=True, max_length=300, null=True)),
-                ('last_applied', models.PositiveBigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("current_term", models.PositiveBigIntegerField(default=0)),
+                ("voted_for", models.CharField(blank=True, max_length=300, null=True)),
+                ("last_applied", models.PositiveBigIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'persistent state',
-                'verbose_name_plural': 'persistent state',
+                "verbose_name": "persistent state",
+                "verbose_name_plural": "persistent state",
             },
         ),
     ]

@@ -86,6 +86,6 @@ def test_against_dead_server_one_line_nonzero():
         )
         for args in commands
     ]
-    for args, proc in zip(commands, procs):
+    for args, proc in zip(commands, procs, strict=False):
         out, err = proc.communicate(timeout=60)
         one_line_failure(subprocess.CompletedProcess(args, proc.returncode, out, err))

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .harness import LocalCluster, free_ports, manage, one_line_failure, wait_until
+from .harness import LocalCluster, free_ports, manage, one_line_failure
 
 pytestmark = pytest.mark.cluster
 
@@ -142,7 +142,7 @@ def test_add_a_fourth_server_it_catches_up_then_votes(cluster):
     # Dissertation §4.2.1: first a learner, then (caught up) a voter.
     configs = [e for e in cluster.log(leader) if e["type"] == "config"]
     assert newcomer.address in configs[-2]["command"]
-    assert '"learners":["%s"]' % newcomer.address in configs[-2]["command"]
+    assert f'"learners":["{newcomer.address}"]' in configs[-2]["command"]
     assert configs[-1]["index"] == answer["index"]
     assert '"learners":[]' in configs[-1]["command"]
     members = [*members, newcomer]
@@ -336,7 +336,9 @@ def test_restart_every_server_keeps_the_configuration(cluster):
         cluster.start_node(node)
     # The persisted configuration shows before any election.
     for node in members:
-        cluster.wait_until(lambda: cluster.try_status(node), 20, "serving again")
+        cluster.wait_until(
+            lambda node=node: cluster.try_status(node), 20, "serving again"
+        )
         assert configuration(cluster, node) == before[node.address]
     leader = leader_of(cluster, members, timeout=20)
     assert cluster.write(leader, unique("after-restart"))["index"] > 0

@@ -29,7 +29,9 @@ class FakeRuntime:
                 term=message.term, source=B, dest=A, success=True, match_index=0
             )
         if isinstance(message, RequestVote):
-            return RequestVoteReply(term=message.term, source=B, dest=A, vote_granted=True)
+            return RequestVoteReply(
+                term=message.term, source=B, dest=A, vote_granted=True
+            )
         return None
 
 
@@ -46,7 +48,9 @@ VOTE = RequestVote(term=2, source=A, dest=B, last_log_index=1, last_log_term=0)
 
 
 def test_request_vote_is_answered_with_the_runtime_reply(runtime):
-    response = APIClient().post("/raft/request_vote", message_to_dict(VOTE), format="json")
+    response = APIClient().post(
+        "/raft/request_vote", message_to_dict(VOTE), format="json"
+    )
     assert response.status_code == 200
     assert response.json()["vote_granted"] is True
     assert runtime.received == [VOTE]
@@ -70,7 +74,9 @@ def test_malformed_request_is_400_and_reaches_nothing(runtime):
 
 
 def test_without_runtime_is_503():
-    response = APIClient().post("/raft/request_vote", message_to_dict(VOTE), format="json")
+    response = APIClient().post(
+        "/raft/request_vote", message_to_dict(VOTE), format="json"
+    )
     assert response.status_code == 503
 
 

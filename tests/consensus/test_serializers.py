@@ -31,10 +31,17 @@ MESSAGES = [
         leader_commit=4,
     ),
     AppendEntriesReply(
-        term=3, source=B, dest=A, success=False, prev_log_index=4,
-        conflict_term=2, conflict_index=3,
+        term=3,
+        source=B,
+        dest=A,
+        success=False,
+        prev_log_index=4,
+        conflict_term=2,
+        conflict_index=3,
     ),
-    RequestVote(term=5, source=A, dest=B, last_log_index=9, last_log_term=4, pre_vote=True),
+    RequestVote(
+        term=5, source=A, dest=B, last_log_index=9, last_log_term=4, pre_vote=True
+    ),
     RequestVoteReply(term=5, source=B, dest=A, vote_granted=True, pre_vote=True),
     TimeoutNow(term=2, source=A, dest=B),
 ]

@@ -41,7 +41,10 @@ def test_conflicting_suffix_is_replaced():
     storage.save(None, entries(1, 5, 1), None)
     storage.save(None, entries(3, 4, 2), None)
     assert list(LogEntry.objects.values_list("index", "term")) == [
-        (1, 1), (2, 1), (3, 2), (4, 2)
+        (1, 1),
+        (2, 1),
+        (3, 2),
+        (4, 2),
     ]
     assert PersistentState.objects.get().current_term == 0
 

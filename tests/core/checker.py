@@ -7,8 +7,8 @@ Standard library and consensus.core only.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from consensus.core.messages import Entry
 from consensus.core.ready import HardState, Role

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
 
 from consensus.core.configuration import Configuration
 from consensus.core.messages import (

@@ -7,8 +7,8 @@ simulation lives in simulation.py.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from consensus.core.configuration import Configuration
 from consensus.core.messages import (

@@ -20,11 +20,11 @@ from collections import Counter
 
 import pytest
 
+from consensus.catchup import CatchUpRounds
 from consensus.core.configuration import Configuration
 from consensus.core.messages import EntryType
 from consensus.core.node import NotLeader, Proposal, bootstrap_entries
 from consensus.core.ready import Role
-from consensus.catchup import CatchUpRounds
 
 from .simulation import Cluster, server_ids
 
@@ -267,7 +267,7 @@ def check_single_server_changes(cluster: Cluster) -> list[Configuration]:
         for e in longest
         if e.type is EntryType.CONFIG
     ]
-    for before, after in zip(configurations, configurations[1:]):
+    for before, after in zip(configurations, configurations[1:], strict=False):
         changed = (before.voters ^ after.voters) | (before.learners ^ after.learners)
         moved = {id for id in changed if id in before.members and id in after.members}
         assert len(changed - moved) + len(moved) <= 1, (before, after)
@@ -303,7 +303,7 @@ def settle(cluster: Cluster, which) -> None:
         if cluster.deliver(which) is None:
             cluster.tick_all()
         cluster.assert_safety()
-    raise AssertionError(f"liveness: nothing committed on every voter in time")
+    raise AssertionError("liveness: nothing committed on every voter in time")
 
 
 def run_seed(seed: int) -> tuple[Cluster, Operator]:

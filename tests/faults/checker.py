@@ -295,7 +295,11 @@ def check_applied(
             counts[message] += 1
         twice = sorted(m for m, n in counts.items() if n > 1)
         first = next(
-            (i for i, (a, b) in enumerate(zip(messages, expected)) if a != b),
+            (
+                i
+                for i, (a, b) in enumerate(zip(messages, expected, strict=False))
+                if a != b
+            ),
             min(len(messages), len(expected)),
         )
         report.add(

@@ -10,8 +10,9 @@ same way (subclass Nemesis, call ``register``): schedules then draw them.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 # Capabilities a test bed may offer; an operation lists those it needs.
 NETNS = "netns"  # servers in their own network namespaces (cuts, loss)
@@ -32,9 +33,11 @@ class Bed(Protocol):
     def unblock(self) -> None: ...
     def transfer_leadership(self, to: int | None) -> str: ...
     def note(self, text: str) -> None: ...
+
     # Membership (membership_ops): the leader's view (index -> voter), the
     # running servers, a change through ``via``, and its outcome's record.
     rng: random.Random
+
     def configuration(self) -> dict[int, bool] | None: ...
     def live(self) -> list[int]: ...
     def change_membership(self, kind: str, i: int, via: int) -> str: ...
@@ -293,5 +296,6 @@ def describe(steps: list[Step]) -> str:
     return "\n".join(f"  #{n} {step}" for n, step in enumerate(steps))
 
 
-from . import network_ops  # noqa: E402,F401 - registers on import
-from . import membership_ops  # noqa: E402,F401 - after network_ops: uses its ops
+# Registers their operations on import; last, since they use this module.
+from . import network_ops  # noqa: E402,F401,I001
+from . import membership_ops  # noqa: E402,F401

@@ -249,7 +249,9 @@ class Network:
             run(["ip", "link", "add", self.bridge, "type", "bridge"])
         run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge])
         run(["ip", "link", "set", self.bridge, "up"])
-        for i, (namespace, veth) in enumerate(zip(self.namespaces, self.veths)):
+        for i, (namespace, veth) in enumerate(
+            zip(self.namespaces, self.veths, strict=False)
+        ):
             run(["ip", "netns", "add", namespace])
             run(["ip", "link", "add", veth, "type", "veth", "peer", "name", self.inner,
                  "netns", namespace])  # fmt: skip

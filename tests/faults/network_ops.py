@@ -11,6 +11,7 @@ import threading
 
 from .nemesis import NETNS, REGISTRY, Active, Nemesis, _minority, _target, register
 
+
 def _cut(side_a, side_b) -> set[tuple[int, int]]:
     """Both directions between every server of side_a and of side_b."""
     return {(a, b) for a in side_a for b in side_b} | {

@@ -13,12 +13,12 @@ import re
 import shutil
 import sys
 import time
-
-import requests
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tests.cluster.harness import LocalCluster, Node, WaitTimeout, wait_until
+import requests
+
+from tests.cluster.harness import LocalCluster, Node, WaitTimeout
 
 from . import checker, nemesis
 from .netns import Network
@@ -122,7 +122,7 @@ class NetnsCluster(LocalCluster):
         self.network = network
         self.nodes = [
             Node(i, host, port, self.base_dir / f"data-{port}", log_dir)
-            for i, (host, port) in enumerate(zip(network.hosts, ports))
+            for i, (host, port) in enumerate(zip(network.hosts, ports, strict=False))
         ]
 
     def argv(self, node: Node) -> list[str]:

@@ -7,6 +7,7 @@ import pytest
 from rest_framework import status
 
 from consensus.core.configuration import Configuration
+from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
 from consensus.membership import (
     CatchupFailed,
     ChangeConflict,
@@ -17,7 +18,6 @@ from consensus.membership import (
     TransferTimeout,
     UnknownServer,
 )
-from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
 from consensus.status import PeerInfo
 from nodes.client import FORWARDED_HEADER
 from nodes.membership_views import MembershipView

@@ -1,9 +1,8 @@
 """clientcommand, print, count and status against a StubServer node."""
 
 import uuid
-from io import StringIO
-
 from http.client import RemoteDisconnected
+from io import StringIO
 
 import pytest
 import requests

@@ -18,7 +18,9 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("-p", "--port", type=int, required=True, help="port to serve on")
+        parser.add_argument(
+            "-p", "--port", type=int, required=True, help="port to serve on"
+        )
         parser.add_argument(
             "-c",
             "--cluster",
@@ -27,7 +29,9 @@ class Command(BaseCommand):
             "read only when the data directory is new; default: just this server",
         )
         parser.add_argument(
-            "--host", default="127.0.0.1", help="host to bind and to advertise (default 127.0.0.1)"
+            "--host",
+            default="127.0.0.1",
+            help="host to bind and to advertise (default 127.0.0.1)",
         )
         parser.add_argument(
             "--data-dir",
@@ -47,7 +51,9 @@ class Command(BaseCommand):
             raise CommandError(f"invalid port {port}: must be 1-65535")
         try:
             node_id = normalise_address(f"{host}:{port}")
-            cluster = [normalise_address(a) for a in options["cluster"].split(",") if a.strip()]
+            cluster = [
+                normalise_address(a) for a in options["cluster"].split(",") if a.strip()
+            ]
         except InvalidAddress as exc:
             raise CommandError(str(exc)) from exc
         if len(set(cluster)) != len(cluster):
@@ -59,7 +65,9 @@ class Command(BaseCommand):
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise CommandError(f"cannot create data directory {data_dir}: {exc.strerror}")
+            raise CommandError(
+                f"cannot create data directory {data_dir}: {exc.strerror}"
+            ) from None
         if options["threads"] < 4:
             raise CommandError("--threads must be at least 4")
         env = dict(
