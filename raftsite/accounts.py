@@ -20,10 +20,10 @@ def prepare_accounts() -> None:
         # Logins are local and cheap to make again; copying password hashes
         # between schemas of different ages is not worth the risk.
         logger.warning(
-            "%d admin login(s) from before accounts.sqlite3 stay unused in "
+            "Logins from before accounts.sqlite3 (%s) stay unused in "
             "db.sqlite3: make them again with "
             "`manage.py createadmin --data-dir %s --username NAME`",
-            stranded,
+            ", ".join(stranded),
             settings.RAFT_DATA_DIR,
         )
     for alias in (ACCOUNTS_DB, RAFT_DB):
@@ -31,16 +31,16 @@ def prepare_accounts() -> None:
         connections[alias].close()
 
 
-def _logins_in_raft_database() -> int:
-    """How many users an older layout left in the Raft database, if this
-    node's accounts database has none yet."""
+def _logins_in_raft_database() -> list[str]:
+    """The usernames an older layout left in the Raft database, if this
+    node's accounts database has no user yet (only read, never changed)."""
     with connections[ACCOUNTS_DB].cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM auth_user")
-        if cursor.fetchone()[0]:
-            return 0
+        cursor.execute("SELECT 1 FROM auth_user LIMIT 1")
+        if cursor.fetchone():
+            return []
     raft = connections[RAFT_DB]
     if "auth_user" not in raft.introspection.table_names():
-        return 0
+        return []
     with raft.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM auth_user")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT username FROM auth_user ORDER BY username")
+        return [username for (username,) in cursor.fetchall()]

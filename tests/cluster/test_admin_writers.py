@@ -5,8 +5,12 @@ admin session (logins, sessions, last_login) must not write to it, or the
 loop queues on SQLite's lock behind request threads.
 """
 
+import contextlib
+import os
 import secrets
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -15,7 +19,7 @@ import pytest
 import requests
 
 from .conftest import running_cluster
-from .harness import manage
+from .harness import ROOT, LocalCluster, manage
 
 pytestmark = pytest.mark.cluster
 
@@ -33,6 +37,18 @@ ADMIN_PAGES = (
 # What the loop thread writes: the log and the persistent state. Migrations
 # record themselves in every database Django migrates.
 RAFT_TABLES = {"consensus_logentry", "consensus_persistentstate", "django_migrations"}
+# A data directory as the layout before accounts.sqlite3 left it: every app
+# migrated into db.sqlite3, and a login there.
+OLD_LAYOUT = """\
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import router
+from nodes.management.commands.createadmin import ensure_admin
+router.routers = []
+call_command("migrate", verbosity=0)
+ensure_admin("olduser", "old-password")
+"""
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +57,13 @@ def cluster(tmp_path_factory):
         yield cluster
 
 
+def read_only(path) -> contextlib.closing:
+    # So the checks themselves cannot write to the node's databases.
+    return contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+
+
 def tables(path) -> set[str]:
-    # Read-only, so the check itself cannot write to the node's database.
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with read_only(path) as db:
         rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'")
         return {name for (name,) in rows if not name.startswith("sqlite_")}
 
@@ -52,21 +72,36 @@ def csrf_token(http: requests.Session) -> str:
     return next(c.value for c in http.cookies if c.name.startswith("raft_csrf_"))
 
 
-def admin_round(http: requests.Session, base_url: str, password: str) -> None:
-    """Log in, open the admin's and dashboard's pages, log out: each login
-    writes a session and last_login, each logout deletes the session."""
+def rows_outside_raft(path) -> dict[str, list]:
+    with read_only(path) as db:
+        return {
+            table: sorted(db.execute(f"SELECT * FROM {table}"))
+            for table in tables(path) - RAFT_TABLES
+        }
+
+
+def log_in(http: requests.Session, base_url: str, username, password) -> bool:
+    """Submit the admin's login form, as a browser does; return whether it
+    let the user in."""
     http.get(f"{base_url}/admin/login/", timeout=10).raise_for_status()
     login = http.post(
         f"{base_url}/admin/login/?next=/admin/",
         data={
-            "username": USERNAME,
+            "username": username,
             "password": password,
             "next": "/admin/",
             "csrfmiddlewaretoken": csrf_token(http),
         },
         timeout=10,
     )
-    assert login.status_code == 200 and login.url == f"{base_url}/admin/", login.url
+    assert login.status_code == 200, login.status_code
+    return login.url == f"{base_url}/admin/"
+
+
+def admin_round(http: requests.Session, base_url: str, password: str) -> None:
+    """Log in, open the admin's and dashboard's pages, log out: each login
+    writes a session and last_login, each logout deletes the session."""
+    assert log_in(http, base_url, USERNAME, password)
     for path in ADMIN_PAGES:
         page = http.get(base_url + path, timeout=10)
         assert page.status_code == 200 and "/admin/login/" not in page.url, path
@@ -156,8 +191,48 @@ def test_admin_session_does_not_write_the_raft_database(cluster):
     raft_tables = tables(leader.data_dir / "db.sqlite3")
     assert raft_tables <= RAFT_TABLES, sorted(raft_tables - RAFT_TABLES)
     accounts = leader.data_dir / "accounts.sqlite3"
-    with sqlite3.connect(f"file:{accounts}?mode=ro", uri=True) as db:
+    with read_only(accounts) as db:
         (last_login,) = db.execute(
             "SELECT last_login FROM auth_user WHERE username = ?", (USERNAME,)
         ).fetchone()
     assert last_login is not None
+
+
+def test_a_data_directory_of_the_old_layout_starts(tmp_path):
+    """A node whose logins are in its Raft database (the layout before
+    accounts.sqlite3) starts and serves; it names the logins to make again
+    and leaves those tables as they were."""
+    cluster = LocalCluster(1, base_dir=tmp_path)
+    node = cluster.nodes[0]
+    raft_db = node.data_dir / "db.sqlite3"
+    try:
+        node.data_dir.mkdir(parents=True)
+        env = dict(os.environ, RAFT_DATA_DIR=str(node.data_dir))
+        old = subprocess.run(
+            [sys.executable, "-c", OLD_LAYOUT],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert old.returncode == 0, old.stderr
+        before = rows_outside_raft(raft_db)
+        with read_only(raft_db) as db:
+            users = db.execute("SELECT username FROM auth_user").fetchall()
+        assert users == [("olduser",)]
+
+        cluster.start()
+        cluster.leader(timeout=20)
+        cluster.write(node, "after the upgrade")
+        warning = [line for line in cluster.stdout_lines(node) if "olduser" in line]
+        assert warning and "createadmin" in warning[0], cluster.stdout_lines(node)
+        with requests.Session() as http:
+            assert not log_in(http, node.base_url, "olduser", "old-password")
+        made = manage(
+            "createadmin", "--data-dir", str(node.data_dir),
+            "--username", "olduser", "--password", "new-password",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        with requests.Session() as http:
+            assert log_in(http, node.base_url, "olduser", "new-password")
+        assert cluster.stop(node)
+    finally:
+        cluster.close()
+    assert rows_outside_raft(raft_db) == before
