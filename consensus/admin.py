@@ -140,10 +140,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     actions = None
 
-    # Django runs an unsafe request to these views in a transaction on the
-    # model's database before it checks permissions, and BEGIN IMMEDIATE
-    # takes SQLite's write lock: refused here first, no request thread ever
-    # holds the lock the loop thread needs to persist.
+    # Django opens a transaction on the model's database for an unsafe
+    # request to these views before it checks permissions, and SQLite's
+    # BEGIN IMMEDIATE takes the write lock: refusing first keeps request
+    # threads off the lock the loop thread needs to persist.
     def changeform_view(self, request, *args, **kwargs):
         refuse_unsafe(request)
         return super().changeform_view(request, *args, **kwargs)

@@ -2,11 +2,15 @@
 runtime's loop thread is its one writer (raftsite.routers)."""
 
 import pytest
-from django.contrib.auth.models import User
-from django.db import connections
+from django.contrib.admin.models import LogEntry as AdminLogEntry
+from django.contrib.auth.models import Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.contrib.sessions.models import Session
+from django.db import connections, router
 from django.test.utils import CaptureQueriesContext
 
 from consensus.models import LogEntry, PersistentState
+from nodes.models import Server
 
 LOG = "/admin/consensus/logentry/"
 STATE = "/admin/consensus/persistentstate/"
@@ -29,6 +33,19 @@ REQUESTS = [
     ("post", f"{STATE}1/change/", {"current_term": 9}),
     ("post", f"{STATE}1/delete/", {"post": "yes"}),
 ]
+
+
+@pytest.mark.parametrize(
+    "model, database",
+    [(LogEntry, "default"), (PersistentState, "default"), (Server, "default"),
+     (User, "accounts"), (Permission, "accounts"), (Session, "accounts"),
+     (AdminLogEntry, "accounts"), (ContentType, "accounts")],
+)  # fmt: skip
+def test_each_model_has_one_database(model, database):
+    other = {"default": "accounts", "accounts": "default"}[database]
+    assert router.db_for_read(model) == router.db_for_write(model) == database
+    assert router.allow_migrate_model(database, model)
+    assert not router.allow_migrate_model(other, model)
 
 
 @pytest.fixture(autouse=True)
