@@ -85,6 +85,7 @@ def run(args, data_dir: str) -> int:
     from consensus.status import NodeStatus
 
     call_command("migrate", verbosity=0)
+    call_command("migrate", database="accounts", verbosity=0)  # the login
     started = time.perf_counter()
     fill(args.entries)
     print(f"filled {args.entries:,} entries in {time.perf_counter() - started:.1f} s")

@@ -8,6 +8,7 @@ permission here is off and operators get view permission only.
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import BooleanField, Case, Value, When
 from django.utils.functional import cached_property
@@ -129,10 +130,27 @@ class CommittedFilter(admin.SimpleListFilter):
         return queryset
 
 
+def refuse_unsafe(request) -> None:
+    if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        raise PermissionDenied
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """View permission only: no add, change or delete, and no actions."""
 
     actions = None
+
+    # Django opens a transaction on the model's database for an unsafe
+    # request to these views before it checks permissions, and SQLite's
+    # BEGIN IMMEDIATE takes the write lock: refusing first keeps request
+    # threads off the lock the loop thread needs to persist.
+    def changeform_view(self, request, *args, **kwargs):
+        refuse_unsafe(request)
+        return super().changeform_view(request, *args, **kwargs)
+
+    def delete_view(self, request, *args, **kwargs):
+        refuse_unsafe(request)
+        return super().delete_view(request, *args, **kwargs)
 
     def has_add_permission(self, request, obj=None):
         return False

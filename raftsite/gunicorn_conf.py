@@ -36,7 +36,11 @@ def post_fork(server, worker):
 
 def post_worker_init(worker):
     from consensus.bootstrap import start_runtime
+    from raftsite.accounts import prepare_accounts
 
+    # Logins and sessions have their own database (raftsite.routers); the
+    # runtime migrates the Raft database itself.
+    prepare_accounts()
     start_runtime()
 
 

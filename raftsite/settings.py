@@ -84,22 +84,32 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "raftsite.wsgi.application"
 
+# Durable means on disk before acknowledged: WAL with a full fsync at every
+# commit. busy_timeout lets readers wait out a writer instead of failing.
+_SQLITE_OPTIONS = {
+    "init_command": (
+        "PRAGMA journal_mode=WAL;PRAGMA synchronous=FULL;PRAGMA busy_timeout=5000"
+    ),
+    "transaction_mode": "IMMEDIATE",
+}
 DATABASES = {
+    # The Raft log and term/vote. Only the runtime's loop thread writes it,
+    # so it never waits on SQLite's lock behind a request.
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": RAFT_DATA_DIR / "db.sqlite3",
-        "OPTIONS": {
-            # Durable means on disk before acknowledged: WAL with a full
-            # fsync at every commit. busy_timeout lets readers on request
-            # threads wait out the single writer instead of failing.
-            "init_command": (
-                "PRAGMA journal_mode=WAL;PRAGMA synchronous=FULL;"
-                "PRAGMA busy_timeout=5000"
-            ),
-            "transaction_mode": "IMMEDIATE",
-        },
-    }
+        "OPTIONS": dict(_SQLITE_OPTIONS),
+    },
+    # This node's logins, sessions and admin history, which request threads
+    # and createadmin write (raftsite.routers sends every app but consensus
+    # and nodes here).
+    "accounts": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": RAFT_DATA_DIR / "accounts.sqlite3",
+        "OPTIONS": dict(_SQLITE_OPTIONS),
+    },
 }
+DATABASE_ROUTERS = ["raftsite.routers.AccountsRouter"]
 
 AUTH_PASSWORD_VALIDATORS = []
 

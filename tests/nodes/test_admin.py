@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from consensus.admin import LogEntryAdmin, LogPaginator, PersistentStateAdmin
 from consensus.models import LogEntry, PersistentState
 
-pytestmark = pytest.mark.django_db
+# Logins and sessions live in the accounts database (raftsite.routers).
+pytestmark = pytest.mark.django_db(databases=["default", "accounts"])
 
 LOG = "/admin/consensus/logentry/"
 STATE = "/admin/consensus/persistentstate/"

@@ -13,7 +13,8 @@ from django.core.management import CommandError, call_command
 from nodes.management.commands.createadmin import ensure_admin
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.django_db
+# Logins live in the accounts database (raftsite.routers).
+pytestmark = pytest.mark.django_db(databases=["accounts"])
 
 
 @pytest.fixture(autouse=True)
@@ -56,10 +57,10 @@ def test_login_form_logs_an_admin_in(client):
     assert wrong.status_code == 200  # the form again, with its error
 
 
-@pytest.mark.django_db(transaction=False)
 def test_command_on_another_nodes_data_dir(tmp_path):
     """A node's data directory that is not this process's: the login lands
-    in that node's own SQLite database, made if new."""
+    in that node's accounts database, made if new, and the Raft database
+    is not even created."""
     data_dir = tmp_path / "node"
     done = subprocess.run(
         [sys.executable, "manage.py", "createadmin", "--data-dir", str(data_dir),
@@ -69,7 +70,8 @@ def test_command_on_another_nodes_data_dir(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Created the admin login 'ops'" in done.stdout
     assert "Password:" not in done.stdout  # given, so not printed
-    with sqlite3.connect(data_dir / "db.sqlite3") as db:
+    assert not (data_dir / "db.sqlite3").exists()
+    with sqlite3.connect(data_dir / "accounts.sqlite3") as db:
         rows = db.execute(
             "SELECT is_staff, is_superuser FROM auth_user WHERE username='ops'"
         ).fetchall()

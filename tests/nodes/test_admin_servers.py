@@ -5,7 +5,8 @@ import pytest
 
 from .stub import Reply
 
-pytestmark = pytest.mark.django_db
+# Logins and sessions live in the accounts database (raftsite.routers).
+pytestmark = pytest.mark.django_db(databases=["default", "accounts"])
 
 LEADER_VIEW = {
     "id": None,  # filled in with the stub's address

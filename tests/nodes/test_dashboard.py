@@ -16,7 +16,8 @@ from nodes.client import ClientError
 
 from .stub import Reply
 
-pytestmark = pytest.mark.django_db
+# Logins and sessions live in the accounts database (raftsite.routers).
+pytestmark = pytest.mark.django_db(databases=["default", "accounts"])
 
 SELF, OTHER, DOWN = "127.0.0.1:9990", "127.0.0.1:9991", "127.0.0.1:9992"
 

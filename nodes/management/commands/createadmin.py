@@ -1,7 +1,8 @@
 """``manage.py createadmin``: create or reset an admin login on one node.
 
-Logins are local to a node (its own SQLite database), not replicated: run
-this once per node. Safe to run while the node serves, and again later.
+Logins are local to a node (its accounts database, beside the Raft one in
+its data directory), not replicated: run this once per node. Safe to run
+while the node serves, and again later: it never opens the Raft database.
 """
 
 import os
@@ -14,14 +15,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import router, transaction
+
+from raftsite.routers import ACCOUNTS_DB
 
 
 def ensure_admin(username: str, password: str) -> bool:
     """Make ``username`` an active superuser with ``password``; return
     whether the account is new."""
     User = get_user_model()
-    with transaction.atomic():
+    with transaction.atomic(using=router.db_for_write(User)):
         user, created = User.objects.get_or_create(username=username)
         user.is_active = user.is_staff = user.is_superuser = True
         user.set_password(password)
@@ -66,7 +69,7 @@ class Command(BaseCommand):
         data_dir.mkdir(parents=True, exist_ok=True)
         # The node migrates when it starts; doing it here lets a login be
         # made before the node's first start.
-        call_command("migrate", verbosity=0, interactive=False)
+        call_command("migrate", database=ACCOUNTS_DB, verbosity=0, interactive=False)
         created = ensure_admin(username, password)
         verb = "Created" if created else "Reset the password of"
         self.stdout.write(
