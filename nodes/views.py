@@ -39,9 +39,10 @@ def serving_runtime():
     return runtime
 
 
-def serving_status():
-    """This node's NodeStatus; 503 while it has none yet."""
-    node_status = serving_runtime().status()
+def serving_status(runtime=None):
+    """This node's NodeStatus (``runtime``'s, by default the serving one);
+    503 while it has none yet."""
+    node_status = (runtime or serving_runtime()).status()
     if node_status is None:
         raise NoLeader("This node is still starting.")
     return node_status
