@@ -17,8 +17,8 @@ from django.urls import path, reverse
 
 from consensus.addresses import InvalidAddress, normalise_address
 
+from . import local
 from .client import ClientError
-from .local import LocalNode
 from .membership_client import (
     ADD_TIMEOUT_S,
     REMOVE_TIMEOUT_S,
@@ -98,7 +98,7 @@ class ServerAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             address = form.cleaned_data["address"]
             try:
-                with LocalNode.of_this_process(ADD_TIMEOUT_S) as node:
+                with local.node_client(ADD_TIMEOUT_S) as node:
                     change = node.add_server(address)
             except ClientError as exc:
                 messages.error(request, f"Could not add {address}: {exc}.")
@@ -121,7 +121,7 @@ class ServerAdmin(admin.ModelAdmin):
                 {"title": f"Remove {address}?", "address": address},
             )
         try:
-            with LocalNode.of_this_process(REMOVE_TIMEOUT_S) as node:
+            with local.node_client(REMOVE_TIMEOUT_S) as node:
                 change = node.remove_server(address)
         except ClientError as exc:
             messages.error(request, f"Could not remove {address}: {exc}.")
@@ -132,11 +132,11 @@ class ServerAdmin(admin.ModelAdmin):
     # --- helpers -----------------------------------------------------------
 
     def _leader_view(self, request) -> dict | None:
-        """This node's GET /api/servers, in process, then the leader's over
-        HTTP if another node leads (only a leader knows match indexes and
+        """This node's GET /api/servers (in process: nodes.local), then the
+        leader's over HTTP if another node leads (only a leader knows match indexes and
         last contact)."""
         try:
-            with LocalNode.of_this_process(READ_TIMEOUT_S) as node:
+            with local.node_client(READ_TIMEOUT_S) as node:
                 view = node.servers()
         except ClientError as exc:
             messages.error(request, f"Cannot read the servers: {exc}.")

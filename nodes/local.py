@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
+
 from consensus.runtime import current_runtime
 
-from .client import Answer, ClientError
+from .client import Answer
 from .forwarding import answer_in_process, process_forwarder
 from .membership_client import MembershipClient
 from .membership_views import (
@@ -19,6 +21,16 @@ from .membership_views import (
 )
 from .serializers import NodeStatusSerializer
 from .views import serving_status, submit_command
+
+
+def node_client(timeout_s: float) -> MembershipClient:
+    """A client of the node this process is for (RAFT_NODE_ID): in process
+    when this process serves it, over HTTP otherwise (a process without a
+    runtime, such as a test driving the admin of a running cluster)."""
+    runtime = current_runtime()
+    if runtime is None:
+        return MembershipClient(settings.RAFT_NODE_ID, timeout_s)
+    return LocalNode(runtime, timeout_s)
 
 
 class LocalNode(MembershipClient):
@@ -42,14 +54,6 @@ class LocalNode(MembershipClient):
         super().__init__(runtime.node_id, timeout_s, clock=clock, sleep=sleep)
         self.runtime = runtime
         self.forwarder = forwarder if forwarder is not None else process_forwarder()
-
-    @classmethod
-    def of_this_process(cls, timeout_s: float) -> LocalNode:
-        """The node this process serves; ClientError if it serves none."""
-        runtime = current_runtime()
-        if runtime is None:
-            raise ClientError("this process is not serving a Raft node")
-        return cls(runtime, timeout_s)
 
     def _send_command(self, body, remaining_s) -> Answer:
         return answer_in_process(

@@ -31,6 +31,11 @@ LEADER_VIEW = {
 CHANGE = {"address": LEARNER, "index": 40, "term": 4, "changed": True}
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def messages_of(response):
     return [str(m) for m in response.context["messages"]]
 
@@ -96,13 +101,34 @@ def test_an_unreachable_leader_is_reported(admin_client, node, refused_address):
     assert f"As seen by <strong>{node.node_id}</strong>" in response.content.decode()
 
 
-def test_without_a_node_the_page_says_so(admin_client):
+def test_a_process_without_a_runtime_asks_its_node_over_http(
+    admin_client, settings, stub_server
+):
+    """E.g. a test driving the admin of a running cluster: RAFT_NODE_ID."""
+    leader = stub_server()
+    leader.script = [Reply(200, {**LEADER_VIEW, "id": leader.address})]
+    follower = stub_server(
+        Reply(
+            200,
+            {**LEADER_VIEW, "id": "f", "role": "follower", "leader": leader.address},
+        )
+    )
+    settings.RAFT_NODE_ID = follower.address
+    response = admin_client.get("/admin/nodes/server/")
+    assert f"As seen by <strong>{leader.address}</strong>" in response.content.decode()
+    assert [(r.method, r.path) for r in follower.received + leader.received] == [
+        ("GET", "/api/servers"), ("GET", "/api/servers")
+    ]  # fmt: skip
+
+
+def test_a_process_without_a_runtime_reports_its_node_unreachable(
+    admin_client, settings, refused_address
+):
+    settings.RAFT_NODE_ID = refused_address
     response = admin_client.get("/admin/nodes/server/")
     assert response.status_code == 200
     [message] = messages_of(response)
-    assert (
-        message == "Cannot read the servers: this process is not serving a Raft node."
-    )
+    assert message.startswith("Cannot read the servers: cannot reach")
 
 
 def test_add_form_reports_a_failed_catch_up(admin_client, node):

@@ -17,7 +17,7 @@ from nodes.forwarding import (
     process_forwarder,
     relay,
 )
-from nodes.local import LocalNode
+from nodes.local import LocalNode, node_client
 from nodes.membership_views import LeaderView, ServersView
 from nodes.views import CommandsView
 
@@ -208,12 +208,17 @@ def test_local_node_forwards_through_the_process_forwarder(
 ):
     leader = stub_server(Reply(200, {"index": 9, "term": 2, "leader": LEADER}))
     runtime.outcome = NotLeaderError(leader.address)
-    with LocalNode.of_this_process(5.0) as node:
+    with node_client(5.0) as node:
+        assert isinstance(node, LocalNode)
         commit = node.submit("hi")
     assert (commit.index, commit.leader, commit.forwarded) == (9, LEADER, True)
     assert leader.received[0].headers["X-Raft-Forwarded"] == "1"
 
 
-def test_local_node_without_a_runtime():
-    with pytest.raises(ClientError, match="not serving a Raft node"):
-        LocalNode.of_this_process(1.0)
+def test_without_a_runtime_the_node_is_asked_over_http(settings, stub_server):
+    node = stub_server(Reply(200, {"id": "n", "servers": []}))
+    settings.RAFT_NODE_ID = node.address
+    with node_client(1.0) as client:
+        assert not isinstance(client, LocalNode)
+        assert client.servers()["id"] == "n"
+    assert [(r.method, r.path) for r in node.received] == [("GET", "/api/servers")]
