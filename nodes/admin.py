@@ -133,8 +133,8 @@ class ServerAdmin(admin.ModelAdmin):
 
     def _leader_view(self, request) -> dict | None:
         """This node's GET /api/servers (in process: nodes.local), then the
-        leader's over HTTP if another node leads (only a leader knows match indexes and
-        last contact)."""
+        leader's over HTTP if another node leads (only a leader knows match
+        indexes and last contact)."""
         try:
             with local.node_client(READ_TIMEOUT_S) as node:
                 view = node.servers()
