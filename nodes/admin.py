@@ -1,10 +1,10 @@
 """The admin's servers page: the members as the leader sees them, an add
 form and a remove action.
 
-Every change goes to this node's membership API over HTTP, which forwards
-it to the leader, so it is a log entry agreed by consensus, never a row
-edit. The page works from any node; the outcome reaches the admin user
-through django.contrib.messages.
+Every change takes the membership API's own path on this node, in process
+(nodes.local), which forwards it to the leader, so it is a log entry agreed
+by consensus, never a row edit. The page works from any node; the outcome
+reaches the admin user through django.contrib.messages.
 """
 
 from django import forms
@@ -17,6 +17,7 @@ from django.urls import path, reverse
 
 from consensus.addresses import InvalidAddress, normalise_address
 
+from . import local
 from .client import ClientError
 from .membership_client import (
     ADD_TIMEOUT_S,
@@ -97,8 +98,8 @@ class ServerAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             address = form.cleaned_data["address"]
             try:
-                with MembershipClient(this_node(), ADD_TIMEOUT_S) as client:
-                    change = client.add_server(address)
+                with local.node_client(ADD_TIMEOUT_S) as node:
+                    change = node.add_server(address)
             except ClientError as exc:
                 messages.error(request, f"Could not add {address}: {exc}.")
             else:
@@ -120,8 +121,8 @@ class ServerAdmin(admin.ModelAdmin):
                 {"title": f"Remove {address}?", "address": address},
             )
         try:
-            with MembershipClient(this_node(), REMOVE_TIMEOUT_S) as client:
-                change = client.remove_server(address)
+            with local.node_client(REMOVE_TIMEOUT_S) as node:
+                change = node.remove_server(address)
         except ClientError as exc:
             messages.error(request, f"Could not remove {address}: {exc}.")
         else:
@@ -131,16 +132,17 @@ class ServerAdmin(admin.ModelAdmin):
     # --- helpers -----------------------------------------------------------
 
     def _leader_view(self, request) -> dict | None:
-        """GET /api/servers from this node, then from the leader it names
-        (only a leader knows match indexes and last contact)."""
+        """This node's GET /api/servers (in process: nodes.local), then the
+        leader's over HTTP if another node leads (only a leader knows match
+        indexes and last contact)."""
         try:
-            with MembershipClient(this_node(), READ_TIMEOUT_S) as client:
-                view = client.servers()
+            with local.node_client(READ_TIMEOUT_S) as node:
+                view = node.servers()
         except ClientError as exc:
             messages.error(request, f"Cannot read the servers: {exc}.")
             return None
         leader = view.get("leader")
-        if view.get("role") == "leader" or not leader:
+        if view.get("role") == "leader" or not leader or leader == view.get("id"):
             if not leader:
                 messages.warning(request, f"{view.get('id')} knows no leader now.")
             return view

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class NodesConfig(AppConfig):
     name = "nodes"
     verbose_name = "Nodes"
+
+    def ready(self):
+        from .forwarding import Forwarder
+
+        # One per process, owned here rather than by a module, so that
+        # forwarded requests reuse connections to the leader and tests can
+        # put another in its place.
+        self.forwarder = Forwarder()

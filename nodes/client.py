@@ -208,13 +208,7 @@ class RaftClient:
         maybe_sent = False  # whether an earlier attempt may have reached a log
         while (remaining := deadline - self._clock()) > 0:
             try:
-                answer = request_json(
-                    self._session,
-                    "POST",
-                    self._url("/api/commands"),
-                    json=body,
-                    timeout=self._timeout(remaining),
-                )
+                answer = self._send_command(body, remaining)
             except Unreachable as exc:
                 if maybe_sent:
                     raise ClientError(
@@ -253,15 +247,27 @@ class RaftClient:
             )
         raise ClientError(f"no leader known (tried for {self.timeout_s:g} s)")
 
+    def _send_command(self, body: dict, remaining_s: float) -> Answer:
+        """One attempt at POST /api/commands; raise Unreachable or
+        ConnectionLost if no answer came."""
+        return self._request("POST", "/api/commands", body, remaining_s)
+
+    def _get_status(self, remaining_s: float) -> Answer:
+        return self._request("GET", "/api/status", None, remaining_s)
+
+    def _request(self, method, path, body, remaining_s) -> Answer:
+        return request_json(
+            self._session,
+            method,
+            self._url(path),
+            json=body,
+            timeout=self._timeout(remaining_s),
+        )
+
     def status(self) -> dict:
         """GET /api/status: the server's status as a dict, or a ClientError."""
         try:
-            answer = request_json(
-                self._session,
-                "GET",
-                self._url("/api/status"),
-                timeout=self._timeout(self.timeout_s),
-            )
+            answer = self._get_status(self.timeout_s)
         except Unreachable as exc:
             raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
         except ConnectionLost as exc:

@@ -1,8 +1,9 @@
 """The operators' cluster dashboard: the cluster as this node sees it.
 
-Every member's own /api/status is fetched server-side, in parallel, with
-short timeouts; the match index and last contact are the leader's view
-(Raft Figure 2's volatile leader state). Staff login only, like the admin.
+This node is read in process (its runtime's status); every other member's
+/api/status is fetched server-side, in parallel, with short timeouts. The
+match index and last contact are the leader's view (Raft Figure 2's
+volatile leader state). Staff login only, like the admin.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from consensus.runtime import current_runtime
 from .client import (
     ClientError,
     ConnectionLost,
-    RaftClient,
     Unreachable,
     describe_commit,
     new_session,
     request_json,
 )
+from .local import LocalNode
 
 # A member that cannot answer its status this fast is shown unreachable:
 # the page refreshes every POLL_MS, so one slow member must not stall it.
@@ -67,8 +68,9 @@ def cluster_snapshot(status, fetch=None) -> dict:
     others = [address for address in sorted(members) if address != status.id]
     calls = [(address, "/api/status") for address in others]
     # Only a leader tracks match_index and last contact (Raft Figure 2);
-    # a follower asks the leader it names for its view.
-    asks_leader = status.role != "leader" and status.leader is not None
+    # a follower asks the leader it names for its view (never itself: its
+    # own node is read in process, from ``status``).
+    asks_leader = status.role != "leader" and status.leader not in (None, status.id)
     if asks_leader:
         calls.append((status.leader, "/api/servers"))
     results = _fetch_all(fetch, calls)
@@ -255,8 +257,8 @@ def dashboard_data(request):
 @require_POST
 @staff_json
 def send_command(request):
-    """Send a client command through this node's own API, as any client
-    would: a follower forwards it to the leader and says so."""
+    """Send a client command through this node's own API path, in process
+    (nodes.local): a follower forwards it to the leader and says so."""
     command = _posted_command(request)
     if not command:
         return JsonResponse({"ok": False, "error": "Type a command first."}, status=400)
@@ -264,12 +266,12 @@ def send_command(request):
     if runtime is None:
         error = "This process is not serving a Raft node."
         return JsonResponse({"ok": False, "error": error}, status=503)
-    # A little more than the node's own wait, so its answer (a commit or
-    # a 504) arrives before this client gives up.
+    # How long to keep retrying while no leader is known, as the CLI does;
+    # a little more than one attempt's own wait (a commit or a 504).
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S + 3
     try:
-        with RaftClient(runtime.node_id, timeout_s) as client:
-            commit = client.submit(command)
+        with LocalNode(runtime, timeout_s) as node:
+            commit = node.submit(command)
     except ClientError as exc:
         return JsonResponse({"ok": False, "error": str(exc)}, status=502)
     return JsonResponse(

@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
+from .client import Answer
+
 logger = logging.getLogger("nodes.api")
 
 # Paths whose clients expect JSON, even from Django's own 404 and 500 pages.
@@ -132,6 +134,20 @@ def exception_handler(exc, context):
             _internal_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR
         )
 
+    status_code, body, headers = _error_parts(exc)
+    set_rollback()
+    return Response(body, status=status_code, headers=headers)
+
+
+def error_answer(exc: exceptions.APIException) -> Answer:
+    """The Answer an HTTP client gets for ``exc``, for callers in this
+    process (the admin, the dashboard) that skip the HTTP round trip."""
+    status_code, body, headers = _error_parts(exc)
+    return Answer(status_code, body, headers.get("Retry-After"))
+
+
+def _error_parts(exc: exceptions.APIException) -> tuple[int, dict, dict]:
+    """Status, body and headers of the error shape for a DRF exception."""
     status_code = exc.status_code
     if isinstance(exc, exceptions.UnsupportedMediaType):
         status_code = status.HTTP_400_BAD_REQUEST
@@ -153,8 +169,7 @@ def exception_handler(exc, context):
         headers["Retry-After"] = str(max(0, math.ceil(retry_after_s)))
     if isinstance(exc, ApiError):
         body.update(exc.extra)
-    set_rollback()
-    return Response(body, status=status_code, headers=headers)
+    return status_code, body, headers
 
 
 def page_not_found(request, exception):

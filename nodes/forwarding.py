@@ -1,6 +1,17 @@
-"""A follower sends a client's command on to the leader and relays its answer."""
+"""Leader or forward: a client write runs on this node's runtime when it
+leads; a follower sends it on to the leader once and relays the answer.
+"""
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from django.apps import apps
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+
+from consensus.errors import NotLeaderError
+from consensus.membership import LeadershipMoved
 
 from .client import (
     FORWARDED_HEADER,
@@ -10,16 +21,16 @@ from .client import (
     new_session,
     request_json,
 )
-from .errors import NoLeader, TimedOut
+from .errors import NoLeader, TimedOut, error_answer
 
 
 class Forwarder:
-    """Forwards POST /api/commands (and membership writes) to the leader.
+    """Sends client writes (commands, membership changes) to the leader.
 
-    One instance serves a process (CommandsView.forwarder). Each request
+    One instance serves a process (process_forwarder()). Each request
     thread keeps its own requests.Session, since Session is not documented
     as thread-safe, and that session keeps the connection to the leader
-    alive from one forwarded command to the next.
+    alive from one forwarded write to the next.
     """
 
     def __init__(self, connect_timeout_s: float = 2.0, read_margin_s: float = 2.0):
@@ -35,21 +46,14 @@ class Forwarder:
             session = self._local.session = new_session()
         return session
 
-    def forward_command(self, leader_id: str, body: dict, timeout_s: float) -> Answer:
-        """Send ``body`` to the leader's /api/commands and return its answer:
-        a 200 with index and term, or an API error shape to relay as is.
-
-        Raise NoLeader if nothing reached the leader, TimedOut if the
-        command may have reached it but no usable answer came back.
-        """
-        return self.forward(
-            leader_id, "POST", "/api/commands", body, timeout_s, _is_commit
-        )
-
     def forward(self, leader_id, method, path, body, timeout_s, accept=None) -> Answer:
         """Send a write to the leader's ``path`` and return its answer: one
         that ``accept`` takes (default: any 200 JSON object) or an API
-        error shape to relay as is. Raise NoLeader or TimedOut as above."""
+        error shape to relay as is.
+
+        Raise NoLeader if nothing reached the leader, TimedOut if the write
+        may have reached it but no usable answer came back.
+        """
         accept = accept or _is_json_200
         try:
             answer = request_json(
@@ -81,11 +85,93 @@ class Forwarder:
         )
 
 
+def process_forwarder() -> Forwarder:
+    """The Forwarder of this process (the nodes app config owns it)."""
+    return apps.get_app_config("nodes").forwarder
+
+
+@dataclass(frozen=True)
+class Write:
+    """A client write as the API takes it: how a follower sends it on.
+
+    ``wait_s`` bounds the leader's own work on it; the forwarder waits a
+    little longer. ``kind`` and ``undone`` word the refusals ("command",
+    "nothing was appended").
+    """
+
+    method: str
+    path: str
+    body: dict | None
+    wait_s: float
+    kind: str = "request"
+    undone: str = "nothing was changed"
+    # Which 200 answers from the leader count as done (default: any JSON).
+    accept: Callable[[Answer], bool] | None = None
+
+
+def is_forwarded(request) -> bool:
+    """Whether another node already sent this request on to this one."""
+    return request.headers.get(FORWARDED_HEADER) == "1"
+
+
+def leader_or_forward(runtime, action, write, *, forwarder, forwarded) -> Answer:
+    """Run ``action(runtime)`` and answer 200 with the body it returns; if
+    this node is not the leader, send ``write`` to the leader once and
+    relay its answer (status, body with ``"forwarded": true``, Retry-After).
+
+    Raise an ApiError (nodes.errors) when it can do neither: no leader
+    known, or a forwarded request reaching a node that does not lead.
+    """
+    try:
+        return Answer(200, action(runtime), None)
+    except NotLeaderError as exc:
+        leader = exc.leader_id
+        if leader is None:
+            raise NoLeader(
+                f"No leader is known to {runtime.node_id}; "
+                f"{write.undone}. Retry later."
+            ) from None
+        if forwarded or leader == runtime.node_id:
+            # Forward at most once: a stale leader hint must not bounce the
+            # request from follower to follower.
+            raise NoLeader(
+                f"{runtime.node_id} is not the leader (it believes {leader} is) "
+                f"and does not forward a forwarded {write.kind}; {write.undone}. "
+                "Retry later.",
+                leader=leader,
+            ) from None
+        target = leader
+    except LeadershipMoved as exc:
+        # This leader removes itself: it handed leadership over first
+        # (dissertation §3.10), and the new leader carries the request out,
+        # even one forwarded here already.
+        target = exc.leader_id
+    answer = forwarder.forward(
+        target, write.method, write.path, write.body, write.wait_s, write.accept
+    )
+    return replace(answer, body={**answer.body, "forwarded": True})
+
+
+def relay(answer: Answer) -> Response:
+    """The API's response for an Answer, Retry-After included."""
+    headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
+    return Response(answer.body, status=answer.status, headers=headers)
+
+
+def answer_in_process(call: Callable[[], Answer]) -> Answer:
+    """``call()``'s Answer, or the one the API would give for the ApiError it
+    raises: what an HTTP client of this node would have got."""
+    try:
+        return call()
+    except APIException as exc:
+        return error_answer(exc)
+
+
 def _is_json_200(answer: Answer) -> bool:
     return answer.status == 200 and answer.body is not None
 
 
-def _is_commit(answer: Answer) -> bool:
+def is_commit(answer: Answer) -> bool:
     body = answer.body
     return (
         answer.status == 200

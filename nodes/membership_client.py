@@ -10,12 +10,12 @@ from consensus.addresses import InvalidAddress, normalise_address
 
 from .client import (
     RETRY_PAUSE_S,
+    Answer,
     ClientError,
     ConnectionLost,
     RaftClient,
     Unreachable,
     parse_retry_after,
-    request_json,
 )
 
 # Catch-up may take up to 30 s (RAFT_CATCHUP_TIMEOUT_S), then two commits.
@@ -57,17 +57,17 @@ class MembershipClient(RaftClient):
 
     def add_server(self, address: str) -> Change:
         address = full_address(address)
-        body = self._write("POST", "/api/servers", {"address": address})
+        body = self._write(lambda remaining: self._send_add(address, remaining))
         return self._change(body, address)
 
     def remove_server(self, address: str) -> Change:
         address = full_address(address)
-        body = self._write("DELETE", f"/api/servers/{address}", None)
+        body = self._write(lambda remaining: self._send_remove(address, remaining))
         return self._change(body, address)
 
     def transfer_leader(self, to: str | None) -> Transfer:
         to = full_address(to) if to is not None else None
-        body = self._write("POST", "/api/leader", {"to": to})
+        body = self._write(lambda remaining: self._send_transfer(to, remaining))
         leader = body.get("leader")
         if not isinstance(leader, str):
             raise ClientError(f"unexpected answer from {self.server}: no leader named")
@@ -75,26 +75,38 @@ class MembershipClient(RaftClient):
 
     def servers(self) -> dict:
         """GET /api/servers as a dict (the contract's fields and more)."""
-        body = self._write("GET", "/api/servers", None, retry=False)
+        body = self._write(self._get_servers, read=True)
         if not isinstance(body.get("servers"), list):
             raise ClientError(f"unexpected answer from {self.server}: no servers")
         return body
 
-    def _write(self, method, path, body, retry=True) -> dict:
+    # One attempt each; they raise Unreachable or ConnectionLost if no
+    # answer came.
+
+    def _send_add(self, address, remaining_s) -> Answer:
+        return self._request("POST", "/api/servers", {"address": address}, remaining_s)
+
+    def _send_remove(self, address, remaining_s) -> Answer:
+        return self._request("DELETE", f"/api/servers/{address}", None, remaining_s)
+
+    def _send_transfer(self, to, remaining_s) -> Answer:
+        return self._request("POST", "/api/leader", {"to": to}, remaining_s)
+
+    def _get_servers(self, remaining_s) -> Answer:
+        return self._request("GET", "/api/servers", None, remaining_s)
+
+    def _write(self, send, read=False) -> dict:
+        """Call ``send(remaining_s)`` until it gives a 200, retrying while a
+        write (never a read) is answered 503 no_leader."""
+        retry = not read
         deadline = self._clock() + self.timeout_s
         while (remaining := deadline - self._clock()) > 0:
             try:
-                answer = request_json(
-                    self._session,
-                    method,
-                    self._url(path),
-                    json=body,
-                    timeout=self._timeout(remaining),
-                )
+                answer = send(remaining)
             except Unreachable as exc:
                 raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
             except ConnectionLost as exc:
-                if method == "GET":
+                if read:
                     raise ClientError(
                         f"no answer from {self.server}: {exc.reason}"
                     ) from None

@@ -3,36 +3,36 @@
 leader; the leader's runtime carries them out (consensus.membership).
 """
 
+from contextlib import contextmanager
+
 from django.conf import settings
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from consensus.addresses import InvalidAddress, normalise_address
-from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.errors import CommandLost, CommandTimeout
 from consensus.membership import (
     CatchupFailed,
     ChangeConflict,
     ChangeInterrupted,
     LeaderNotReady,
-    LeadershipMoved,
     TransferTimeout,
     UnknownServer,
     server_views,
 )
 
 from . import errors
-from .client import FORWARDED_HEADER
-from .forwarding import Forwarder
+from .client import Answer
+from .forwarding import Write, is_forwarded, leader_or_forward, relay
 from .serializers import (
     AddServerSerializer,
-    BoundedJSONParser,
     ServersSerializer,
     TransferLeaderSerializer,
 )
-from .views import serving_runtime, serving_status
+from .views import LeaderOrForwardView, serving_runtime, serving_status
 
-# Beyond the leader's own waits: a forwarded answer, not a read timeout, wins.
+# The leader's own waits below are estimates: a little more, so that a
+# forwarded answer, not the forwarder's read timeout, wins.
 FORWARD_MARGIN_S = 2.0
 
 
@@ -56,93 +56,114 @@ def change_body(runtime, address, result):
     }
 
 
-class MembershipView(APIView):
-    parser_classes = [BoundedJSONParser]
-    # One per process, so forwarded requests reuse connections to the leader.
-    forwarder = Forwarder()
+def servers_body(node_status) -> dict:
+    """GET /api/servers: the configuration as ``node_status``'s node sees it."""
+    body = {
+        "id": node_status.id,
+        "role": node_status.role,
+        "term": node_status.term,
+        "leader": node_status.leader,
+        "servers": server_views(node_status),
+    }
+    return ServersSerializer(body).data
 
-    def perform(self, request, action, method, path, body, wait_s):
-        """Run ``action(runtime)`` for its body; forward to the leader when
-        this node is not it. ``wait_s`` bounds the leader's own work."""
-        runtime = serving_runtime()
-        forwarded = request.headers.get(FORWARDED_HEADER) == "1"
-        try:
-            return Response(action(runtime), status=status.HTTP_200_OK)
-        except NotLeaderError as exc:
-            leader = exc.leader_id
-            if leader is None:
-                raise errors.NoLeader(
-                    f"No leader is known to {runtime.node_id}; nothing was "
-                    "changed. Retry later."
-                ) from None
-            if forwarded or leader == runtime.node_id:
-                raise errors.NoLeader(
-                    f"{runtime.node_id} is not the leader (it believes {leader} "
-                    "is) and does not forward a forwarded request; nothing was "
-                    "changed. Retry later.",
-                    leader=leader,
-                ) from None
-            target = leader
-        except LeadershipMoved as exc:
-            # This leader removes itself: it handed leadership over first
-            # (dissertation §3.10); the new leader carries out the removal.
-            target = exc.leader_id
-        except UnknownServer as exc:
-            raise errors.NotFound(f"{exc}; nothing was changed.") from None
-        except ChangeConflict as exc:
-            raise errors.Conflict(f"{exc}; nothing was changed.") from None
-        except CatchupFailed as exc:
-            raise errors.CatchupFailed(f"{exc}.") from None
-        except LeaderNotReady as exc:
-            raise errors.NoLeader(
-                f"{exc}. Retry later.", leader=runtime.node_id
-            ) from None
-        except (ChangeInterrupted, TransferTimeout) as exc:
-            raise errors.TimedOut(f"{exc}.") from None
-        except CommandTimeout as exc:
-            raise errors.TimedOut(f"{exc}.") from None
-        except CommandLost:
-            raise errors.NoLeader(
-                "The configuration entry was replaced by another leader's entry: "
-                "it did not commit. Retry.",
-            ) from None
-        answer = self.forwarder.forward(
-            target, method, path, body, wait_s + FORWARD_MARGIN_S
-        )
-        headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
-        return Response(
-            {**answer.body, "forwarded": True}, status=answer.status, headers=headers
-        )
+
+def add_server(runtime, forwarder, address, *, forwarded=False) -> Answer:
+    """POST /api/servers on ``runtime``, forwarded to the leader if need be."""
+
+    def add(runtime):
+        with membership_errors(runtime):
+            result = runtime.membership.add_server(address, commit_timeout_s())
+        return change_body(runtime, address, result)
+
+    # Catch-up, then up to two configuration entries to commit.
+    wait_s = settings.RAFT_CATCHUP_TIMEOUT_S + 3 * commit_timeout_s()
+    write = Write(
+        "POST", "/api/servers", {"address": address}, wait_s + FORWARD_MARGIN_S
+    )
+    return leader_or_forward(
+        runtime, add, write, forwarder=forwarder, forwarded=forwarded
+    )
+
+
+def remove_server(runtime, forwarder, address, *, forwarded=False) -> Answer:
+    """DELETE /api/servers/<address> on ``runtime``, forwarded to the leader
+    if need be (or to the next one, if this leader removes itself)."""
+
+    def remove(runtime):
+        with membership_errors(runtime):
+            result = runtime.membership.remove_server(address, commit_timeout_s())
+        return change_body(runtime, address, result)
+
+    wait_s = 2 * commit_timeout_s() + 5.0  # a leadership transfer, a commit
+    write = Write("DELETE", f"/api/servers/{address}", None, wait_s + FORWARD_MARGIN_S)
+    return leader_or_forward(
+        runtime, remove, write, forwarder=forwarder, forwarded=forwarded
+    )
+
+
+def transfer_leadership(runtime, forwarder, to, *, forwarded=False) -> Answer:
+    """POST /api/leader on ``runtime``, forwarded to the leader if need be."""
+
+    def transfer(runtime):
+        with membership_errors(runtime):
+            leader = runtime.membership.transfer_leadership(to)
+        return {"leader": leader, "forwarded": False}
+
+    write = Write("POST", "/api/leader", {"to": to}, 5.0 + FORWARD_MARGIN_S)
+    return leader_or_forward(
+        runtime, transfer, write, forwarder=forwarder, forwarded=forwarded
+    )
+
+
+@contextmanager
+def membership_errors(runtime):
+    """consensus.membership's refusals as the contract's error answers.
+
+    NotLeaderError and LeadershipMoved pass through: leader_or_forward
+    sends the request on.
+    """
+    try:
+        yield
+    except UnknownServer as exc:
+        raise errors.NotFound(f"{exc}; nothing was changed.") from None
+    except ChangeConflict as exc:
+        raise errors.Conflict(f"{exc}; nothing was changed.") from None
+    except CatchupFailed as exc:
+        raise errors.CatchupFailed(f"{exc}.") from None
+    except LeaderNotReady as exc:
+        raise errors.NoLeader(f"{exc}. Retry later.", leader=runtime.node_id) from None
+    except (ChangeInterrupted, TransferTimeout) as exc:
+        raise errors.TimedOut(f"{exc}.") from None
+    except CommandTimeout as exc:
+        raise errors.TimedOut(f"{exc}.") from None
+    except CommandLost:
+        raise errors.NoLeader(
+            "The configuration entry was replaced by another leader's entry: "
+            "it did not commit. Retry.",
+        ) from None
+
+
+class MembershipView(LeaderOrForwardView):
+    """The membership writes: each runs on the leader (leader_or_forward)."""
 
 
 class ServersView(MembershipView):
     """GET /api/servers: the configuration; POST adds a server."""
 
     def get(self, request):
-        node_status = serving_status()
-        body = {
-            "id": node_status.id,
-            "role": node_status.role,
-            "term": node_status.term,
-            "leader": node_status.leader,
-            "servers": server_views(node_status),
-        }
-        return Response(ServersSerializer(body).data, status=status.HTTP_200_OK)
+        return Response(servers_body(serving_status()), status=status.HTTP_200_OK)
 
     def post(self, request):
         serializer = AddServerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        address = serializer.validated_data["address"]
-
-        def add(runtime):
-            result = runtime.membership.add_server(address, commit_timeout_s())
-            return change_body(runtime, address, result)
-
-        # Catch-up, then up to two configuration entries to commit.
-        wait_s = settings.RAFT_CATCHUP_TIMEOUT_S + 3 * commit_timeout_s()
-        return self.perform(
-            request, add, "POST", "/api/servers", {"address": address}, wait_s
+        answer = add_server(
+            serving_runtime(),
+            self.forwarder,
+            serializer.validated_data["address"],
+            forwarded=is_forwarded(request),
         )
+        return relay(answer)
 
 
 class ServerDetailView(MembershipView):
@@ -153,15 +174,10 @@ class ServerDetailView(MembershipView):
             address = normalise_address(address)
         except InvalidAddress as exc:
             raise errors.BadRequest(f"{exc}; nothing was changed.") from None
-
-        def remove(runtime):
-            result = runtime.membership.remove_server(address, commit_timeout_s())
-            return change_body(runtime, address, result)
-
-        wait_s = 2 * commit_timeout_s() + 5.0  # a leadership transfer, a commit
-        return self.perform(
-            request, remove, "DELETE", f"/api/servers/{address}", None, wait_s
+        answer = remove_server(
+            serving_runtime(), self.forwarder, address, forwarded=is_forwarded(request)
         )
+        return relay(answer)
 
 
 class LeaderView(MembershipView):
@@ -171,10 +187,10 @@ class LeaderView(MembershipView):
     def post(self, request):
         serializer = TransferLeaderSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        to = serializer.validated_data.get("to")
-
-        def transfer(runtime):
-            leader = runtime.membership.transfer_leadership(to)
-            return {"leader": leader, "forwarded": False}
-
-        return self.perform(request, transfer, "POST", "/api/leader", {"to": to}, 5.0)
+        answer = transfer_leadership(
+            serving_runtime(),
+            self.forwarder,
+            serializer.validated_data.get("to"),
+            forwarded=is_forwarded(request),
+        )
+        return relay(answer)

@@ -8,13 +8,20 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.errors import CommandLost, CommandTimeout
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
-from .client import FORWARDED_HEADER
+from .client import Answer
 from .errors import NoLeader, TimedOut
-from .forwarding import Forwarder
+from .forwarding import (
+    Write,
+    is_commit,
+    is_forwarded,
+    leader_or_forward,
+    process_forwarder,
+    relay,
+)
 from .serializers import (
     BoundedJSONParser,
     CommandRequestSerializer,
@@ -32,49 +39,25 @@ def serving_runtime():
     return runtime
 
 
-def serving_status():
-    """This node's NodeStatus; 503 while it has none yet."""
-    node_status = serving_runtime().status()
+def serving_status(runtime=None):
+    """This node's NodeStatus (``runtime``'s, by default the serving one);
+    503 while it has none yet."""
+    node_status = (runtime or serving_runtime()).status()
     if node_status is None:
         raise NoLeader("This node is still starting.")
     return node_status
 
 
-class CommandsView(APIView):
-    """POST /api/commands: commit a command; a follower forwards it."""
+def submit_command(
+    runtime, forwarder, command, client_id=None, seq=None, *, forwarded=False
+) -> Answer:
+    """POST /api/commands on ``runtime``: the leader's 200 once the command
+    is committed and applied, forwarded there if this node is not it."""
+    timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
-    parser_classes = [BoundedJSONParser]
-    # One per process, so forwarded commands reuse connections to the leader.
-    forwarder = Forwarder()
-
-    def post(self, request):
-        serializer = CommandRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        runtime = serving_runtime()
-        command = serializer.validated_data["command"]
-        client_id = serializer.validated_data.get("client_id")
-        seq = serializer.validated_data.get("seq")
-        timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
+    def commit(runtime):
         try:
             result = runtime.submit_command(command, client_id, seq, timeout=timeout_s)
-        except NotLeaderError as exc:
-            leader = exc.leader_id
-            already_forwarded = request.headers.get(FORWARDED_HEADER) == "1"
-            if leader is None:
-                raise NoLeader(
-                    f"No leader is known to {runtime.node_id}; "
-                    "nothing was appended. Retry later."
-                ) from None
-            if already_forwarded or leader == runtime.node_id:
-                # Forward at most once: a stale leader hint must not bounce
-                # the command from follower to follower.
-                raise NoLeader(
-                    f"{runtime.node_id} is not the leader (it believes {leader} is) "
-                    "and does not forward a forwarded command; nothing was "
-                    "appended. Retry later.",
-                    leader=leader,
-                ) from None
-            return self._forward(leader, command, client_id, seq, timeout_s)
         except CommandTimeout:
             raise TimedOut(
                 f"Not committed within {timeout_s:g} s; "
@@ -86,23 +69,56 @@ class CommandsView(APIView):
                 "it did not commit and nothing of it remains. Retry.",
                 leader=None,
             ) from None
-        body = {
+        return {
             "index": result.index,
             "term": result.term,
             "leader": runtime.node_id,
             "forwarded": False,
         }
-        return Response(body, status=status.HTTP_200_OK)
 
-    def _forward(self, leader, command, client_id, seq, timeout_s):
-        body = {"command": command}
-        if client_id is not None:
-            body.update(client_id=client_id, seq=seq)
-        answer = self.forwarder.forward_command(leader, body, timeout_s)
-        headers = {"Retry-After": answer.retry_after} if answer.retry_after else None
-        return Response(
-            {**answer.body, "forwarded": True}, status=answer.status, headers=headers
+    body = {"command": command}
+    if client_id is not None:
+        body.update(client_id=client_id, seq=seq)
+    write = Write(
+        "POST",
+        "/api/commands",
+        body,
+        timeout_s,
+        kind="command",
+        undone="nothing was appended",
+        accept=is_commit,
+    )
+    return leader_or_forward(
+        runtime, commit, write, forwarder=forwarder, forwarded=forwarded
+    )
+
+
+class LeaderOrForwardView(APIView):
+    """A view of client writes: they run on the leader (leader_or_forward)."""
+
+    parser_classes = [BoundedJSONParser]
+
+    @property
+    def forwarder(self):
+        return process_forwarder()
+
+
+class CommandsView(LeaderOrForwardView):
+    """POST /api/commands: commit a command; a follower forwards it."""
+
+    def post(self, request):
+        serializer = CommandRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        runtime = serving_runtime()
+        answer = submit_command(
+            runtime,
+            self.forwarder,
+            serializer.validated_data["command"],
+            serializer.validated_data.get("client_id"),
+            serializer.validated_data.get("seq"),
+            forwarded=is_forwarded(request),
         )
+        return relay(answer)
 
 
 class StatusView(APIView):

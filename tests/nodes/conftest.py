@@ -105,3 +105,12 @@ def refused_address():
     sock.bind(("127.0.0.1", 0))
     yield f"127.0.0.1:{sock.getsockname()[1]}"
     sock.close()
+
+
+@pytest.fixture
+def app_forwarder(monkeypatch):
+    """A fresh Forwarder as the process's own (the nodes app config's),
+    the one every view and the in-process pages use."""
+    fresh = Forwarder(connect_timeout_s=2.0, read_margin_s=0.0)
+    monkeypatch.setattr(apps.get_app_config("nodes"), "forwarder", fresh)
+    return fresh

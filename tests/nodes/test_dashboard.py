@@ -9,8 +9,9 @@ from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 
+from consensus.errors import NotLeaderError
 from consensus.models import LogEntry
-from consensus.status import NodeStatus, PeerInfo, ServerInfo
+from consensus.status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from nodes import dashboard
 from nodes.client import ClientError
 
@@ -182,6 +183,44 @@ def test_follower_shows_the_leaders_view(runtime, log):
     assert rows[DOWN]["match_index"] is None and not rows[DOWN]["reachable"]
 
 
+def test_this_node_is_never_fetched_over_http(runtime, log):
+    """Its own row comes from its runtime's status, even when it names
+    itself as the leader without being it (a leader stepping down)."""
+    calls = []
+
+    def fetch(address, path):
+        calls.append((address, path))
+        raise ClientError("connection refused")
+
+    for status in (
+        leader_status(),
+        leader_status(id=OTHER, role="follower", leader=SELF, peers=()),
+        leader_status(role="follower", peers=()),
+    ):
+        calls.clear()
+        snapshot = dashboard.cluster_snapshot(status, fetch)
+        assert status.id not in {address for address, _ in calls}
+        row = {row["id"]: row for row in snapshot["servers"]}[status.id]
+        assert row["reachable"] and row["role"] == status.role
+        assert row["last_log_index"] == 9 and row["commit_index"] == 7
+
+
+def test_the_page_fetches_other_members_only(admin_client, runtime, log, monkeypatch):
+    calls = []
+
+    def fetch(address, path):
+        calls.append((address, path))
+        return dict(OTHER_STATUS, id=address)
+
+    monkeypatch.setattr(dashboard, "fetch_json", fetch)
+    runtime.node_status = leader_status()
+    body = admin_client.get("/dashboard/data").json()
+    assert sorted(calls) == [(OTHER, "/api/status"), (DOWN, "/api/status")]
+    rows = {row["id"]: row for row in body["servers"]}
+    assert rows[SELF]["self"] and rows[SELF]["role"] == "leader"
+    assert rows[OTHER]["reachable"] and rows[DOWN]["reachable"]
+
+
 def test_follower_says_why_it_has_no_progress(runtime, log):
     status = leader_status(id=OTHER, role="follower", leader=SELF, peers=())
     snapshot = dashboard.cluster_snapshot(status, fake_fetch({}))
@@ -234,52 +273,75 @@ def test_fetch_json_against_a_server(stub_server, refused_address):
 # --- sending a command ---------------------------------------------------------
 
 
-def test_command_goes_through_the_nodes_api(admin_client, runtime, stub_server):
-    api = stub_server(
-        Reply(200, {"index": 12, "term": 3, "leader": OTHER, "forwarded": True})
-    )
-    runtime.node_id = api.address
+def test_command_runs_on_this_nodes_runtime_not_over_http(
+    admin_client, runtime, stub_server
+):
+    """The leader's own runtime commits it in process: nothing is sent to
+    the node's own address."""
+    itself = stub_server()
+    runtime.node_id = itself.address
+    runtime.outcome = CommandResult(index=12, term=3)
     response = admin_client.post("/dashboard/commands", {"command": "I like beer."})
     assert response.status_code == 200
     body = response.json()
+    assert body["ok"] and body["index"] == 12 and not body["forwarded"]
+    assert body["server"] == body["leader"] == itself.address
+    assert "index 12" in body["text"] and "not forwarded" in body["text"]
+    [submitted] = runtime.submitted
+    assert submitted.command == "I like beer."
+    # A fresh pair, so a retry of it applies once (as the CLI sends).
+    assert submitted.client_id and submitted.seq == 1
+    assert itself.received == []
+
+
+def test_a_follower_forwards_the_command_to_the_leader(
+    admin_client, runtime, stub_server, app_forwarder
+):
+    itself = stub_server()
+    leader = stub_server(
+        Reply(200, {"index": 12, "term": 3, "leader": OTHER, "forwarded": False})
+    )
+    runtime.node_id = itself.address
+    runtime.outcome = NotLeaderError(leader.address)
+    response = admin_client.post("/dashboard/commands", {"command": "I like beer."})
+    body = response.json()
     assert body["ok"] and body["index"] == 12 and body["forwarded"]
     assert "index 12" in body["text"] and OTHER in body["text"]
-    sent = api.received[0]
+    [sent] = leader.received
     assert (sent.method, sent.path) == ("POST", "/api/commands")
+    assert sent.headers["X-Raft-Forwarded"] == "1"
     assert sent.body["command"] == "I like beer."
+    assert itself.received == []
 
 
-def test_command_as_json(admin_client, runtime, stub_server):
-    api = stub_server(
-        Reply(200, {"index": 5, "term": 1, "leader": "x", "forwarded": False})
-    )
-    runtime.node_id = api.address
+def test_command_as_json(admin_client, runtime):
+    runtime.outcome = CommandResult(index=5, term=1)
     response = admin_client.post(
         "/dashboard/commands",
         json.dumps({"command": "hi"}),
         content_type="application/json",
     )
     assert response.json()["index"] == 5
+    assert runtime.submitted[0].command == "hi"
 
 
-def test_command_error_in_plain_words(admin_client, runtime, stub_server):
-    api = stub_server(
-        Reply(413, {"error": "too_large", "detail": "The command is over 64 KiB."})
-    )
-    runtime.node_id = api.address
+def test_command_error_in_plain_words(
+    admin_client, runtime, stub_server, app_forwarder
+):
+    detail = "The session of this client has ended."
+    leader = stub_server(Reply(409, {"error": "conflict", "detail": detail}))
+    runtime.outcome = NotLeaderError(leader.address)
     response = admin_client.post("/dashboard/commands", {"command": "x"})
     assert response.status_code == 502
     body = response.json()
     assert not body["ok"]
-    assert body["error"] == (
-        f"{api.address} answered 413 too_large: The command is over 64 KiB."
-    )
+    assert body["error"] == f"{runtime.node_id} answered 409 conflict: {detail}"
 
 
-def test_command_to_an_unreachable_node(admin_client, runtime, refused_address):
-    runtime.node_id = refused_address
-    body = admin_client.post("/dashboard/commands", {"command": "x"}).json()
-    assert body["error"] == f"cannot reach {refused_address}: connection refused"
+def test_command_without_a_node(admin_client):
+    response = admin_client.post("/dashboard/commands", {"command": "x"})
+    assert response.status_code == 503
+    assert response.json()["error"] == "This process is not serving a Raft node."
 
 
 def test_empty_command_is_refused(admin_client, runtime):
