@@ -15,8 +15,10 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from .core.messages import (
@@ -33,6 +35,9 @@ from .serializers import message_from_dict, message_to_dict
 logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Raft-Secret"
+
+# How often a sender waiting for an answer checks for an urgent message.
+POLL_MS = 20
 
 # Request class -> (endpoint under /raft/, reply class or None).
 ROUTES: dict[type[Message], tuple[str, type[Message] | None]] = {
@@ -109,11 +114,7 @@ class PeerSender:
     def _take(self) -> Message | None:
         # RequestVote and TimeoutNow never wait behind an AppendEntries:
         # a vote delayed by stale entries can cost an election, and the
-        # waiting AppendEntries loses nothing by going second. They share
-        # the connection, so one may wait for the AppendEntries already on
-        # the wire, at most the read timeout: a peer that does not answer
-        # that would not answer a vote either, since both go through its
-        # one loop thread.
+        # waiting AppendEntries loses nothing by going second.
         with self._ready:
             while not self._pending:
                 if self._closed:
@@ -160,6 +161,30 @@ class PeerSender:
         except Exception as exc:
             self._log_failure(Unreachable, exc)
 
+    def _urgent_waiting(self) -> bool:
+        with self._ready:
+            return any(kind is not AppendEntries for kind in self._pending)
+
+    def _await_response(self, connection: http.client.HTTPConnection) -> None:
+        """Wait until the peer starts to answer, for at most the read
+        timeout; TimeoutError on giving up.
+
+        A RequestVote or TimeoutNow waiting makes the sender give up at once
+        and send it on a new connection: it should not wait for a peer that
+        does not answer an AppendEntries, nor for one busy with a large one.
+        One connection per peer still suffices, as votes are rare while an
+        AppendEntries is on the wire; the one given up is reported
+        Unreachable like any other.
+        """
+        poller = select.poll()
+        poller.register(connection.sock, select.POLLIN)
+        deadline = time.monotonic() + self._timeout[1]
+        while not poller.poll(POLL_MS):
+            if self._urgent_waiting():
+                raise TimeoutError("given up for a RequestVote or TimeoutNow")
+            if time.monotonic() >= deadline:
+                raise TimeoutError("no answer within the read timeout")
+
     def _unreachable(self) -> Unreachable:
         return Unreachable(term=0, source=self.peer, dest=self.node_id)
 
@@ -169,6 +194,7 @@ class PeerSender:
         try:
             connection = self._connect()
             connection.request("POST", f"/raft/{endpoint}", body, self._headers)
+            self._await_response(connection)
             response = connection.getresponse()
             data = response.read()
             if response.will_close:
@@ -230,7 +256,11 @@ class Transport:
         sender = self._senders.get(message.dest)
         if sender is None:
             sender = PeerSender(
-                self.node_id, message.dest, self._deliver, self._secret, self._timeout
+                self.node_id,
+                message.dest,
+                self._deliver,
+                self._secret,
+                self._timeout,
             )
             self._senders[message.dest] = sender
         sender.send(message)

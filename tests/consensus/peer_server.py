@@ -1,8 +1,9 @@
 """A loopback peer for transport tests that can be stopped like SIGSTOP.
 
-While stopped it listens but never accepts: the kernel completes each
-connection and buffers the request, and nobody answers, as with a
-SIGSTOPped gunicorn. ``resume()`` starts serving, in arrival order.
+While stopped it accepts connections but reads and answers nothing, as a
+SIGSTOPped gunicorn whose kernel still completes connections and buffers
+requests. ``resume()`` answers them all, like gunicorn after SIGCONT: a
+request on a connection the sender has given up on is still handled.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from consensus.serializers import message_to_dict
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the transport expects
     timeout = 10  # a handler never outlives a test for long
+
+    def handle(self):
+        peer = self.server.peer
+        peer.connected()
+        if peer.running.wait(timeout=30):
+            super().handle()
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
@@ -48,13 +55,13 @@ class PeerServer:
         self._server.peer = self
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         # (endpoint, request JSON) in the order requests were read.
         self.received: list[tuple[str, dict]] = []
-        self._thread: threading.Thread | None = None
+        self.connections = 0
+        self.running = threading.Event()
         if not stopped:
-            self.resume()
-
-    def resume(self) -> None:
+            self.running.set()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -62,9 +69,25 @@ class PeerServer:
         )
         self._thread.start()
 
+    def resume(self) -> None:
+        self.running.set()
+
+    def connected(self) -> None:
+        with self._changed:
+            self.connections += 1
+            self._changed.notify_all()
+
+    def wait_for_connections(self, count: int, timeout: float) -> bool:
+        """Whether ``count`` connections were accepted within timeout."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self.connections >= count, timeout=timeout
+            )
+
     def record(self, endpoint: str, data: dict) -> None:
-        with self._lock:
+        with self._changed:
             self.received.append((endpoint, data))
+            self._changed.notify_all()
 
     def requests(self) -> list[tuple[str, dict]]:
         with self._lock:
@@ -90,8 +113,7 @@ class PeerServer:
         return message_to_dict(reply)
 
     def close(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        # Closing the listening socket resets connections never accepted.
+        self.running.set()  # let held handlers finish
+        self._server.shutdown()
+        self._thread.join(timeout=5)
         self._server.server_close()

@@ -11,6 +11,7 @@ from consensus.core.messages import (
     Entry,
     RequestVote,
     TimeoutNow,
+    Unreachable,
 )
 from consensus.transport import Transport
 
@@ -119,3 +120,24 @@ def test_the_queue_holds_at_most_one_message_of_each_kind(stopped_peer, transpor
         assert sender.queued() <= 2
     transport.send(TimeoutNow(term=1, source=LEADER, dest=peer))
     assert transport._senders[peer].queued() <= 3
+
+
+@pytest.mark.parametrize("urgent", ["request_vote", "timeout_now"])
+def test_an_urgent_message_does_not_wait_for_an_append_entries_on_the_wire(
+    stopped_peer, transport, delivered, urgent
+):
+    """A RequestVote or TimeoutNow goes out at once on a new connection
+    rather than wait for an AppendEntries the peer does not answer."""
+    peer = stopped_peer.address
+    transport.send(append_entries(peer, 1))
+    assert stopped_peer.wait_for_connections(1, timeout=10)
+    if urgent == "request_vote":
+        transport.send(vote(peer))
+    else:
+        transport.send(TimeoutNow(term=1, source=LEADER, dest=peer))
+    # The transport's read timeout is 30 s: only giving up the stuck
+    # AppendEntries lets the urgent message out this soon.
+    assert stopped_peer.wait_for_connections(2, timeout=5)
+    # The core is told, so it resends the AppendEntries.
+    unreachable = wait_for(delivered, lambda m: isinstance(m, Unreachable))
+    assert unreachable.source == peer
