@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socketserver
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler
 
@@ -47,6 +48,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     request_queue_size = 64
+
+    def handle_error(self, request, client_address):
+        # Answering a request the sender gave up on fails, as for gunicorn.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class PeerServer:
