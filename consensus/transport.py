@@ -89,10 +89,10 @@ class PeerSender:
             # Unreachable for it: the core makes a new one only once it no
             # longer counts the old one as in flight (a reply, an
             # Unreachable, or its resend timeout), so the newer one is the
-            # request it now waits on. It starts at the current next_index
-            # and carries every entry the old one did, and the newer
-            # leader_commit. An Unreachable for the dropped one would mark
-            # the newer one as not in flight and double the traffic.
+            # request it now waits on. Built from the current next_index and
+            # commit_index, it carries whatever the peer still lacks. An
+            # Unreachable for the dropped one would mark the newer one as
+            # not in flight, and the core would make yet another.
             # RequestVote and TimeoutNow are superseded the same way: only
             # the newest campaign or transfer counts, and the core ignores
             # Unreachable for them.
@@ -136,22 +136,22 @@ class PeerSender:
                 # failing deliver) must not end the thread: later messages
                 # would wait forever. The core hears Unreachable, so an
                 # AppendEntries is resent at the next heartbeat.
-                self._log_failure(message, exc)
+                self._log_failure(type(message), exc)
                 self._disconnect()
                 self._report_unreachable()
         self._disconnect()
 
-    def _log_failure(self, message: Message, exc: Exception) -> None:
+    def _log_failure(self, kind: type[Message], exc: Exception) -> None:
         # Once with a traceback per kind of failure: a broken message type
         # fails at every heartbeat and would flood the log.
-        signature = (type(message), type(exc))
+        signature = (kind, type(exc))
         if signature in self._logged:
             logger.debug("send to %s failed again: %r", self.peer, exc)
             return
         self._logged.add(signature)
         logger.exception(
             "sending %s to %s failed; reporting it unreachable",
-            type(message).__name__,
+            kind.__name__,
             self.peer,
         )
 
