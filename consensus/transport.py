@@ -1,7 +1,8 @@
 """Sends messages to peers over HTTP, one thread per peer.
 
 Each peer has its own thread, queue and keep-alive connection, so a dead or
-slow peer stalls only its own queue, never the loop or the other peers.
+slow peer stalls only its own queue, never the loop or the other peers. The
+queue keeps the newest message of each kind, votes before AppendEntries.
 
 Peer RPC uses the standard library's http.client rather than requests: on
 this path requests costs about 0.67 ms of CPU per call against 0.15 ms, and
@@ -14,9 +15,10 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import queue
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from .core.messages import (
@@ -34,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Raft-Secret"
 
+# How often a sender waiting for an answer checks for an urgent message.
+POLL_MS = 20
+
 # Request class -> (endpoint under /raft/, reply class or None).
 ROUTES: dict[type[Message], tuple[str, type[Message] | None]] = {
     AppendEntries: ("append_entries", AppendEntriesReply),
@@ -43,6 +48,13 @@ ROUTES: dict[type[Message], tuple[str, type[Message] | None]] = {
 
 
 class PeerSender:
+    """One peer's sender thread, its pending messages and its connection.
+
+    At most one message of each kind waits (newest wins), so memory per
+    peer is bounded by about two AppendEntries (one waiting, one on the
+    wire), and RequestVote or TimeoutNow go before a waiting AppendEntries.
+    """
+
     def __init__(
         self,
         node_id: str,
@@ -55,7 +67,13 @@ class PeerSender:
         self.peer = peer
         self._deliver = deliver
         self._timeout = timeout
-        self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._ready = threading.Condition()
+        # Message class -> the newest not yet taken, in arrival order.
+        # invariant: at most one message per class
+        self._pending: dict[type[Message], Message] = {}
+        self._closed = False
+        # (message class, exception class) already logged with a traceback.
+        self._logged: set[tuple[type, type]] = set()
         self._headers = {"Content-Type": "application/json"}
         if secret:
             self._headers[SECRET_HEADER] = secret
@@ -66,17 +84,109 @@ class PeerSender:
         self._thread.start()
 
     def send(self, message: Message) -> None:
-        self._queue.put(message)
+        with self._ready:
+            # A newer AppendEntries replaces a waiting one without an
+            # Unreachable for it: the core makes a new one only once it no
+            # longer counts the old one as in flight (a reply, an
+            # Unreachable, or its resend timeout), so the newer one is the
+            # request it now waits on. Built from the current next_index and
+            # commit_index, it carries whatever the peer still lacks. An
+            # Unreachable for the dropped one would mark the newer one as
+            # not in flight, and the core would make yet another.
+            # RequestVote and TimeoutNow are superseded the same way: only
+            # the newest campaign or transfer counts, and the core ignores
+            # Unreachable for them.
+            self._pending.pop(type(message), None)
+            self._pending[type(message)] = message
+            self._ready.notify()
 
     def close(self) -> None:
-        self._queue.put(None)
+        """Send what is waiting, then end the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def queued(self) -> int:
+        """How many messages wait to be sent."""
+        with self._ready:
+            return len(self._pending)
+
+    def _take(self) -> Message | None:
+        # RequestVote and TimeoutNow never wait behind an AppendEntries:
+        # a vote delayed by stale entries can cost an election, and the
+        # waiting AppendEntries loses nothing by going second.
+        with self._ready:
+            while not self._pending:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            kind = next(
+                (k for k in self._pending if k is not AppendEntries), AppendEntries
+            )
+            return self._pending.pop(kind)
 
     def _run(self) -> None:
-        while (message := self._queue.get()) is not None:
-            reply = self._call(message)
-            if reply is not None:
-                self._deliver(reply)
+        while (message := self._take()) is not None:
+            try:
+                reply = self._call(message)
+                if reply is not None:
+                    self._deliver(reply)
+            except Exception as exc:
+                # A bug here (no route, a message that does not encode, a
+                # failing deliver) must not end the thread: later messages
+                # would wait forever. The core hears Unreachable, so an
+                # AppendEntries is resent at the next heartbeat.
+                self._log_failure(type(message), exc)
+                self._disconnect()
+                self._report_unreachable()
         self._disconnect()
+
+    def _log_failure(self, kind: type[Message], exc: Exception) -> None:
+        # Once with a traceback per kind of failure: a broken message type
+        # fails at every heartbeat and would flood the log.
+        signature = (kind, type(exc))
+        if signature in self._logged:
+            logger.debug("send to %s failed again: %r", self.peer, exc)
+            return
+        self._logged.add(signature)
+        logger.exception(
+            "sending %s to %s failed; reporting it unreachable",
+            kind.__name__,
+            self.peer,
+        )
+
+    def _report_unreachable(self) -> None:
+        try:
+            self._deliver(self._unreachable())
+        except Exception as exc:
+            self._log_failure(Unreachable, exc)
+
+    def _urgent_waiting(self) -> bool:
+        with self._ready:
+            return any(kind is not AppendEntries for kind in self._pending)
+
+    def _await_response(self, connection: http.client.HTTPConnection) -> None:
+        """Wait until the peer starts to answer, for at most the read
+        timeout; TimeoutError on giving up.
+
+        A RequestVote or TimeoutNow waiting makes the sender give up at once
+        and send it on a new connection: it should not wait for a peer that
+        does not answer an AppendEntries, nor for one busy with a large one.
+        One connection per peer still suffices, as votes are rare while an
+        AppendEntries is on the wire; the one given up is reported
+        Unreachable like any other.
+        """
+        poller = select.poll()
+        poller.register(connection.sock, select.POLLIN)
+        deadline = time.monotonic() + self._timeout[1]
+        while not poller.poll(POLL_MS):
+            if self._urgent_waiting():
+                raise TimeoutError("given up for a RequestVote or TimeoutNow")
+            if time.monotonic() >= deadline:
+                raise TimeoutError("no answer within the read timeout")
+
+    def _unreachable(self) -> Unreachable:
+        return Unreachable(term=0, source=self.peer, dest=self.node_id)
 
     def _call(self, message: Message) -> Message | None:
         endpoint, reply_class = ROUTES[type(message)]
@@ -84,6 +194,7 @@ class PeerSender:
         try:
             connection = self._connect()
             connection.request("POST", f"/raft/{endpoint}", body, self._headers)
+            self._await_response(connection)
             response = connection.getresponse()
             data = response.read()
             if response.will_close:
@@ -99,7 +210,7 @@ class PeerSender:
             self._disconnect()
             # The core keeps one AppendEntries in flight per peer; telling
             # it the send failed lets the next heartbeat try again.
-            return Unreachable(term=0, source=self.peer, dest=self.node_id)
+            return self._unreachable()
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
@@ -117,9 +228,14 @@ class PeerSender:
         return self._connection
 
     def _disconnect(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except OSError:
+                # Closing a broken socket may fail; the next send connects
+                # afresh either way.
+                logger.debug("closing the connection to %s failed", self.peer)
 
 
 class Transport:
@@ -140,7 +256,11 @@ class Transport:
         sender = self._senders.get(message.dest)
         if sender is None:
             sender = PeerSender(
-                self.node_id, message.dest, self._deliver, self._secret, self._timeout
+                self.node_id,
+                message.dest,
+                self._deliver,
+                self._secret,
+                self._timeout,
             )
             self._senders[message.dest] = sender
         sender.send(message)
