@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 from .core.messages import REPLIES, Message, Unreachable
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
-from .core.ready import Ready, Role, sendable_before_persist
+from .core.ready import Ready, Role
 from .errors import CommandLost, CommandTimeout, NotLeaderError
+from .ready_path import apply_ready
 from .state_machine import Applied, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
@@ -102,14 +103,31 @@ class RuntimeSettings:
 
 
 class NodeRuntime:
-    def __init__(self, node_id: str, cluster: list[str], settings: RuntimeSettings):
+    def __init__(
+        self,
+        node_id: str,
+        cluster: list[str],
+        settings: RuntimeSettings,
+        *,
+        storage: Storage | None = None,
+        transport: Transport | None = None,
+        state_machine: StateMachine | None = None,
+    ):
+        """``storage``, ``transport`` and ``state_machine`` replace the
+        built-in ones (tests give fakes)."""
         self.node_id = node_id
         self._cluster = cluster
         self._settings = settings
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._storage = Storage()
-        self._transport = Transport(node_id, self._deliver, settings.secret)
-        self._state_machine = StateMachine(node_id)
+        if storage is None:
+            storage = Storage()
+        if transport is None:
+            transport = Transport(node_id, self._deliver, settings.secret)
+        if state_machine is None:
+            state_machine = StateMachine(node_id)
+        self._storage = storage
+        self._transport = transport
+        self._state_machine = state_machine
         self._waiters: dict[int, _Waiter] = {}
         # Peer -> time.monotonic() of its last reply, for operators.
         self._last_contact: dict[str, float] = {}
@@ -130,6 +148,15 @@ class NodeRuntime:
     # --- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
+        self.open()
+        for name, target in (("raft-loop", self._loop), ("raft-ticker", self._ticker)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def open(self) -> None:
+        """Restore the node from storage, without starting any thread
+        (tests then step the loop with _run_once)."""
         bootstrap = (
             bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
         )
@@ -151,10 +178,6 @@ class NodeRuntime:
             applied_index=restored.last_applied,
         )
         self._publish_status()
-        for name, target in (("raft-loop", self._loop), ("raft-ticker", self._ticker)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -312,25 +335,16 @@ class NodeRuntime:
     def _handle(
         self, ready: Ready, answers: list[tuple[_Slot, Message | None]]
     ) -> None:
-        committed = ready.committed_entries
-        last_applied = committed[-1].index if committed else None
-        # Dissertation §10.2.1: a leader's AppendEntries may leave before
-        # its own disk write, overlapping the two (see the rule's docstring).
-        durable_index = self._storage.last_index
-        later = []
-        for message in ready.messages:
-            if sendable_before_persist(ready, message, durable_index):
-                self._transport.send(message)
-            else:
-                later.append(message)
-        if ready.hard_state is not None or ready.entries_to_persist or committed:
-            self._storage.save(ready.hard_state, ready.entries_to_persist, last_applied)
-        for message in later:
-            self._transport.send(message)
-        for slot, reply in answers:
-            slot.set(reply)
-        for entry in committed:
-            self._resolve(entry, self._state_machine.apply(entry))
+        def answer() -> None:
+            # Raft Figure 2: a peer hears our reply only once it is durable.
+            for slot, reply in answers:
+                slot.set(reply)
+
+        results = apply_ready(
+            ready, self._storage, self._transport, self._state_machine, answer
+        )
+        for entry, result in zip(ready.committed_entries, results, strict=True):
+            self._resolve(entry, result)
         if ready.soft_state is not None:
             self._announce(ready)
         self._publish_status()
