@@ -128,7 +128,10 @@ class NodeRuntime:
         self._storage = storage
         self._transport = transport
         self._state_machine = state_machine
-        self._waiters: dict[int, _Waiter] = {}
+        # Index -> the clients waiting for an entry at that index. More than
+        # one when a leader, deposed and re-elected, appends a new entry at
+        # the index of an old one of its own that is not known lost yet.
+        self._waiters: dict[int, list[_Waiter]] = {}
         # Peer -> time.monotonic() of its last reply, for operators.
         self._last_contact: dict[str, float] = {}
         self._node: RaftNode | None = None
@@ -236,8 +239,11 @@ class NodeRuntime:
         """Loop thread: a slot set once ``entry`` is applied (its Applied),
         or with CommandLost if another leader's entry replaces it."""
         slot = _Slot()
-        self._waiters[entry.index] = _Waiter(entry.term, slot)
+        self._watch(entry, slot)
         return slot
+
+    def _watch(self, entry, slot: _Slot) -> None:
+        self._waiters.setdefault(entry.index, []).append(_Waiter(entry.term, slot))
 
     def _configuration_changed(self, configuration) -> None:
         # One sender thread per member: close those of removed servers.
@@ -320,7 +326,7 @@ class NodeRuntime:
         for item, entry in zip(
             fresh, ready.entries_to_persist[-len(fresh) :], strict=False
         ):
-            self._waiters[entry.index] = _Waiter(entry.term, item.slot)
+            self._watch(entry, item.slot)
         return ready
 
     @staticmethod
@@ -350,14 +356,17 @@ class NodeRuntime:
         self._publish_status()
 
     def _resolve(self, entry, answer: Applied) -> None:
-        waiter = self._waiters.pop(entry.index, None)
-        if waiter is None:
-            return
-        if waiter.term == entry.term:
-            waiter.slot.set(answer)
-        else:
-            # Another leader's entry took this index: ours never committed.
-            waiter.slot.set(error=CommandLost("overwritten by a newer leader's entry"))
+        for waiter in self._waiters.pop(entry.index, ()):
+            if waiter.term == entry.term:
+                waiter.slot.set(answer)
+            else:
+                # State Machine Safety: another entry committed at this
+                # index, so ours never will. Not before: an entry of ours
+                # overwritten here may still commit from another server's
+                # copy (Raft Figure 8), even after we reuse its index.
+                waiter.slot.set(
+                    error=CommandLost("overwritten by a newer leader's entry")
+                )
 
     def _announce(self, ready: Ready) -> None:
         if ready.soft_state.role is Role.LEADER:
