@@ -237,7 +237,7 @@ class NodeRuntime:
 
     def watch_entry(self, entry) -> _Slot:
         """Loop thread: a slot set once ``entry`` is applied (its Applied),
-        or with CommandLost if another leader's entry replaces it."""
+        or with CommandLost once another entry commits at its index."""
         slot = _Slot()
         self._watch(entry, slot)
         return slot
