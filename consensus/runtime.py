@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 from .core.messages import REPLIES, Message, Unreachable
 from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
-from .core.ready import Ready, Role, sendable_before_persist
+from .core.ready import Ready, Role
 from .errors import CommandLost, CommandTimeout, NotLeaderError
+from .ready_path import apply_ready
 from .state_machine import Applied, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
@@ -102,15 +103,35 @@ class RuntimeSettings:
 
 
 class NodeRuntime:
-    def __init__(self, node_id: str, cluster: list[str], settings: RuntimeSettings):
+    def __init__(
+        self,
+        node_id: str,
+        cluster: list[str],
+        settings: RuntimeSettings,
+        *,
+        storage: Storage | None = None,
+        transport: Transport | None = None,
+        state_machine: StateMachine | None = None,
+    ):
+        """``storage``, ``transport`` and ``state_machine`` replace the
+        built-in ones (tests give fakes)."""
         self.node_id = node_id
         self._cluster = cluster
         self._settings = settings
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._storage = Storage()
-        self._transport = Transport(node_id, self._deliver, settings.secret)
-        self._state_machine = StateMachine(node_id)
-        self._waiters: dict[int, _Waiter] = {}
+        if storage is None:
+            storage = Storage()
+        if transport is None:
+            transport = Transport(node_id, self._deliver, settings.secret)
+        if state_machine is None:
+            state_machine = StateMachine(node_id)
+        self._storage = storage
+        self._transport = transport
+        self._state_machine = state_machine
+        # Index -> the clients waiting for an entry at that index. More than
+        # one when a leader, deposed and re-elected, appends a new entry at
+        # the index of an old one of its own that is not known lost yet.
+        self._waiters: dict[int, list[_Waiter]] = {}
         # Peer -> time.monotonic() of its last reply, for operators.
         self._last_contact: dict[str, float] = {}
         self._node: RaftNode | None = None
@@ -130,6 +151,15 @@ class NodeRuntime:
     # --- lifecycle -------------------------------------------------------
 
     def start(self) -> None:
+        self.open()
+        for name, target in (("raft-loop", self._loop), ("raft-ticker", self._ticker)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def open(self) -> None:
+        """Restore the node from storage, without starting any thread
+        (tests then step the loop with _run_once)."""
         bootstrap = (
             bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
         )
@@ -151,10 +181,6 @@ class NodeRuntime:
             applied_index=restored.last_applied,
         )
         self._publish_status()
-        for name, target in (("raft-loop", self._loop), ("raft-ticker", self._ticker)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -211,10 +237,13 @@ class NodeRuntime:
 
     def watch_entry(self, entry) -> _Slot:
         """Loop thread: a slot set once ``entry`` is applied (its Applied),
-        or with CommandLost if another leader's entry replaces it."""
+        or with CommandLost once another entry commits at its index."""
         slot = _Slot()
-        self._waiters[entry.index] = _Waiter(entry.term, slot)
+        self._watch(entry, slot)
         return slot
+
+    def _watch(self, entry, slot: _Slot) -> None:
+        self._waiters.setdefault(entry.index, []).append(_Waiter(entry.term, slot))
 
     def _configuration_changed(self, configuration) -> None:
         # One sender thread per member: close those of removed servers.
@@ -297,7 +326,7 @@ class NodeRuntime:
         for item, entry in zip(
             fresh, ready.entries_to_persist[-len(fresh) :], strict=False
         ):
-            self._waiters[entry.index] = _Waiter(entry.term, item.slot)
+            self._watch(entry, item.slot)
         return ready
 
     @staticmethod
@@ -312,38 +341,32 @@ class NodeRuntime:
     def _handle(
         self, ready: Ready, answers: list[tuple[_Slot, Message | None]]
     ) -> None:
-        committed = ready.committed_entries
-        last_applied = committed[-1].index if committed else None
-        # Dissertation §10.2.1: a leader's AppendEntries may leave before
-        # its own disk write, overlapping the two (see the rule's docstring).
-        durable_index = self._storage.last_index
-        later = []
-        for message in ready.messages:
-            if sendable_before_persist(ready, message, durable_index):
-                self._transport.send(message)
-            else:
-                later.append(message)
-        if ready.hard_state is not None or ready.entries_to_persist or committed:
-            self._storage.save(ready.hard_state, ready.entries_to_persist, last_applied)
-        for message in later:
-            self._transport.send(message)
-        for slot, reply in answers:
-            slot.set(reply)
-        for entry in committed:
-            self._resolve(entry, self._state_machine.apply(entry))
+        def answer() -> None:
+            # Raft Figure 2: a peer hears our reply only once it is durable.
+            for slot, reply in answers:
+                slot.set(reply)
+
+        results = apply_ready(
+            ready, self._storage, self._transport, self._state_machine, answer
+        )
+        for entry, result in zip(ready.committed_entries, results, strict=True):
+            self._resolve(entry, result)
         if ready.soft_state is not None:
             self._announce(ready)
         self._publish_status()
 
     def _resolve(self, entry, answer: Applied) -> None:
-        waiter = self._waiters.pop(entry.index, None)
-        if waiter is None:
-            return
-        if waiter.term == entry.term:
-            waiter.slot.set(answer)
-        else:
-            # Another leader's entry took this index: ours never committed.
-            waiter.slot.set(error=CommandLost("overwritten by a newer leader's entry"))
+        for waiter in self._waiters.pop(entry.index, ()):
+            if waiter.term == entry.term:
+                waiter.slot.set(answer)
+            else:
+                # State Machine Safety: another entry committed at this
+                # index, so ours never will. Not before: an entry of ours
+                # overwritten here may still commit from another server's
+                # copy (Raft Figure 8), even after we reuse its index.
+                waiter.slot.set(
+                    error=CommandLost("overwritten by a newer leader's entry")
+                )
 
     def _announce(self, ready: Ready) -> None:
         if ready.soft_state.role is Role.LEADER:

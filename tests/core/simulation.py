@@ -32,7 +32,8 @@ from consensus.core.node import (
     Status,
     bootstrap_entries,
 )
-from consensus.core.ready import HardState, Ready, Role, sendable_before_persist
+from consensus.core.ready import HardState, Ready, Role
+from consensus.ready_path import apply_ready
 
 from .checker import SafetyChecker, SafetyViolation, check_log_matching, check_log_pair
 
@@ -282,12 +283,14 @@ class Cluster:
         client_id: str | None = None,
         seq: int | None = None,
         type: EntryType = EntryType.COMMAND,
+        at: str | None = None,
     ) -> Entry | None:
-        """Hand ``command`` to the current leader; its new entry, or None
-        if there is no leader or it refused (NotLeader, or ValueError for a
+        """Hand ``command`` to the current leader (or to server ``at``, as
+        the runtime's membership code does); its new entry, or None if there
+        is no leader or it refused (NotLeader, or ValueError for a
         membership change)."""
-        leader = self.leader()
-        if leader is None:
+        leader = self.leader() if at is None else at
+        if leader is None or not self.servers[leader].up:
             return None
         server = self.servers[leader]
         self.steps += 1
@@ -320,9 +323,10 @@ class Cluster:
         configuration = self.configuration()
         return [id for id in self.ids if id in configuration.members]
 
-    def transfer_leadership(self, to: str | None = None) -> bool:
-        leader = self.leader()
-        if leader is None:
+    def transfer_leadership(self, to: str | None = None, at: str | None = None) -> bool:
+        """Start a transfer at the current leader (or at server ``at``)."""
+        leader = self.leader() if at is None else at
+        if leader is None or not self.servers[leader].up:
             return False
         server = self.servers[leader]
         self.steps += 1
@@ -587,45 +591,26 @@ class Cluster:
     def _handle(
         self, server: Server, ready: Ready, reply_to: Mapping[str, int] = {}
     ) -> None:
-        """Apply a Ready as the runtime does: persist, send, then apply."""
-        id, storage = server.id, server.storage
+        """Apply a Ready with the runtime's own function: persist, send,
+        apply (consensus/ready_path.py)."""
         # Sorted by dest (stably) so a core iterating a set of peers cannot
         # make a seed's run depend on the process's hash seed.
-        messages = sorted(ready.messages, key=lambda m: m.dest)
-        # The runtime's own rule (NodeRuntime._handle), so the two agree.
-        durable_index = len(storage.log)
-        later = []
-        for message in messages:
-            if sendable_before_persist(ready, message, durable_index):
-                self._send(server, message, reply_to)
-            else:
-                later.append(message)
-        writes = ready.hard_state or ready.entries_to_persist or ready.committed_entries
-        if writes and id in self._fail_writes:
-            # Killed during the write: none of this Ready is on disk, and
-            # the askers' HTTP calls fail.
-            self._fail_writes.discard(id)
-            self._event("killed in write", id)
-            self.crash(id)
+        ready.messages.sort(key=lambda m: m.dest)
+        try:
+            apply_ready(
+                ready,
+                _Disk(self, server),
+                _Network(self, server, reply_to),
+                _Applier(self, server),
+            )
+        except _KilledInWrite:
+            # None of this Ready is on disk; what left before the write is
+            # out, and the askers' HTTP calls fail.
+            self._event("killed in write", server.id)
+            self.crash(server.id)
             for asker, incarnation in reply_to.items():
-                self._unreachable(asker, incarnation, id)
+                self._unreachable(asker, incarnation, server.id)
             return
-        if ready.hard_state is not None:
-            storage.hard_state = ready.hard_state
-            self.checker.persisted_hard_state(id, ready.hard_state)
-        if ready.entries_to_persist:
-            self._persist_entries(server, ready.entries_to_persist)
-        for message in later:
-            self._send(server, message, reply_to)
-        for entry in ready.committed_entries:
-            if entry.index > len(storage.log) or storage.log[entry.index - 1] != entry:
-                raise ContractViolation(
-                    f"{id} applied {entry}, not in its persisted log"
-                )
-        if ready.committed_entries:
-            self.checker.applied(id, ready.committed_entries)
-            storage.last_applied = ready.committed_entries[-1].index
-            storage.applied.extend(ready.committed_entries)
         self._observe(server)
 
     def _persist_entries(self, server: Server, entries: list[Entry]) -> None:
@@ -741,6 +726,65 @@ class Cluster:
         else:
             tail = ""
         return f"{head} {tail}".rstrip()
+
+
+class _KilledInWrite(Exception):
+    """The server was killed during its disk write (crash_in_next_write)."""
+
+
+class _Disk:
+    """A server's Storage as the Ready path sees it, checking what the core
+    asks to persist."""
+
+    def __init__(self, cluster: Cluster, server: Server):
+        self.cluster, self.server = cluster, server
+
+    @property
+    def last_index(self) -> int:
+        return len(self.server.storage.log)
+
+    def save(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        last_applied: int | None,
+    ) -> None:
+        cluster, id, storage = self.cluster, self.server.id, self.server.storage
+        if id in cluster._fail_writes:
+            cluster._fail_writes.discard(id)
+            raise _KilledInWrite(id)
+        if hard_state is not None:
+            storage.hard_state = hard_state
+            cluster.checker.persisted_hard_state(id, hard_state)
+        if entries:
+            cluster._persist_entries(self.server, list(entries))
+        if last_applied is not None:
+            storage.last_applied = last_applied
+
+
+class _Network:
+    """A server's Transport: sends go on the simulated network."""
+
+    def __init__(self, cluster: Cluster, server: Server, reply_to: Mapping[str, int]):
+        self.cluster, self.server, self.reply_to = cluster, server, reply_to
+
+    def send(self, message: Message) -> None:
+        self.cluster._send(self.server, message, self.reply_to)
+
+
+class _Applier:
+    """A server's state machine: records what it applied for the checker."""
+
+    def __init__(self, cluster: Cluster, server: Server):
+        self.cluster, self.server = cluster, server
+
+    def apply(self, entry: Entry) -> Entry:
+        id, storage = self.server.id, self.server.storage
+        if entry.index > len(storage.log) or storage.log[entry.index - 1] != entry:
+            raise ContractViolation(f"{id} applied {entry}, not in its persisted log")
+        self.cluster.checker.applied(id, [entry])
+        storage.applied.append(entry)
+        return entry
 
 
 def figure_logs(

@@ -23,7 +23,7 @@ import pytest
 from consensus.catchup import CatchUpRounds
 from consensus.core.configuration import Configuration
 from consensus.core.messages import EntryType
-from consensus.core.node import NotLeader, Proposal, bootstrap_entries
+from consensus.core.node import bootstrap_entries
 from consensus.core.ready import Role
 
 from .simulation import Cluster, server_ids
@@ -46,28 +46,11 @@ LIVENESS_TICKS = 400
 def propose_config(cluster: Cluster, leader: str, configuration: Configuration):
     """Append ``configuration`` at ``leader`` as the runtime does; its
     entry, or None if the core refused (NotLeader, ValueError)."""
-    server = cluster.server(leader)
-    if not server.up:
-        return None
-    proposal = Proposal(configuration.to_json(), type=EntryType.CONFIG)
-    try:
-        ready = server.node.propose([proposal])
-    except (NotLeader, ValueError):
-        return None
-    cluster._handle(server, ready)  # persist, send, apply
-    return ready.entries_to_persist[-1]
+    return cluster.propose(configuration.to_json(), type=EntryType.CONFIG, at=leader)
 
 
 def start_transfer(cluster: Cluster, leader: str, to: str | None) -> bool:
-    server = cluster.server(leader)
-    if not server.up:
-        return False
-    try:
-        ready = server.node.transfer_leadership(to)
-    except (NotLeader, ValueError):
-        return False
-    cluster._handle(server, ready)
-    return True
+    return cluster.transfer_leadership(to, at=leader)
 
 
 class Operator:
