@@ -1,8 +1,11 @@
 """NodeRuntime: the one thread that owns a RaftNode, and its public face.
 
-Views and the ticker put work on the inbox; the loop thread steps the core,
-persists each Ready in one transaction, then sends, then applies (Raft
-Figure 2: persist before responding). Nothing else touches the RaftNode.
+Views and the ticker put work on the inbox; the loop thread steps the core
+and carries out each Ready with ``apply_ready``: a leader's AppendEntries may
+leave before its own write (dissertation §10.2.1), every other message and
+every reply waits for the fsynced save (Raft Figure 2: persist before
+responding), then committed entries are applied. Nothing else touches the
+RaftNode.
 """
 
 from __future__ import annotations

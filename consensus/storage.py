@@ -1,8 +1,10 @@
 """Loads and saves the core's durable state through the ORM.
 
 Only the runtime's loop thread writes, so SQLite never queues writers.
-Each save is one transaction, fsynced (WAL, synchronous=FULL) before the
-runtime sends a message or answers a client.
+Each save is one transaction, fsynced (WAL, synchronous=FULL), except a
+save of last_applied alone, which skips the fsync (see _save_last_applied
+and docs/DESIGN.md, Durability). What may be sent before a save is
+apply_ready's rule (consensus/ready_path.py).
 """
 
 from __future__ import annotations
