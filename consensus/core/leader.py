@@ -7,7 +7,7 @@ Per-peer replication progress, heartbeats, check quorum (dissertation
 from __future__ import annotations
 
 from . import quorum
-from .api import PeerProgress, RaftConfig
+from .api import PeerProgress, RaftConfig, TransferRefusal, TransferRefused
 from .configuration import Configuration
 from .log import RaftLog
 from .messages import AppendEntries, AppendEntriesReply, Message, TimeoutNow
@@ -160,16 +160,21 @@ class LeaderState:
 
     def start_transfer(self, to: str | None) -> str:
         """Begin handing leadership to ``to``, or to the voter with the
-        highest match_index; returns the target. ValueError if ``to`` is
-        not another voter, or there is none."""
+        highest match_index; returns the target. TransferRefused if ``to``
+        is not another voter, or there is none."""
         voters = [p for p in self.progress if p in self.configuration.voters]
         if to is None:
             if not voters:
-                raise ValueError("no other voter to transfer leadership to")
+                raise TransferRefused(TransferRefusal.NO_OTHER_VOTER)
             # Ties go to the lowest address, so the choice is deterministic.
             to = max(sorted(voters), key=lambda p: self.progress[p].match_index)
+        if to not in self.progress:
+            raise TransferRefused(
+                TransferRefusal.UNKNOWN_SERVER, f"{to} is not a member"
+            )
         if to not in voters:
-            raise ValueError(f"{to} is not another voter")
+            # Dissertation §3.10: only a voter can win the election.
+            raise TransferRefused(TransferRefusal.NOT_A_VOTER, f"{to} is not a voter")
         self.transfer_target = to
         self.transfer_elapsed = 0
         return to

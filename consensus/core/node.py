@@ -11,11 +11,15 @@ from collections.abc import Sequence
 
 from . import election, membership
 from .api import (
+    ChangeRefusal,
+    MembershipChangeRefused,
     NotLeader,
     PeerProgress,
     Proposal,
     RaftConfig,
     Status,
+    TransferRefusal,
+    TransferRefused,
     bootstrap_entries,
 )
 from .election import Campaign, ElectionTimer
@@ -37,12 +41,16 @@ from .ready import HardState, Ready, Role, SoftState
 
 # The public API, defined in api.py.
 __all__ = [
+    "ChangeRefusal",
+    "MembershipChangeRefused",
     "NotLeader",
     "PeerProgress",
     "Proposal",
     "RaftConfig",
     "RaftNode",
     "Status",
+    "TransferRefusal",
+    "TransferRefused",
     "bootstrap_entries",
 ]
 
@@ -133,7 +141,8 @@ class RaftNode:
 
         The new entries are the last len(proposals) of
         ready.entries_to_persist. Raises NotLeader when not leader or while
-        a leadership transfer is under way.
+        a leadership transfer is under way, MembershipChangeRefused for a
+        CONFIG entry the leader may not append (nothing is appended).
         """
         if self.leader_state is None:
             raise NotLeader(self.leader_id)
@@ -161,10 +170,20 @@ class RaftNode:
                 self._send(self.leader_state.broadcast(self.commit_index))
         return self._end()
 
+    def check_membership_change(self) -> None:
+        """Raise NotLeader, or MembershipChangeRefused, if propose() would
+        refuse any CONFIG entry now, whatever its configuration (a transfer
+        under way aside), so a caller can check before it computes one."""
+        if self.leader_state is None:
+            raise NotLeader(self.leader_id)
+        membership.check_may_change(
+            self.log, self.commit_index, self.configuration_index, self.current_term
+        )
+
     def transfer_leadership(self, to: str | None = None) -> Ready:
         """Dissertation §3.10: hand leadership to ``to`` (None: the most
-        up-to-date voter). Raises NotLeader if not leader, ValueError for
-        an unknown or non-voting target."""
+        up-to-date voter). Raises NotLeader if not leader, TransferRefused
+        for an unknown or non-voting target."""
         leader = self.leader_state
         if leader is None:
             raise NotLeader(self.leader_id)
@@ -191,6 +210,9 @@ class RaftNode:
             last_log_index=self.log.last_index,
             last_log_term=self.log.last_term,
             configuration=self.configuration,
+            configuration_index=self.configuration_index,
+            configuration_term=self.log.term_at(self.configuration_index) or 0,
+            transfer_target=leader.transfer_target if leader is not None else None,
             progress=leader.peer_progress() if leader is not None else {},
         )
 

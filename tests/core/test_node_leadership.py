@@ -11,7 +11,14 @@ from consensus.core.messages import (
     RequestVoteReply,
     TimeoutNow,
 )
-from consensus.core.node import NotLeader, Proposal
+from consensus.core.node import (
+    ChangeRefusal,
+    MembershipChangeRefused,
+    NotLeader,
+    Proposal,
+    TransferRefusal,
+    TransferRefused,
+)
 from consensus.core.ready import Role
 
 from .test_node_helpers import ELECTION_TICKS, Net, config_entry, make_node
@@ -146,6 +153,37 @@ def test_transfer_refuses_non_voters_and_non_leaders():
     assert not leader.transfer_leadership("a")
 
 
+@pytest.mark.parametrize(
+    "to, reason",
+    [
+        ("d", TransferRefusal.NOT_A_VOTER),
+        ("nobody", TransferRefusal.UNKNOWN_SERVER),
+    ],
+)
+def test_transfer_refusals_carry_their_reason(to, reason):
+    net, leader = elected(["a", "b", "c", "d"], entries=[config_entry(ABC, ["d"])])
+    with pytest.raises(TransferRefused) as raised:
+        leader.transfer_leadership(to)
+    assert raised.value.reason is reason
+    assert leader.status().transfer_target is None
+
+
+def test_a_sole_voter_has_no_one_to_transfer_to():
+    net, leader = elected(["a"])
+    with pytest.raises(TransferRefused) as raised:
+        leader.transfer_leadership()
+    assert raised.value.reason is TransferRefusal.NO_OTHER_VOTER
+
+
+def test_status_names_the_transfer_target_until_the_transfer_ends():
+    net, leader = elected()
+    net.down = {"c"}
+    net.handle("a", leader.transfer_leadership("c"))
+    assert leader.status().transfer_target == "c"
+    run(net, ELECTION_TICKS, ids=["a"])
+    assert leader.status().transfer_target is None
+
+
 def test_timeout_now_is_ignored_by_non_voters_and_stale_terms():
     learner = make_node("d", [config_entry(ABC, ["d"])])
     assert learner.step(TimeoutNow(1, "a", "d")).messages == []
@@ -194,14 +232,66 @@ def test_one_configuration_change_at_a_time():
 def test_new_leader_commits_its_noop_before_a_configuration_change():
     """Dissertation §4.1 (as corrected): the new leader's first entry must
     commit before a membership change is appended."""
-    a = make_node("a", [config_entry(ABC)], pre_vote=False)
+    a = make_node("a", [config_entry(ABC)], pre_vote=False, applied_index=1)
     while a.role is not Role.CANDIDATE:
         a.tick()
     a.step(RequestVoteReply(1, "b", "a", vote_granted=True))
-    assert a.role is Role.LEADER and a.commit_index == 0
-    with pytest.raises(ValueError):
+    assert a.role is Role.LEADER and a.commit_index == 1
+    with pytest.raises(MembershipChangeRefused) as raised:
         a.propose([change("abcd")])
+    assert raised.value.reason is ChangeRefusal.LEADER_NOT_READY
     assert a.log.last_index == 2  # nothing appended
+
+
+@pytest.mark.parametrize(
+    "proposals, reason",
+    [
+        ([change("abcde")], ChangeRefusal.NOT_SINGLE_SERVER),
+        ([change("abcd"), change("abc")], ChangeRefusal.IN_PROGRESS),
+        ([Proposal("{}", type=EntryType.CONFIG)], ChangeRefusal.MALFORMED),
+    ],
+)
+def test_membership_refusals_carry_their_reason(proposals, reason):
+    net, leader = elected()
+    last_index = leader.log.last_index
+    with pytest.raises(MembershipChangeRefused) as raised:
+        leader.propose(proposals)
+    assert raised.value.reason is reason
+    assert leader.log.last_index == last_index  # nothing appended
+
+
+def test_a_configuration_without_voters_is_refused():
+    net, leader = elected(["a"])
+    with pytest.raises(MembershipChangeRefused) as raised:
+        leader.propose([change("")])
+    assert raised.value.reason is ChangeRefusal.NO_VOTERS
+
+
+def test_check_membership_change_refuses_as_propose_would():
+    """One change at a time (§4.1): refused while a CONFIG entry is
+    uncommitted, accepted again once it commits; NotLeader elsewhere."""
+    net, leader = elected()
+    leader.check_membership_change()
+    net.handle("a", leader.propose([change("abcd")]))
+    with pytest.raises(MembershipChangeRefused) as raised:
+        leader.check_membership_change()
+    assert raised.value.reason is ChangeRefusal.IN_PROGRESS
+    net.deliver()
+    leader.check_membership_change()
+    with pytest.raises(NotLeader):
+        net.nodes["b"].check_membership_change()
+
+
+def test_status_reports_the_configuration_in_force():
+    """Dissertation §4.1: the latest CONFIG entry, committed or not."""
+    net, leader = elected()
+    assert leader.status().configuration_index == 1
+    assert leader.status().configuration_term == 0
+    net.handle("a", leader.propose([change("abcd")]))
+    status = leader.status()
+    assert status.configuration_index == 3 > status.commit_index
+    assert status.configuration_term == 1
+    assert status.configuration.voters == set("abcd")
 
 
 def test_malformed_configuration_is_refused():
