@@ -87,6 +87,7 @@ class RaftNode:
         self.configuration_index, self.configuration = membership.latest_configuration(
             self.log, 0, self.log.first_index
         )
+        # Set only by the _become_* transitions (and here, at start).
         self.role = self._member_role()
         self.leader_id: str | None = None
         self.leader_state: LeaderState | None = None
@@ -140,7 +141,9 @@ class RaftNode:
         """Append client proposals to the leader's log in one batch.
 
         The new entries are the last len(proposals) of
-        ready.entries_to_persist. Raises NotLeader when not leader or while
+        ready.entries_to_persist. A client is answered only once its entry
+        comes back in committed_entries and is applied (Raft Figure 2,
+        Rules for Servers, Leaders), never when this returns. Raises NotLeader when not leader or while
         a leadership transfer is under way, MembershipChangeRefused for a
         CONFIG entry the leader may not append (nothing is appended).
         """
@@ -282,19 +285,9 @@ class RaftNode:
 
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
-            # Dissertation §9.6: ask whether an election at current_term + 1
-            # could be won, changing neither current_term nor voted_for.
-            self.role = self._member_role()
-            term = self.current_term + 1
+            self._become_pre_candidate()
         else:
-            # Raft §5.2: increment current_term and vote for self.
-            self.current_term += 1
-            self.voted_for = self.id
-            self.role = Role.CANDIDATE
-            term = self.current_term
-        self.leader_id = None
-        self.timer.reset()
-        self.campaign = Campaign(self.id, term, self.configuration, pre_vote, transfer)
+            self._become_candidate(transfer)
         if self.campaign.result() is VoteResult.WON:
             self._won(self.campaign)
         else:
@@ -305,6 +298,32 @@ class RaftNode:
             self._campaign(pre_vote=False)
         else:
             self._become_leader()
+
+    # Role transitions: the only places that set ``role``.
+
+    def _become_pre_candidate(self) -> None:
+        # Dissertation §9.6: ask whether an election at current_term + 1
+        # could be won, changing neither current_term nor voted_for. There
+        # is no pre-candidate role: the role stays that of a follower.
+        self.role = self._member_role()
+        self.leader_id = None
+        self.timer.reset()
+        self.campaign = Campaign(
+            self.id, self.current_term + 1, self.configuration, pre_vote=True
+        )
+
+    def _become_candidate(self, transfer: bool) -> None:
+        # Raft §5.2 (Figure 2, Rules for Servers, Candidates): increment
+        # current_term, vote for self, reset the election timer, ask every
+        # voter. ``transfer``: dissertation §3.10, past leader stickiness.
+        self.current_term += 1
+        self.voted_for = self.id
+        self.role = Role.CANDIDATE
+        self.leader_id = None
+        self.timer.reset()
+        self.campaign = Campaign(
+            self.id, self.current_term, self.configuration, transfer=transfer
+        )
 
     def _become_leader(self) -> None:
         self.role = Role.LEADER
@@ -322,7 +341,12 @@ class RaftNode:
         if self.leader_state is not None:
             self._send(self.leader_state.broadcast(self.commit_index))
 
-    def _become_follower(self, term: int, leader_id: str | None) -> None:
+    def _become_follower(
+        self, term: int, leader_id: str | None, reset_timer: bool = True
+    ) -> None:
+        """Follow ``leader_id`` (None: unknown) in ``term``, in the role the
+        configuration gives: FOLLOWER, LEARNER or NONE (§4.1).
+        ``reset_timer=False``: only the configuration changed."""
         if term > self.current_term:
             self.current_term = term
             self.voted_for = None
@@ -330,6 +354,8 @@ class RaftNode:
         self.leader_id = leader_id
         self.leader_state = None
         self.campaign = None
+        if not reset_timer:
+            return
         if leader_id is not None:
             self.timer.heard_from_leader()
         else:
@@ -455,9 +481,11 @@ class RaftNode:
         if self.leader_state is not None:
             self.leader_state.set_configuration(configuration)
         elif self.role is not Role.CANDIDATE:
-            self.role = self._member_role()
-            if self.id not in configuration.voters:
-                self.campaign = None
+            # Dissertation §4.1: a follower's role follows the latest
+            # configuration in its log. Only a current leader's
+            # AppendEntries changes a follower's log, so no pre-vote is under
+            # way, and the handler has already reset the timer.
+            self._become_follower(self.current_term, self.leader_id, reset_timer=False)
 
     # Ready plumbing.
 
@@ -470,6 +498,11 @@ class RaftNode:
 
     def _end(self) -> Ready:
         ready = self._ready
+        # Raft Figure 2, Rules for Servers, All Servers: "If commitIndex >
+        # lastApplied: increment lastApplied, apply log[lastApplied]". The
+        # core hands each committed entry out once, in order; the runtime
+        # applies them after persisting (its last_applied trails
+        # emitted_index by at most this Ready).
         if self.commit_index > self.emitted_index:
             ready.committed_entries = self.log.slice(
                 self.emitted_index + 1, self.commit_index + 1
