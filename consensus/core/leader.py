@@ -36,6 +36,11 @@ class LeaderState:
         # Dissertation §3.10: the voter leadership is being handed to.
         self.transfer_target: str | None = None
         self.transfer_elapsed = 0
+        # A TimeoutNow went out for the transfer under way.
+        self.timeout_now_sent = False
+        # A transfer was given up after its TimeoutNow went out: the node
+        # appends an entry so that TimeoutNow goes stale (take_gave_up).
+        self.gave_up_after_timeout_now = False
         # A request neither answered nor reported Unreachable by then is
         # taken as lost, so one lost message cannot stall a peer for good.
         self.resend_after_ticks = max(
@@ -54,7 +59,10 @@ class LeaderState:
             # entry; the peer's rejections walk it back.
             self.progress[peer] = Progress(next_index=self.log.last_index + 1)
         if self.transfer_target not in configuration.voters:
+            # The CONFIG entry that did this already outdates any
+            # TimeoutNow sent (see RaftNode._handle_timeout_now).
             self.transfer_target = None
+            self.timeout_now_sent = False
 
     def peer_progress(self) -> dict[str, PeerProgress]:
         voters = self.configuration.voters
@@ -175,9 +183,24 @@ class LeaderState:
         if to not in voters:
             # Dissertation §3.10: only a voter can win the election.
             raise TransferRefused(TransferRefusal.NOT_A_VOTER, f"{to} is not a voter")
+        self._give_up_transfer()  # a new transfer replaces one under way
         self.transfer_target = to
         self.transfer_elapsed = 0
         return to
+
+    def _give_up_transfer(self) -> None:
+        if self.transfer_target is not None and self.timeout_now_sent:
+            self.gave_up_after_timeout_now = True
+        self.transfer_target = None
+        self.timeout_now_sent = False
+
+    def take_gave_up(self) -> bool:
+        """Was a transfer given up after its TimeoutNow went out, since the
+        last call? Then the node must append an entry (see
+        RaftNode._outdate_timeout_now)."""
+        gave_up = self.gave_up_after_timeout_now
+        self.gave_up_after_timeout_now = False
+        return gave_up
 
     def maybe_timeout_now(self) -> TimeoutNow | None:
         """TimeoutNow for the target once its log matches the leader's."""
@@ -186,7 +209,14 @@ class LeaderState:
             return None
         if self.progress[target].match_index != self.log.last_index:
             return None
-        return TimeoutNow(term=self.term, source=self.id, dest=target)
+        self.timeout_now_sent = True
+        return TimeoutNow(
+            term=self.term,
+            source=self.id,
+            dest=target,
+            last_log_index=self.log.last_index,
+            last_log_term=self.log.last_term,
+        )
 
     # Time.
 
@@ -203,7 +233,7 @@ class LeaderState:
             if self.transfer_elapsed >= self.config.election_timeout_ticks:
                 # §3.10: a transfer that has not completed within an
                 # election timeout is aborted; proposals resume.
-                self.transfer_target = None
+                self._give_up_transfer()
         if self.quorum_elapsed >= self.config.election_timeout_ticks:
             self.quorum_elapsed = 0
             if self.config.check_quorum and not self.quorum_active():

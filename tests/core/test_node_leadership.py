@@ -90,7 +90,8 @@ def test_transfer_to_an_up_to_date_voter():
     pre-vote and voters grant despite having just heard from the leader."""
     net, leader = elected()
     ready = net.handle("a", leader.transfer_leadership("b"))
-    assert ready.messages == [TimeoutNow(1, "a", "b")]
+    # The transfer's identity: the leader's last entry (index 2, term 1).
+    assert ready.messages == [TimeoutNow(1, "a", "b", 2, 1)]
     with pytest.raises(NotLeader) as raised:
         leader.propose([Proposal("x")])
     assert raised.value.leader_id is None
@@ -184,16 +185,100 @@ def test_status_names_the_transfer_target_until_the_transfer_ends():
     assert leader.status().transfer_target is None
 
 
+def give_up_transfer(net, leader, to):
+    """Start a transfer to ``to``, hold back every TimeoutNow, and tick
+    until the leader gives the transfer up. Returns the first TimeoutNow."""
+    ready = net.handle("a", leader.transfer_leadership(to))
+    (timeout_now,) = [m for m in ready.messages if isinstance(m, TimeoutNow)]
+    net.pending.remove(timeout_now)
+    while leader.status().transfer_target is not None:
+        for id in net.nodes:
+            net.tick(id)
+        net.deliver(drop=lambda m: isinstance(m, TimeoutNow))
+    return timeout_now
+
+
+def test_timeout_now_arriving_after_the_leader_appended_is_ignored():
+    """A TimeoutNow delayed past the end of its transfer does not make the
+    target campaign past leader stickiness (§3.10, §4.2.3) once the target
+    holds entries the leader appended since."""
+    net, leader = elected()
+    stale = give_up_transfer(net, leader, "b")
+    net.propose("a", "x")
+    net.deliver()
+    b = net.nodes["b"]
+    assert not net.step("b", stale).messages
+    assert b.role is Role.FOLLOWER and b.current_term == 1
+    assert leader.role is Role.LEADER
+
+
+def test_timeout_now_arriving_after_a_transfer_given_up_on_an_idle_leader():
+    """Even with no client write since, a TimeoutNow that outlived its
+    transfer is ignored once the target has heard from the leader again."""
+    net, leader = elected()
+    stale = give_up_transfer(net, leader, "b")
+    net.heartbeat("a")
+    b = net.nodes["b"]
+    assert not net.step("b", stale).messages
+    assert b.role is Role.FOLLOWER and b.current_term == 1
+    assert leader.role is Role.LEADER
+
+
 def test_timeout_now_is_ignored_by_non_voters_and_stale_terms():
     learner = make_node("d", [config_entry(ABC, ["d"])])
     assert learner.step(TimeoutNow(1, "a", "d")).messages == []
     assert learner.current_term == 1 and learner.role is Role.LEARNER
     voter = make_node("b", [config_entry(ABC)])
     voter.step(AppendEntries(3, "a", "b", 1, 0))
-    assert not voter.step(TimeoutNow(2, "a", "b"))
-    ready = voter.step(TimeoutNow(3, "a", "b"))
+    assert not voter.step(TimeoutNow(2, "a", "b", 1, 0))
+    ready = voter.step(TimeoutNow(3, "a", "b", 1, 0))
     assert voter.role is Role.CANDIDATE and voter.current_term == 4
     assert all(m.transfer and not m.pre_vote for m in ready.messages)
+
+
+@pytest.mark.parametrize(
+    "timeout_now",
+    [
+        TimeoutNow(3, "c", "b", 1, 0),  # not from the leader it follows
+        TimeoutNow(3, "a", "b", 2, 3),  # the leader's log was longer
+        TimeoutNow(3, "a", "b", 1, 2),  # ... or ended in another term
+        TimeoutNow(3, "a", "b"),  # says nothing of the leader's log
+    ],
+)
+def test_timeout_now_that_does_not_match_the_present_is_ignored(timeout_now):
+    voter = make_node("b", [config_entry(ABC)])
+    voter.step(AppendEntries(3, "a", "b", 1, 0))
+    assert not voter.step(timeout_now)
+    assert voter.role is Role.FOLLOWER and voter.current_term == 3
+
+
+def test_timeout_now_after_a_restart_waits_for_the_leader():
+    """A restarted target does not know its leader until the leader's next
+    AppendEntries; the leader's TimeoutNow after that reply counts."""
+    net, leader = elected()
+    net.restart("b")
+    ready = net.handle("a", leader.transfer_leadership("b"))
+    (timeout_now,) = ready.messages
+    net.pending.clear()
+    assert not net.step("b", timeout_now).messages
+    net.deliver()
+    net.heartbeat("a")
+    assert net.nodes["b"].role is Role.LEADER
+
+
+def test_a_replaced_transfer_outdates_the_first_timeout_now():
+    """A new target replaces the transfer under way (departure 9); the first
+    target's TimeoutNow no longer counts once it holds the NOOP the leader
+    appended on giving that transfer up."""
+    net, leader = elected()
+    ready = net.handle("a", leader.transfer_leadership("b"))
+    (to_b,) = ready.messages
+    net.pending.clear()
+    net.handle("a", leader.transfer_leadership("c"))
+    assert leader.log.last_term == 1 and leader.log.last_index == 3
+    net.deliver(drop=lambda m: isinstance(m, TimeoutNow))
+    assert not net.step("b", to_b).messages
+    assert net.nodes["b"].role is Role.FOLLOWER
 
 
 # Membership (dissertation chapter 4).
