@@ -30,6 +30,8 @@ class LeaderState:
         self.log = log
         self.configuration = configuration
         self.progress: dict[str, Progress] = {}
+        # The last AppendEntries.request_id used in this term.
+        self.last_request_id = 0
         self.heartbeat_elapsed = 0
         # Ticks into the current check-quorum window (§6.2).
         self.quorum_elapsed = 0
@@ -105,7 +107,8 @@ class LeaderState:
             self.config.max_append_entries,
             self.config.max_append_bytes,
         )
-        progress.sent()
+        self.last_request_id += 1
+        progress.sent(self.last_request_id)
         return AppendEntries(
             term=self.term,
             source=self.id,
@@ -114,6 +117,7 @@ class LeaderState:
             prev_log_term=prev_log_term,
             entries=tuple(entries),
             leader_commit=commit_index,
+            request_id=self.last_request_id,
         )
 
     def broadcast(self, commit_index: int) -> list[Message]:
@@ -131,11 +135,24 @@ class LeaderState:
         progress = self.progress.get(reply.source)
         if progress is None:
             return False
+        # Dissertation §6.2: the peer answered in this term.
         progress.recent_active = True
-        progress.in_flight = False
+        if reply.request_term != self.term:
+            # Raft §5.1 (Figure 2, AppendEntries receiver rule 1): a request
+            # from this server's earlier term, refused for its term alone.
+            # Not a §5.3 log conflict (it carries no hint), so next_index
+            # stays; and it answers no request of this term.
+            return False
+        answers_in_flight = reply.request_id == progress.request_id
+        if answers_in_flight:
+            progress.in_flight = False
         if reply.success:
+            # Even a late success is true of this term (one leader per
+            # term, §5.2), and match_index never decreases.
             progress.maybe_update(reply.match_index)
             return True
+        if not answers_in_flight:
+            return False  # rejects an earlier request; the next one differs
         return progress.maybe_decrease(reply.prev_log_index, self._retry_index(reply))
 
     def _retry_index(self, reply: AppendEntriesReply) -> int:

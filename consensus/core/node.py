@@ -470,6 +470,8 @@ class RaftNode:
             dest=request.source,
             success=success,
             prev_log_index=request.prev_log_index,
+            request_term=request.term,
+            request_id=request.request_id,
             **fields,
         )
         self._send([reply])

@@ -29,6 +29,7 @@ MESSAGES = [
             Entry(7, 3, EntryType.CONFIG, '{"voters":[],"learners":[]}'),
         ),
         leader_commit=4,
+        request_id=17,
     ),
     AppendEntriesReply(
         term=3,
@@ -38,6 +39,8 @@ MESSAGES = [
         prev_log_index=4,
         conflict_term=2,
         conflict_index=3,
+        request_term=3,
+        request_id=17,
     ),
     RequestVote(
         term=5, source=A, dest=B, last_log_index=9, last_log_term=4, pre_vote=True
