@@ -144,9 +144,10 @@ class RaftNode:
         The new entries are the last len(proposals) of
         ready.entries_to_persist. A client is answered only once its entry
         comes back in committed_entries and is applied (Raft Figure 2,
-        Rules for Servers, Leaders), never when this returns. Raises NotLeader when not leader or while
-        a leadership transfer is under way, MembershipChangeRefused for a
-        CONFIG entry the leader may not append (nothing is appended).
+        Rules for Servers, Leaders), never when this returns. Raises
+        NotLeader when not leader or while a leadership transfer is under
+        way, MembershipChangeRefused for a CONFIG entry the leader may not
+        append (nothing is appended).
         """
         if self.leader_state is None:
             raise NotLeader(self.leader_id)
