@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from .catchup import CatchUpRounds
 from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
-from .core.node import NotLeader, Proposal, RaftNode
+from .core.node import (
+    ChangeRefusal,
+    MembershipChangeRefused,
+    NotLeader,
+    Proposal,
+    RaftNode,
+    TransferRefusal,
+    TransferRefused,
+)
 from .core.ready import Ready, Role
 from .errors import CommandLost, CommandTimeout, NotLeaderError
 
@@ -264,39 +272,44 @@ class Membership:
     def _propose(self, node: RaftNode, change):
         """Loop thread: the CONFIG entry, its commit slot and the new
         configuration; a ChangeResult if nothing changes; or an error."""
-        if node.role is not Role.LEADER:
-            return NotLeaderError(node.leader_id), Ready()
-        if node.configuration_index > node.commit_index:
-            # Dissertation §4.1: one change at a time.
-            return (
-                ChangeConflict("a configuration change is already in progress"),
-                Ready(),
-            )
-        if node.log.term_at(node.commit_index) != node.current_term:
-            return (
-                LeaderNotReady(
-                    f"{self.node_id} was just elected and has not committed an entry "
-                    "of its term yet; nothing was appended"
-                ),
-                Ready(),
-            )
         try:
-            configuration = change(node.configuration)
+            # The core's rules (dissertation §4.1) before computing the
+            # change: a refusal wins over what the change itself raises.
+            node.check_membership_change()
+        except NotLeader as e:
+            return NotLeaderError(e.leader_id), Ready()
+        except MembershipChangeRefused as e:
+            return self._change_refused(e), Ready()
+        status = node.status()
+        try:
+            configuration = change(status.configuration)
         except MembershipError as e:
             return e, Ready()
-        if configuration == node.configuration:
-            index = node.configuration_index
-            result = ChangeResult(index, node.log.term_at(index), configuration, False)
+        if configuration == status.configuration:
+            result = ChangeResult(
+                status.configuration_index,
+                status.configuration_term,
+                configuration,
+                False,
+            )
             return result, Ready()
         proposal = Proposal(configuration.to_json(), type=EntryType.CONFIG)
         try:
             ready = node.propose([proposal])
         except NotLeader as e:
             return NotLeaderError(e.leader_id), Ready()
-        except ValueError as e:
-            return ChangeConflict(str(e)), Ready()
+        except MembershipChangeRefused as e:
+            return self._change_refused(e), Ready()
         entry: Entry = ready.entries_to_persist[-1]
         return (entry, self._runtime.watch_entry(entry), configuration), ready
+
+    def _change_refused(self, refusal: MembershipChangeRefused) -> MembershipError:
+        if refusal.reason is ChangeRefusal.LEADER_NOT_READY:
+            return LeaderNotReady(
+                f"{self.node_id} was just elected and has not committed an entry "
+                "of its term yet; nothing was appended"
+            )
+        return ChangeConflict(str(refusal))
 
     def _catch_up(self, address: str, deadline: float) -> bool:
         """Poll the leader's progress for ``address`` through its rounds."""
@@ -329,21 +342,21 @@ class Membership:
         """Start a transfer and wait until another server leads."""
 
         def start(node: RaftNode):
-            if node.role is not Role.LEADER:
-                return NotLeaderError(node.leader_id), Ready()
-            if to == self.node_id:
-                return self.node_id, Ready()
-            if to is not None and to not in node.configuration.members:
-                return UnknownServer(f"{to} is not a member of the cluster"), Ready()
-            if to is not None and to not in node.configuration.voters:
-                return ChangeConflict(f"{to} is a learner, not a voter"), Ready()
             try:
                 ready = node.transfer_leadership(to)
             except NotLeader as e:
                 return NotLeaderError(e.leader_id), Ready()
-            except ValueError as e:
-                return ChangeConflict(str(e)), Ready()
-            return node.leader_state.transfer_target, ready
+            except TransferRefused as e:
+                if e.reason is TransferRefusal.UNKNOWN_SERVER:
+                    error = UnknownServer(f"{to} is not a member of the cluster")
+                elif e.reason is TransferRefusal.NOT_A_VOTER:
+                    error = ChangeConflict(f"{to} is a learner, not a voter")
+                else:
+                    error = ChangeConflict(str(e))
+                return error, Ready()
+            if to == self.node_id:
+                return self.node_id, ready
+            return node.status().transfer_target, ready
 
         target = self._runtime.run_in_loop(start)
         if isinstance(target, Exception):

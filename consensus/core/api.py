@@ -1,11 +1,12 @@
 """The values RaftNode takes and gives besides messages and Ready.
 
-RaftConfig, Proposal, Status and NotLeader are what the runtime codes
-against; node.py re-exports them. Standard library only.
+RaftConfig, Proposal, Status, NotLeader and the refusals are what the
+runtime codes against; node.py re-exports them. Standard library only.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +56,13 @@ class Status:
     last_log_index: int
     last_log_term: int
     configuration: Configuration
+    # The latest CONFIG entry, which holds ``configuration``: the one in
+    # force, committed or not (dissertation §4.1). 0: the log holds none.
+    configuration_index: int = 0
+    configuration_term: int = 0
+    # Leader only: the voter leadership is being handed to (dissertation
+    # §3.10), or None.
+    transfer_target: str | None = None
     # Leader only: its view of every other member.
     progress: dict[str, PeerProgress] = field(default_factory=dict)
 
@@ -65,6 +73,47 @@ class NotLeader(Exception):
     def __init__(self, leader_id: str | None):
         super().__init__(leader_id)
         self.leader_id = leader_id
+
+
+class ChangeRefusal(enum.Enum):
+    """Why a leader refuses a CONFIG entry (dissertation chapter 4)."""
+
+    IN_PROGRESS = "a configuration change is already in progress"
+    LEADER_NOT_READY = "leader has not committed an entry of its term yet"
+    MALFORMED = "malformed configuration"
+    NOT_SINGLE_SERVER = "a change may add or remove only one voter at a time"
+    NO_VOTERS = "a configuration needs at least one voter"
+
+
+class TransferRefusal(enum.Enum):
+    """Why a leader refuses a leadership transfer (dissertation §3.10)."""
+
+    UNKNOWN_SERVER = "not a member of the configuration"
+    NOT_A_VOTER = "not a voter"
+    NO_OTHER_VOTER = "no other voter to transfer leadership to"
+
+
+class Refused(ValueError):
+    """The leader refused a request the protocol forbids now; nothing was
+    appended or started. A ValueError, as these refusals were before they
+    were typed; ``reason`` says which rule refused."""
+
+    def __init__(self, reason: enum.Enum, detail: str = ""):
+        super().__init__(detail or reason.value)
+        self.reason = reason
+
+
+class MembershipChangeRefused(Refused):
+    """propose() refused a CONFIG entry; ``reason`` is a ChangeRefusal."""
+
+    reason: ChangeRefusal
+
+
+class TransferRefused(Refused):
+    """transfer_leadership() refused its target; ``reason`` is a
+    TransferRefusal."""
+
+    reason: TransferRefusal
 
 
 def bootstrap_entries(cluster: Sequence[str]) -> list[Entry]:

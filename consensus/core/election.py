@@ -133,7 +133,11 @@ def grant_vote(
         # Dissertation §9.6: would a vote at request.term be granted? A
         # server in touch with a leader says no.
         return request.term > current_term and up_to_date and not in_lease
-    if request.term < current_term or not up_to_date:
+    if request.term < current_term:
+        # Raft Figure 2, RequestVote receiver rule 1: reply false if
+        # term < currentTerm (a candidate of an older term cannot win).
+        return False
+    if not up_to_date:
         return False
     if in_lease and not request.transfer:
         return False

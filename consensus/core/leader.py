@@ -7,7 +7,7 @@ Per-peer replication progress, heartbeats, check quorum (dissertation
 from __future__ import annotations
 
 from . import quorum
-from .api import PeerProgress, RaftConfig
+from .api import PeerProgress, RaftConfig, TransferRefusal, TransferRefused
 from .configuration import Configuration
 from .log import RaftLog
 from .messages import AppendEntries, AppendEntriesReply, Message, TimeoutNow
@@ -30,12 +30,19 @@ class LeaderState:
         self.log = log
         self.configuration = configuration
         self.progress: dict[str, Progress] = {}
+        # The last AppendEntries.request_id used in this term.
+        self.last_request_id = 0
         self.heartbeat_elapsed = 0
         # Ticks into the current check-quorum window (§6.2).
         self.quorum_elapsed = 0
         # Dissertation §3.10: the voter leadership is being handed to.
         self.transfer_target: str | None = None
         self.transfer_elapsed = 0
+        # A TimeoutNow went out for the transfer under way.
+        self.timeout_now_sent = False
+        # A transfer was given up after its TimeoutNow went out: the node
+        # appends an entry so that TimeoutNow goes stale (take_gave_up).
+        self.gave_up_after_timeout_now = False
         # A request neither answered nor reported Unreachable by then is
         # taken as lost, so one lost message cannot stall a peer for good.
         self.resend_after_ticks = max(
@@ -54,7 +61,10 @@ class LeaderState:
             # entry; the peer's rejections walk it back.
             self.progress[peer] = Progress(next_index=self.log.last_index + 1)
         if self.transfer_target not in configuration.voters:
+            # The CONFIG entry that did this already outdates any
+            # TimeoutNow sent (see RaftNode._handle_timeout_now).
             self.transfer_target = None
+            self.timeout_now_sent = False
 
     def peer_progress(self) -> dict[str, PeerProgress]:
         voters = self.configuration.voters
@@ -97,7 +107,8 @@ class LeaderState:
             self.config.max_append_entries,
             self.config.max_append_bytes,
         )
-        progress.sent()
+        self.last_request_id += 1
+        progress.sent(self.last_request_id)
         return AppendEntries(
             term=self.term,
             source=self.id,
@@ -106,6 +117,7 @@ class LeaderState:
             prev_log_term=prev_log_term,
             entries=tuple(entries),
             leader_commit=commit_index,
+            request_id=self.last_request_id,
         )
 
     def broadcast(self, commit_index: int) -> list[Message]:
@@ -123,11 +135,24 @@ class LeaderState:
         progress = self.progress.get(reply.source)
         if progress is None:
             return False
+        # Dissertation §6.2: the peer answered in this term.
         progress.recent_active = True
-        progress.in_flight = False
+        if reply.request_term != self.term:
+            # Raft §5.1 (Figure 2, AppendEntries receiver rule 1): a request
+            # from this server's earlier term, refused for its term alone.
+            # Not a §5.3 log conflict (it carries no hint), so next_index
+            # stays; and it answers no request of this term.
+            return False
+        answers_in_flight = reply.request_id == progress.request_id
+        if answers_in_flight:
+            progress.in_flight = False
         if reply.success:
+            # Even a late success is true of this term (one leader per
+            # term, §5.2), and match_index never decreases.
             progress.maybe_update(reply.match_index)
             return True
+        if not answers_in_flight:
+            return False  # rejects an earlier request; the next one differs
         return progress.maybe_decrease(reply.prev_log_index, self._retry_index(reply))
 
     def _retry_index(self, reply: AppendEntriesReply) -> int:
@@ -160,19 +185,39 @@ class LeaderState:
 
     def start_transfer(self, to: str | None) -> str:
         """Begin handing leadership to ``to``, or to the voter with the
-        highest match_index; returns the target. ValueError if ``to`` is
-        not another voter, or there is none."""
+        highest match_index; returns the target. TransferRefused if ``to``
+        is not another voter, or there is none."""
         voters = [p for p in self.progress if p in self.configuration.voters]
         if to is None:
             if not voters:
-                raise ValueError("no other voter to transfer leadership to")
+                raise TransferRefused(TransferRefusal.NO_OTHER_VOTER)
             # Ties go to the lowest address, so the choice is deterministic.
             to = max(sorted(voters), key=lambda p: self.progress[p].match_index)
+        if to not in self.progress:
+            raise TransferRefused(
+                TransferRefusal.UNKNOWN_SERVER, f"{to} is not a member"
+            )
         if to not in voters:
-            raise ValueError(f"{to} is not another voter")
+            # Dissertation §3.10: only a voter can win the election.
+            raise TransferRefused(TransferRefusal.NOT_A_VOTER, f"{to} is not a voter")
+        self._give_up_transfer()  # a new transfer replaces one under way
         self.transfer_target = to
         self.transfer_elapsed = 0
         return to
+
+    def _give_up_transfer(self) -> None:
+        if self.transfer_target is not None and self.timeout_now_sent:
+            self.gave_up_after_timeout_now = True
+        self.transfer_target = None
+        self.timeout_now_sent = False
+
+    def take_gave_up(self) -> bool:
+        """Was a transfer given up after its TimeoutNow went out, since the
+        last call? Then the node must append an entry (see
+        RaftNode._outdate_timeout_now)."""
+        gave_up = self.gave_up_after_timeout_now
+        self.gave_up_after_timeout_now = False
+        return gave_up
 
     def maybe_timeout_now(self) -> TimeoutNow | None:
         """TimeoutNow for the target once its log matches the leader's."""
@@ -181,7 +226,14 @@ class LeaderState:
             return None
         if self.progress[target].match_index != self.log.last_index:
             return None
-        return TimeoutNow(term=self.term, source=self.id, dest=target)
+        self.timeout_now_sent = True
+        return TimeoutNow(
+            term=self.term,
+            source=self.id,
+            dest=target,
+            last_log_index=self.log.last_index,
+            last_log_term=self.log.last_term,
+        )
 
     # Time.
 
@@ -198,7 +250,7 @@ class LeaderState:
             if self.transfer_elapsed >= self.config.election_timeout_ticks:
                 # §3.10: a transfer that has not completed within an
                 # election timeout is aborted; proposals resume.
-                self.transfer_target = None
+                self._give_up_transfer()
         if self.quorum_elapsed >= self.config.election_timeout_ticks:
             self.quorum_elapsed = 0
             if self.config.check_quorum and not self.quorum_active():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .api import ChangeRefusal, MembershipChangeRefused
 from .configuration import Configuration
 from .log import RaftLog
 from .messages import Entry, EntryType
@@ -60,28 +61,47 @@ def check_changes(
     current_term: int,
     configuration: Configuration,
 ) -> None:
-    """Raise ValueError unless the leader may append these CONFIG entries
-    in place of ``configuration``, the one it holds now."""
+    """Raise MembershipChangeRefused unless the leader may append these
+    CONFIG entries in place of ``configuration``, the one it holds now."""
     changes = [e for e in entries if e.type is EntryType.CONFIG]
     if not changes:
         return
-    if len(changes) > 1 or configuration_index > commit_index:
-        # Dissertation §4.1: one membership change at a time, the next only
-        # once the previous one is committed.
-        raise ValueError("a configuration change is already in progress")
-    if log.term_at(commit_index) != current_term:
-        # Dissertation §4.1 as corrected on raft-dev (2015): a new leader
-        # commits an entry of its own term before changing membership.
-        raise ValueError("leader has not committed an entry of its term yet")
+    if len(changes) > 1:
+        # Dissertation §4.1: one membership change at a time.
+        raise MembershipChangeRefused(ChangeRefusal.IN_PROGRESS)
+    check_may_change(log, commit_index, configuration_index, current_term)
     try:
         new = Configuration.from_json(changes[0].command)
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"malformed configuration: {e}") from e
+        raise MembershipChangeRefused(
+            ChangeRefusal.MALFORMED, f"malformed configuration: {e}"
+        ) from e
+    check_configuration(new, configuration)
+
+
+def check_may_change(
+    log: RaftLog, commit_index: int, configuration_index: int, current_term: int
+) -> None:
+    """Raise MembershipChangeRefused if the leader may not append any CONFIG
+    entry now, whatever the configuration."""
+    if configuration_index > commit_index:
+        # Dissertation §4.1: the next change only once the previous one is
+        # committed.
+        raise MembershipChangeRefused(ChangeRefusal.IN_PROGRESS)
+    if log.term_at(commit_index) != current_term:
+        # Dissertation §4.1 as corrected on raft-dev (2015): a new leader
+        # commits an entry of its own term before changing membership.
+        raise MembershipChangeRefused(ChangeRefusal.LEADER_NOT_READY)
+
+
+def check_configuration(new: Configuration, configuration: Configuration) -> None:
+    """Raise MembershipChangeRefused unless ``new`` may follow
+    ``configuration``."""
     if len(new.voters ^ configuration.voters) > 1:
         # Dissertation §4.1: only single-server changes keep every majority
         # of the old voters overlapping every majority of the new ones;
         # changing two voters at once allows two leaders in one term.
         # Learners do not count towards majorities and may change freely.
-        raise ValueError("a change may add or remove only one voter at a time")
+        raise MembershipChangeRefused(ChangeRefusal.NOT_SINGLE_SERVER)
     if not new.voters:
-        raise ValueError("a configuration needs at least one voter")
+        raise MembershipChangeRefused(ChangeRefusal.NO_VOTERS)

@@ -63,6 +63,10 @@ class AppendEntries(Message):
     prev_log_term: int
     entries: tuple[Entry, ...] = ()
     leader_commit: int = 0
+    # Not in the paper: numbers the leader's requests within its term, so
+    # the reply to the one request in flight is told from replies to
+    # earlier ones (a request taken as lost and resent). 0: unnumbered.
+    request_id: int = 0
 
     @property
     def leader_id(self) -> str:
@@ -81,11 +85,24 @@ class AppendEntriesReply(Message):
     # the first index it holds for that term (or its last_index + 1).
     conflict_term: int = 0
     conflict_index: int = 0
+    # Echoes of the request's term and request_id. A request from an
+    # earlier term than the reply's is refused for its term alone (Raft
+    # §5.1) and says nothing about the follower's log; only a reply
+    # echoing the request in flight frees it.
+    request_term: int = 0
+    request_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class TimeoutNow(Message):
     """Dissertation §3.10: start an election now (leadership transfer)."""
+
+    # The transfer's identity: the leader's last entry when it sent this,
+    # which the target's log must still end with (see
+    # RaftNode._handle_timeout_now). -1, from a sender that did not say:
+    # never acted on.
+    last_log_index: int = -1
+    last_log_term: int = -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,15 @@ from collections.abc import Sequence
 
 from . import election, membership
 from .api import (
+    ChangeRefusal,
+    MembershipChangeRefused,
     NotLeader,
     PeerProgress,
     Proposal,
     RaftConfig,
     Status,
+    TransferRefusal,
+    TransferRefused,
     bootstrap_entries,
 )
 from .election import Campaign, ElectionTimer
@@ -37,12 +41,16 @@ from .ready import HardState, Ready, Role, SoftState
 
 # The public API, defined in api.py.
 __all__ = [
+    "ChangeRefusal",
+    "MembershipChangeRefused",
     "NotLeader",
     "PeerProgress",
     "Proposal",
     "RaftConfig",
     "RaftNode",
     "Status",
+    "TransferRefusal",
+    "TransferRefused",
     "bootstrap_entries",
 ]
 
@@ -79,6 +87,7 @@ class RaftNode:
         self.configuration_index, self.configuration = membership.latest_configuration(
             self.log, 0, self.log.first_index
         )
+        # Set only by the _become_* transitions (and here, at start).
         self.role = self._member_role()
         self.leader_id: str | None = None
         self.leader_state: LeaderState | None = None
@@ -103,6 +112,7 @@ class RaftNode:
             keep_leading, messages = self.leader_state.tick(self.commit_index)
             if keep_leading:
                 self._send(messages)
+                self._outdate_timeout_now()
             else:
                 # Dissertation §6.2: no word from a majority for an
                 # election timeout; a newer leader may exist elsewhere.
@@ -132,8 +142,12 @@ class RaftNode:
         """Append client proposals to the leader's log in one batch.
 
         The new entries are the last len(proposals) of
-        ready.entries_to_persist. Raises NotLeader when not leader or while
-        a leadership transfer is under way.
+        ready.entries_to_persist. A client is answered only once its entry
+        comes back in committed_entries and is applied (Raft Figure 2,
+        Rules for Servers, Leaders), never when this returns. Raises
+        NotLeader when not leader or while a leadership transfer is under
+        way, MembershipChangeRefused for a CONFIG entry the leader may not
+        append (nothing is appended).
         """
         if self.leader_state is None:
             raise NotLeader(self.leader_id)
@@ -161,10 +175,20 @@ class RaftNode:
                 self._send(self.leader_state.broadcast(self.commit_index))
         return self._end()
 
+    def check_membership_change(self) -> None:
+        """Raise NotLeader, or MembershipChangeRefused, if propose() would
+        refuse any CONFIG entry now, whatever its configuration (a transfer
+        under way aside), so a caller can check before it computes one."""
+        if self.leader_state is None:
+            raise NotLeader(self.leader_id)
+        membership.check_may_change(
+            self.log, self.commit_index, self.configuration_index, self.current_term
+        )
+
     def transfer_leadership(self, to: str | None = None) -> Ready:
         """Dissertation §3.10: hand leadership to ``to`` (None: the most
-        up-to-date voter). Raises NotLeader if not leader, ValueError for
-        an unknown or non-voting target."""
+        up-to-date voter). Raises NotLeader if not leader, TransferRefused
+        for an unknown or non-voting target."""
         leader = self.leader_state
         if leader is None:
             raise NotLeader(self.leader_id)
@@ -172,6 +196,7 @@ class RaftNode:
             return Ready()
         target = leader.start_transfer(to)
         self._begin()
+        self._outdate_timeout_now()
         message = leader.maybe_timeout_now() or leader.append_entries(
             target, self.commit_index
         )
@@ -191,6 +216,9 @@ class RaftNode:
             last_log_index=self.log.last_index,
             last_log_term=self.log.last_term,
             configuration=self.configuration,
+            configuration_index=self.configuration_index,
+            configuration_term=self.log.term_at(self.configuration_index) or 0,
+            transfer_target=leader.transfer_target if leader is not None else None,
             progress=leader.peer_progress() if leader is not None else {},
         )
 
@@ -236,10 +264,45 @@ class RaftNode:
             self._won(campaign)
 
     def _handle_timeout_now(self, message: TimeoutNow) -> None:
-        if message.term < self.current_term or self.role is Role.LEADER:
+        """Dissertation §3.10: campaign at once, skipping pre-vote and past
+        the voters' leader stickiness (§4.2.3), but only for a transfer
+        still under way.
+
+        A TimeoutNow can outlive its transfer: delayed in the network, or
+        repeated after a later reply (departure 9), it may arrive after the
+        leader gave the transfer up (an election timeout passed, or another
+        target replaced it) and went on leading. Acting on it then would
+        depose a healthy leader. So it counts only if it is:
+
+        - from the leader this server follows, in the current term: not
+          from an older term or leader, and not after a restart (leader
+          unknown) or when already campaigning;
+        - sent when this server's log was exactly the leader's, and this
+          server's log is still that: it ends at the TimeoutNow's
+          last_log_index and last_log_term. Not merely "holds that
+          entry": while a transfer lasts the leader appends nothing
+          (proposals are held), so a log longer than that holds what the
+          leader appended after the transfer ended, and the TimeoutNow is
+          stale. Entries replacing that last one (another leader) fail the
+          term check.
+
+        On giving up after a TimeoutNow went out, the leader appends a NOOP
+        even with no client writes (_outdate_timeout_now), so every stale
+        TimeoutNow is recognised once that NOOP reaches the target. One
+        that arrives before it cannot be told from a live one; the target
+        then campaigns with a log behind the leader's, and the voters that
+        hold the NOOP deny it (§5.4.1).
+        """
+        log = self.log
+        if (
+            message.term != self.current_term
+            or message.source != self.leader_id
+            or self.role is not Role.FOLLOWER
+            or message.last_log_index != log.last_index
+            or message.last_log_term != log.last_term
+        ):
             return
         if self.id in self.configuration.voters:
-            # Dissertation §3.10: campaign at once, skipping pre-vote.
             self._campaign(pre_vote=False, transfer=True)
 
     def _may_campaign(self) -> bool:
@@ -260,19 +323,9 @@ class RaftNode:
 
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
-            # Dissertation §9.6: ask whether an election at current_term + 1
-            # could be won, changing neither current_term nor voted_for.
-            self.role = self._member_role()
-            term = self.current_term + 1
+            self._become_pre_candidate()
         else:
-            # Raft §5.2: increment current_term and vote for self.
-            self.current_term += 1
-            self.voted_for = self.id
-            self.role = Role.CANDIDATE
-            term = self.current_term
-        self.leader_id = None
-        self.timer.reset()
-        self.campaign = Campaign(self.id, term, self.configuration, pre_vote, transfer)
+            self._become_candidate(transfer)
         if self.campaign.result() is VoteResult.WON:
             self._won(self.campaign)
         else:
@@ -283,6 +336,32 @@ class RaftNode:
             self._campaign(pre_vote=False)
         else:
             self._become_leader()
+
+    # Role transitions: the only places that set ``role``.
+
+    def _become_pre_candidate(self) -> None:
+        # Dissertation §9.6: ask whether an election at current_term + 1
+        # could be won, changing neither current_term nor voted_for. There
+        # is no pre-candidate role: the role stays that of a follower.
+        self.role = self._member_role()
+        self.leader_id = None
+        self.timer.reset()
+        self.campaign = Campaign(
+            self.id, self.current_term + 1, self.configuration, pre_vote=True
+        )
+
+    def _become_candidate(self, transfer: bool) -> None:
+        # Raft §5.2 (Figure 2, Rules for Servers, Candidates): increment
+        # current_term, vote for self, reset the election timer, ask every
+        # voter. ``transfer``: dissertation §3.10, past leader stickiness.
+        self.current_term += 1
+        self.voted_for = self.id
+        self.role = Role.CANDIDATE
+        self.leader_id = None
+        self.timer.reset()
+        self.campaign = Campaign(
+            self.id, self.current_term, self.configuration, transfer=transfer
+        )
 
     def _become_leader(self) -> None:
         self.role = Role.LEADER
@@ -300,7 +379,12 @@ class RaftNode:
         if self.leader_state is not None:
             self._send(self.leader_state.broadcast(self.commit_index))
 
-    def _become_follower(self, term: int, leader_id: str | None) -> None:
+    def _become_follower(
+        self, term: int, leader_id: str | None, reset_timer: bool = True
+    ) -> None:
+        """Follow ``leader_id`` (None: unknown) in ``term``, in the role the
+        configuration gives: FOLLOWER, LEARNER or NONE (§4.1).
+        ``reset_timer=False``: only the configuration changed."""
         if term > self.current_term:
             self.current_term = term
             self.voted_for = None
@@ -308,6 +392,8 @@ class RaftNode:
         self.leader_id = leader_id
         self.leader_state = None
         self.campaign = None
+        if not reset_timer:
+            return
         if leader_id is not None:
             self.timer.heard_from_leader()
         else:
@@ -320,6 +406,22 @@ class RaftNode:
         if self.id in self.configuration.learners:
             return Role.LEARNER
         return Role.NONE
+
+    def _outdate_timeout_now(self) -> None:
+        """After a transfer was given up with its TimeoutNow already sent,
+        append a NOOP of this term: the target's log then grows past the
+        TimeoutNow's last entry, which makes it stale wherever it still
+        is (_handle_timeout_now). Dissertation §3.10 leaves aborting to the
+        leader; this makes the abort visible to the target."""
+        leader = self.leader_state
+        if leader is None or not leader.take_gave_up():
+            return
+        self._append(
+            [Entry(self.log.last_index + 1, self.current_term, EntryType.NOOP)]
+        )
+        self._maybe_commit()
+        if self.leader_state is not None:
+            self._send(self.leader_state.broadcast(self.commit_index))
 
     # Log replication.
 
@@ -369,6 +471,8 @@ class RaftNode:
             dest=request.source,
             success=success,
             prev_log_index=request.prev_log_index,
+            request_term=request.term,
+            request_id=request.request_id,
             **fields,
         )
         self._send([reply])
@@ -433,9 +537,11 @@ class RaftNode:
         if self.leader_state is not None:
             self.leader_state.set_configuration(configuration)
         elif self.role is not Role.CANDIDATE:
-            self.role = self._member_role()
-            if self.id not in configuration.voters:
-                self.campaign = None
+            # Dissertation §4.1: a follower's role follows the latest
+            # configuration in its log. Only a current leader's
+            # AppendEntries changes a follower's log, so no pre-vote is under
+            # way, and the handler has already reset the timer.
+            self._become_follower(self.current_term, self.leader_id, reset_timer=False)
 
     # Ready plumbing.
 
@@ -448,6 +554,11 @@ class RaftNode:
 
     def _end(self) -> Ready:
         ready = self._ready
+        # Raft Figure 2, Rules for Servers, All Servers: "If commitIndex >
+        # lastApplied: increment lastApplied, apply log[lastApplied]". The
+        # core hands each committed entry out once, in order; the runtime
+        # applies them after persisting (its last_applied trails
+        # emitted_index by at most this Ready).
         if self.commit_index > self.emitted_index:
             ready.committed_entries = self.log.slice(
                 self.emitted_index + 1, self.commit_index + 1

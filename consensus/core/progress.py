@@ -18,14 +18,18 @@ class Progress:
     # One AppendEntries outstanding at a time: the runtime sends over
     # HTTP request/response, one request per peer.
     in_flight: bool = False
+    # The request_id of the latest AppendEntries sent: only its reply
+    # answers the request in flight.
+    request_id: int = 0
     # Ticks since the outstanding request was sent.
     in_flight_ticks: int = 0
     # Dissertation §6.2 check quorum: a reply came in this window.
     recent_active: bool = False
 
-    def sent(self) -> None:
+    def sent(self, request_id: int) -> None:
         self.in_flight = True
         self.in_flight_ticks = 0
+        self.request_id = request_id
 
     def maybe_update(self, match_index: int) -> bool:
         """A success reply: the peer holds our log up to ``match_index``.

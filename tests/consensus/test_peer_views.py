@@ -9,6 +9,7 @@ from consensus.core.messages import (
     AppendEntriesReply,
     RequestVote,
     RequestVoteReply,
+    TimeoutNow,
 )
 from consensus.serializers import message_to_dict
 from consensus.transport import SECRET_HEADER
@@ -63,6 +64,16 @@ def test_append_entries_round_trip(runtime):
     )
     assert response.status_code == 200
     assert response.json()["success"] is True
+    assert runtime.received == [message]
+
+
+def test_timeout_now_carries_the_leaders_last_entry(runtime):
+    message = TimeoutNow(term=2, source=A, dest=B, last_log_index=7, last_log_term=2)
+    response = APIClient().post(
+        "/raft/timeout_now", message_to_dict(message), format="json"
+    )
+    assert response.status_code == 200
+    assert response.json() == {}
     assert runtime.received == [message]
 
 

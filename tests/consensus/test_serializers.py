@@ -29,6 +29,7 @@ MESSAGES = [
             Entry(7, 3, EntryType.CONFIG, '{"voters":[],"learners":[]}'),
         ),
         leader_commit=4,
+        request_id=17,
     ),
     AppendEntriesReply(
         term=3,
@@ -38,12 +39,14 @@ MESSAGES = [
         prev_log_index=4,
         conflict_term=2,
         conflict_index=3,
+        request_term=3,
+        request_id=17,
     ),
     RequestVote(
         term=5, source=A, dest=B, last_log_index=9, last_log_term=4, pre_vote=True
     ),
     RequestVoteReply(term=5, source=B, dest=A, vote_granted=True, pre_vote=True),
-    TimeoutNow(term=2, source=A, dest=B),
+    TimeoutNow(term=2, source=A, dest=B, last_log_index=9, last_log_term=2),
 ]
 
 
@@ -76,3 +79,10 @@ def test_malformed_entries_are_rejected():
     data["entries"] = "nope"
     with pytest.raises(ValidationError):
         message_from_dict(AppendEntries, data)
+
+
+def test_timeout_now_without_the_leaders_last_entry_is_never_acted_on():
+    """A TimeoutNow that does not name the leader's last entry decodes with
+    -1, which no log ends with, so its target ignores it (§3.10)."""
+    message = message_from_dict(TimeoutNow, {"term": 2, "source": A, "dest": B})
+    assert (message.last_log_index, message.last_log_term) == (-1, -1)

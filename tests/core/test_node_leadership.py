@@ -11,7 +11,14 @@ from consensus.core.messages import (
     RequestVoteReply,
     TimeoutNow,
 )
-from consensus.core.node import NotLeader, Proposal
+from consensus.core.node import (
+    ChangeRefusal,
+    MembershipChangeRefused,
+    NotLeader,
+    Proposal,
+    TransferRefusal,
+    TransferRefused,
+)
 from consensus.core.ready import Role
 
 from .test_node_helpers import ELECTION_TICKS, Net, config_entry, make_node
@@ -83,7 +90,8 @@ def test_transfer_to_an_up_to_date_voter():
     pre-vote and voters grant despite having just heard from the leader."""
     net, leader = elected()
     ready = net.handle("a", leader.transfer_leadership("b"))
-    assert ready.messages == [TimeoutNow(1, "a", "b")]
+    # The transfer's identity: the leader's last entry (index 2, term 1).
+    assert ready.messages == [TimeoutNow(1, "a", "b", 2, 1)]
     with pytest.raises(NotLeader) as raised:
         leader.propose([Proposal("x")])
     assert raised.value.leader_id is None
@@ -146,16 +154,131 @@ def test_transfer_refuses_non_voters_and_non_leaders():
     assert not leader.transfer_leadership("a")
 
 
+@pytest.mark.parametrize(
+    "to, reason",
+    [
+        ("d", TransferRefusal.NOT_A_VOTER),
+        ("nobody", TransferRefusal.UNKNOWN_SERVER),
+    ],
+)
+def test_transfer_refusals_carry_their_reason(to, reason):
+    net, leader = elected(["a", "b", "c", "d"], entries=[config_entry(ABC, ["d"])])
+    with pytest.raises(TransferRefused) as raised:
+        leader.transfer_leadership(to)
+    assert raised.value.reason is reason
+    assert leader.status().transfer_target is None
+
+
+def test_a_sole_voter_has_no_one_to_transfer_to():
+    net, leader = elected(["a"])
+    with pytest.raises(TransferRefused) as raised:
+        leader.transfer_leadership()
+    assert raised.value.reason is TransferRefusal.NO_OTHER_VOTER
+
+
+def test_status_names_the_transfer_target_until_the_transfer_ends():
+    net, leader = elected()
+    net.down = {"c"}
+    net.handle("a", leader.transfer_leadership("c"))
+    assert leader.status().transfer_target == "c"
+    run(net, ELECTION_TICKS, ids=["a"])
+    assert leader.status().transfer_target is None
+
+
+def give_up_transfer(net, leader, to):
+    """Start a transfer to ``to``, hold back every TimeoutNow, and tick
+    until the leader gives the transfer up. Returns the first TimeoutNow."""
+    ready = net.handle("a", leader.transfer_leadership(to))
+    (timeout_now,) = [m for m in ready.messages if isinstance(m, TimeoutNow)]
+    net.pending.remove(timeout_now)
+    while leader.status().transfer_target is not None:
+        for id in net.nodes:
+            net.tick(id)
+        net.deliver(drop=lambda m: isinstance(m, TimeoutNow))
+    return timeout_now
+
+
+def test_timeout_now_arriving_after_the_leader_appended_is_ignored():
+    """A TimeoutNow delayed past the end of its transfer does not make the
+    target campaign past leader stickiness (§3.10, §4.2.3) once the target
+    holds entries the leader appended since."""
+    net, leader = elected()
+    stale = give_up_transfer(net, leader, "b")
+    net.propose("a", "x")
+    net.deliver()
+    b = net.nodes["b"]
+    assert not net.step("b", stale).messages
+    assert b.role is Role.FOLLOWER and b.current_term == 1
+    assert leader.role is Role.LEADER
+
+
+def test_timeout_now_arriving_after_a_transfer_given_up_on_an_idle_leader():
+    """Even with no client write since, a TimeoutNow that outlived its
+    transfer is ignored once the target has heard from the leader again."""
+    net, leader = elected()
+    stale = give_up_transfer(net, leader, "b")
+    net.heartbeat("a")
+    b = net.nodes["b"]
+    assert not net.step("b", stale).messages
+    assert b.role is Role.FOLLOWER and b.current_term == 1
+    assert leader.role is Role.LEADER
+
+
 def test_timeout_now_is_ignored_by_non_voters_and_stale_terms():
     learner = make_node("d", [config_entry(ABC, ["d"])])
     assert learner.step(TimeoutNow(1, "a", "d")).messages == []
     assert learner.current_term == 1 and learner.role is Role.LEARNER
     voter = make_node("b", [config_entry(ABC)])
     voter.step(AppendEntries(3, "a", "b", 1, 0))
-    assert not voter.step(TimeoutNow(2, "a", "b"))
-    ready = voter.step(TimeoutNow(3, "a", "b"))
+    assert not voter.step(TimeoutNow(2, "a", "b", 1, 0))
+    ready = voter.step(TimeoutNow(3, "a", "b", 1, 0))
     assert voter.role is Role.CANDIDATE and voter.current_term == 4
     assert all(m.transfer and not m.pre_vote for m in ready.messages)
+
+
+@pytest.mark.parametrize(
+    "timeout_now",
+    [
+        TimeoutNow(3, "c", "b", 1, 0),  # not from the leader it follows
+        TimeoutNow(3, "a", "b", 2, 3),  # the leader's log was longer
+        TimeoutNow(3, "a", "b", 1, 2),  # ... or ended in another term
+        TimeoutNow(3, "a", "b"),  # says nothing of the leader's log
+    ],
+)
+def test_timeout_now_that_does_not_match_the_present_is_ignored(timeout_now):
+    voter = make_node("b", [config_entry(ABC)])
+    voter.step(AppendEntries(3, "a", "b", 1, 0))
+    assert not voter.step(timeout_now)
+    assert voter.role is Role.FOLLOWER and voter.current_term == 3
+
+
+def test_timeout_now_after_a_restart_waits_for_the_leader():
+    """A restarted target does not know its leader until the leader's next
+    AppendEntries; the leader's TimeoutNow after that reply counts."""
+    net, leader = elected()
+    net.restart("b")
+    ready = net.handle("a", leader.transfer_leadership("b"))
+    (timeout_now,) = ready.messages
+    net.pending.clear()
+    assert not net.step("b", timeout_now).messages
+    net.deliver()
+    net.heartbeat("a")
+    assert net.nodes["b"].role is Role.LEADER
+
+
+def test_a_replaced_transfer_outdates_the_first_timeout_now():
+    """A new target replaces the transfer under way (departure 9); the first
+    target's TimeoutNow no longer counts once it holds the NOOP the leader
+    appended on giving that transfer up."""
+    net, leader = elected()
+    ready = net.handle("a", leader.transfer_leadership("b"))
+    (to_b,) = ready.messages
+    net.pending.clear()
+    net.handle("a", leader.transfer_leadership("c"))
+    assert leader.log.last_term == 1 and leader.log.last_index == 3
+    net.deliver(drop=lambda m: isinstance(m, TimeoutNow))
+    assert not net.step("b", to_b).messages
+    assert net.nodes["b"].role is Role.FOLLOWER
 
 
 # Membership (dissertation chapter 4).
@@ -194,14 +317,66 @@ def test_one_configuration_change_at_a_time():
 def test_new_leader_commits_its_noop_before_a_configuration_change():
     """Dissertation §4.1 (as corrected): the new leader's first entry must
     commit before a membership change is appended."""
-    a = make_node("a", [config_entry(ABC)], pre_vote=False)
+    a = make_node("a", [config_entry(ABC)], pre_vote=False, applied_index=1)
     while a.role is not Role.CANDIDATE:
         a.tick()
     a.step(RequestVoteReply(1, "b", "a", vote_granted=True))
-    assert a.role is Role.LEADER and a.commit_index == 0
-    with pytest.raises(ValueError):
+    assert a.role is Role.LEADER and a.commit_index == 1
+    with pytest.raises(MembershipChangeRefused) as raised:
         a.propose([change("abcd")])
+    assert raised.value.reason is ChangeRefusal.LEADER_NOT_READY
     assert a.log.last_index == 2  # nothing appended
+
+
+@pytest.mark.parametrize(
+    "proposals, reason",
+    [
+        ([change("abcde")], ChangeRefusal.NOT_SINGLE_SERVER),
+        ([change("abcd"), change("abc")], ChangeRefusal.IN_PROGRESS),
+        ([Proposal("{}", type=EntryType.CONFIG)], ChangeRefusal.MALFORMED),
+    ],
+)
+def test_membership_refusals_carry_their_reason(proposals, reason):
+    net, leader = elected()
+    last_index = leader.log.last_index
+    with pytest.raises(MembershipChangeRefused) as raised:
+        leader.propose(proposals)
+    assert raised.value.reason is reason
+    assert leader.log.last_index == last_index  # nothing appended
+
+
+def test_a_configuration_without_voters_is_refused():
+    net, leader = elected(["a"])
+    with pytest.raises(MembershipChangeRefused) as raised:
+        leader.propose([change("")])
+    assert raised.value.reason is ChangeRefusal.NO_VOTERS
+
+
+def test_check_membership_change_refuses_as_propose_would():
+    """One change at a time (§4.1): refused while a CONFIG entry is
+    uncommitted, accepted again once it commits; NotLeader elsewhere."""
+    net, leader = elected()
+    leader.check_membership_change()
+    net.handle("a", leader.propose([change("abcd")]))
+    with pytest.raises(MembershipChangeRefused) as raised:
+        leader.check_membership_change()
+    assert raised.value.reason is ChangeRefusal.IN_PROGRESS
+    net.deliver()
+    leader.check_membership_change()
+    with pytest.raises(NotLeader):
+        net.nodes["b"].check_membership_change()
+
+
+def test_status_reports_the_configuration_in_force():
+    """Dissertation §4.1: the latest CONFIG entry, committed or not."""
+    net, leader = elected()
+    assert leader.status().configuration_index == 1
+    assert leader.status().configuration_term == 0
+    net.handle("a", leader.propose([change("abcd")]))
+    status = leader.status()
+    assert status.configuration_index == 3 > status.commit_index
+    assert status.configuration_term == 1
+    assert status.configuration.voters == set("abcd")
 
 
 def test_malformed_configuration_is_refused():

@@ -313,10 +313,77 @@ def test_stale_rejection_is_ignored():
     net, leader = elected()
     before = leader.status().progress["b"]
     stale = AppendEntriesReply(
-        1, "b", "a", success=False, prev_log_index=0, conflict_index=1
+        1,
+        "b",
+        "a",
+        success=False,
+        prev_log_index=0,
+        conflict_index=1,
+        request_term=1,
+        request_id=leader.leader_state.progress["b"].request_id,
     )
     assert leader.step(stale).messages == []
     assert leader.status().progress["b"].next_index == before.next_index
+
+
+def reply_of(net, follower, request):
+    """Deliver ``request`` to ``follower`` and take back its reply, unsent."""
+    (reply,) = net.step(follower, request).messages
+    net.pending.remove(reply)
+    return reply
+
+
+def test_rejection_of_an_earlier_terms_request_is_no_log_conflict():
+    """An AppendEntries delayed from the leader's earlier term is refused
+    for its term alone (Raft §5.1, Figure 2 receiver rule 1), with no
+    conflict hint. The leader, re-elected in the follower's term, learns
+    nothing about the follower's log from it (§5.3): next_index stays, and
+    the request in flight in the current term is still in flight."""
+    net = Net(ABC)
+    net.elect("a")
+    net.tick("a", net.nodes["a"].config.heartbeat_ticks)
+    (old,) = [m for m in net.pending if m.dest == "b"]
+    assert (old.term, old.prev_log_index) == (1, 2)
+    net.pending.clear()
+    for id in ABC:
+        net.restart(id)
+    leader = net.nodes["a"]
+    while leader.role is not Role.LEADER:
+        net.tick("a")
+        # a's first AppendEntries of term 2 to b (prev_log_index 2) is
+        # lost, and stays in flight.
+        net.deliver(drop=lambda m: isinstance(m, AppendEntries) and m.dest == "b")
+    assert leader.current_term == net.nodes["b"].current_term == 2
+    assert leader.status().progress["b"].next_index == 3
+    rejection = reply_of(net, "b", old)
+    assert (rejection.term, rejection.success) == (2, False)
+    assert rejection.prev_log_index == 2 and rejection.conflict_index == 0
+    ready = net.step("a", rejection)
+    assert leader.status().progress["b"].next_index == 3
+    assert ready.messages == []  # one AppendEntries in flight per peer
+
+
+def test_late_reply_to_a_resent_request_leaves_the_resend_in_flight():
+    """One AppendEntries in flight per peer: once a request taken as lost
+    has been resent, a late reply to the first one does not free the slot
+    of the resend; the resend's own reply does."""
+    net, leader = elected()
+    net.propose("a", "x")
+    (first,) = [m for m in net.pending if m.dest == "b"]
+    net.pending.remove(first)
+    net.deliver()
+    resent = []
+    while not resent:
+        resent = [m for m in net.handle("a", leader.tick()).messages if m.dest == "b"]
+    net.pending.clear()
+    late = reply_of(net, "b", first)
+    assert late.success and late.match_index == 3
+    net.step("a", late)
+    assert leader.status().progress["b"].match_index == 3  # still news
+    assert [m for m in net.propose("a", "y").messages if m.dest == "b"] == []
+    ready = net.step("a", reply_of(net, "b", resent[0]))
+    (batch,) = [m for m in ready.messages if m.dest == "b"]
+    assert [e.command for e in batch.entries] == ["y"]
 
 
 def test_rejection_never_moves_next_index_below_match_index():
@@ -326,7 +393,14 @@ def test_rejection_never_moves_next_index_below_match_index():
     progress = leader.status().progress["b"]
     assert (progress.match_index, progress.next_index) == (3, 4)
     bogus = AppendEntriesReply(
-        1, "b", "a", success=False, prev_log_index=3, conflict_index=1
+        1,
+        "b",
+        "a",
+        success=False,
+        prev_log_index=3,
+        conflict_index=1,
+        request_term=1,
+        request_id=leader.leader_state.progress["b"].request_id,
     )
     leader.step(bogus)
     assert leader.status().progress["b"].next_index == 4
