@@ -190,6 +190,8 @@ def accepted(request: AppendEntries) -> AppendEntriesReply:
         success=True,
         match_index=request.prev_log_index + len(request.entries),
         prev_log_index=request.prev_log_index,
+        request_term=request.term,
+        request_id=request.request_id,
     )
 
 
@@ -276,7 +278,7 @@ def test_a_requests_reply_goes_back_through_its_slot_after_the_save():
     assert events[0] == ("save", HardState(1, None), [2])
     assert not sent(events)
     assert slot.value == AppendEntriesReply(
-        1, A, B, success=True, match_index=2, prev_log_index=1
+        1, A, B, success=True, match_index=2, prev_log_index=1, request_term=1
     )
     assert h.storage.log[-1] == entry
 
