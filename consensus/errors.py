@@ -1,13 +1,8 @@
 """What a client-facing call on the runtime can fail with."""
 
+from .core.api import NotLeader
 
-class NotLeaderError(Exception):
-    """This server is not the leader; ``leader_id`` is the known leader
-    (full address) or None. Nothing was appended."""
-
-    def __init__(self, leader_id: str | None, detail: str = ""):
-        super().__init__(detail or f"not the leader; leader is {leader_id}")
-        self.leader_id = leader_id
+__all__ = ["CommandLost", "CommandTimeout", "NotLeader"]
 
 
 class CommandTimeout(Exception):

@@ -19,14 +19,13 @@ from .core.messages import Entry, EntryType
 from .core.node import (
     ChangeRefusal,
     MembershipChangeRefused,
-    NotLeader,
     Proposal,
     RaftNode,
     TransferRefusal,
     TransferRefused,
 )
 from .core.ready import Ready, Role
-from .errors import CommandLost, CommandTimeout, NotLeaderError
+from .errors import CommandLost, CommandTimeout, NotLeader
 
 
 class MembershipError(Exception):
@@ -187,7 +186,7 @@ class Membership:
                 if self._catch_up(address, deadline):
                     return self._change(_promote(address), commit_timeout_s)
                 self._change(_remove(address, learner_only=True), commit_timeout_s)
-            except (NotLeaderError, CommandTimeout, CommandLost, LeaderNotReady) as e:
+            except (NotLeader, CommandTimeout, CommandLost, LeaderNotReady) as e:
                 raise ChangeInterrupted(
                     f"the change was interrupted ({e}); {address} may "
                     "remain a learner: retry addserver, or removeserver it"
@@ -237,7 +236,7 @@ class Membership:
     def _leader_status(self):
         status = self._runtime.run_in_loop(lambda node: (node.status(), Ready()))
         if status.role is not Role.LEADER:
-            raise NotLeaderError(status.leader_id)
+            raise NotLeader(status.leader_id)
         return status
 
     def _change(self, change, commit_timeout_s: float) -> ChangeResult:
@@ -277,7 +276,7 @@ class Membership:
             # change: a refusal wins over what the change itself raises.
             node.check_membership_change()
         except NotLeader as e:
-            return NotLeaderError(e.leader_id), Ready()
+            return e, Ready()
         except MembershipChangeRefused as e:
             return self._change_refused(e), Ready()
         status = node.status()
@@ -297,7 +296,7 @@ class Membership:
         try:
             ready = node.propose([proposal])
         except NotLeader as e:
-            return NotLeaderError(e.leader_id), Ready()
+            return e, Ready()
         except MembershipChangeRefused as e:
             return self._change_refused(e), Ready()
         entry: Entry = ready.entries_to_persist[-1]
@@ -327,7 +326,7 @@ class Membership:
         def read(node: RaftNode):
             status = node.status()
             if status.role is not Role.LEADER:
-                return NotLeaderError(status.leader_id), Ready()
+                return NotLeader(status.leader_id), Ready()
             peer = status.progress.get(address)
             if peer is None:
                 return ChangeConflict(f"{address} left the configuration"), Ready()
@@ -345,7 +344,7 @@ class Membership:
             try:
                 ready = node.transfer_leadership(to)
             except NotLeader as e:
-                return NotLeaderError(e.leader_id), Ready()
+                return e, Ready()
             except TransferRefused as e:
                 if e.reason is TransferRefusal.UNKNOWN_SERVER:
                     error = UnknownServer(f"{to} is not a member of the cluster")

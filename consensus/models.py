@@ -2,16 +2,18 @@
 
 from django.db import models
 
+from .core.messages import EntryType
+
+# The core's entry types are the column's choices: one name in every layer.
+ENTRY_TYPE_CHOICES = [(t.value, t.value.capitalize()) for t in EntryType]
+
 
 class LogEntry(models.Model):
-    class Type(models.TextChoices):
-        COMMAND = "command"
-        CONFIG = "config"
-        NOOP = "noop"
-
     index = models.PositiveBigIntegerField(primary_key=True)
     term = models.PositiveBigIntegerField()
-    type = models.CharField(max_length=8, choices=Type.choices, default=Type.COMMAND)
+    type = models.CharField(
+        max_length=8, choices=ENTRY_TYPE_CHOICES, default=EntryType.COMMAND.value
+    )
     command = models.TextField(blank=True, default="")
     client_id = models.CharField(max_length=200, null=True, blank=True)
     seq = models.BigIntegerField(null=True, blank=True)

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .core.messages import REPLIES, Message, Unreachable
-from .core.node import NotLeader, Proposal, RaftConfig, RaftNode, bootstrap_entries
+from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
-from .errors import CommandLost, CommandTimeout, NotLeaderError
+from .errors import CommandLost, CommandTimeout, NotLeader
 from .ready_path import apply_ready
 from .state_machine import Applied, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
@@ -215,7 +215,7 @@ class NodeRuntime:
     ) -> CommandResult:
         """Propose a command and block until the leader applied it.
 
-        Raises NotLeaderError (nothing appended), CommandTimeout (unknown
+        Raises NotLeader (nothing appended), CommandTimeout (unknown
         outcome) or CommandLost (known not committed). A repeat of an
         applied (client_id, seq) returns the first answer.
         """
@@ -322,9 +322,8 @@ class NodeRuntime:
         try:
             ready = self._node.propose([item.proposal for item in fresh])
         except NotLeader as exc:
-            error = NotLeaderError(exc.leader_id)
             for item in fresh:
-                item.slot.set(error=error)
+                item.slot.set(error=exc)
             return Ready()
         for item, entry in zip(
             fresh, ready.entries_to_persist[-len(fresh) :], strict=False

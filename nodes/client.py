@@ -39,7 +39,7 @@ class ClientError(Exception):
     """A failure to report to a person; the message is one line."""
 
 
-class Unreachable(Exception):
+class ServerUnreachable(Exception):
     """Nothing reached the server, so the request is known not to have acted."""
 
     def __init__(self, reason: str):
@@ -85,7 +85,7 @@ def new_session() -> requests.Session:
 
 
 def request_json(session, method, url, *, timeout, json=None, headers=None) -> Answer:
-    """Send one request; raise Unreachable or ConnectionLost, never requests'
+    """Send one request; raise ServerUnreachable or ConnectionLost, never requests'
     own exceptions."""
     try:
         response = session.request(
@@ -93,7 +93,7 @@ def request_json(session, method, url, *, timeout, json=None, headers=None) -> A
         )
     except requests.RequestException as exc:
         if _nothing_sent(exc):
-            raise Unreachable(_reason(exc)) from exc
+            raise ServerUnreachable(_reason(exc)) from exc
         raise ConnectionLost(_reason(exc), isinstance(exc, requests.Timeout)) from exc
     try:
         body = response.json()
@@ -209,7 +209,7 @@ class RaftClient:
         while (remaining := deadline - self._clock()) > 0:
             try:
                 answer = self._send_command(body, remaining)
-            except Unreachable as exc:
+            except ServerUnreachable as exc:
                 if maybe_sent:
                     raise ClientError(
                         f"outcome unknown: lost {self.server} and cannot reach it "
@@ -248,7 +248,7 @@ class RaftClient:
         raise ClientError(f"no leader known (tried for {self.timeout_s:g} s)")
 
     def _send_command(self, body: dict, remaining_s: float) -> Answer:
-        """One attempt at POST /api/commands; raise Unreachable or
+        """One attempt at POST /api/commands; raise ServerUnreachable or
         ConnectionLost if no answer came."""
         return self._request("POST", "/api/commands", body, remaining_s)
 
@@ -268,7 +268,7 @@ class RaftClient:
         """GET /api/status: the server's status as a dict, or a ClientError."""
         try:
             answer = self._get_status(self.timeout_s)
-        except Unreachable as exc:
+        except ServerUnreachable as exc:
             raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
         except ConnectionLost as exc:
             if exc.timed_out:

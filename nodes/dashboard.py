@@ -27,7 +27,7 @@ from consensus.runtime import current_runtime
 from .client import (
     ClientError,
     ConnectionLost,
-    Unreachable,
+    ServerUnreachable,
     describe_commit,
     new_session,
     request_json,
@@ -49,7 +49,7 @@ def fetch_json(address: str, path: str) -> dict:
         answer = request_json(
             session, "GET", f"http://{address}{path}", timeout=STATUS_TIMEOUT_S
         )
-    except (Unreachable, ConnectionLost) as exc:
+    except (ServerUnreachable, ConnectionLost) as exc:
         raise ClientError(exc.reason) from None
     finally:
         session.close()

@@ -79,7 +79,10 @@ class TooLarge(ApiError):
     default_detail = "The request is too large; nothing was changed."
 
 
-class CatchupFailed(ApiError):
+class Unprocessable(ApiError):
+    """422: a server being added did not catch up (consensus.membership's
+    CatchupFailed); the learner was removed again."""
+
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_code = "catchup_failed"
     default_detail = (
@@ -93,8 +96,10 @@ class NotImplementedYet(ApiError):
     default_detail = "This request is not implemented yet; nothing was changed."
 
 
-class NoLeader(ApiError):
-    """503: nothing was appended; the client may retry after Retry-After.
+class Unavailable(ApiError):
+    """503: no leader could take the request (this node is not the leader
+    and cannot forward, the node is starting, or the entry was lost);
+    nothing was appended, and the client may retry after Retry-After.
 
     ``leader`` is the leader this node knows of (a full address) or None.
     """

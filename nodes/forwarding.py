@@ -10,18 +10,18 @@ from django.apps import apps
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
-from consensus.errors import NotLeaderError
+from consensus.errors import NotLeader
 from consensus.membership import LeadershipMoved
 
 from .client import (
     FORWARDED_HEADER,
     Answer,
     ConnectionLost,
-    Unreachable,
+    ServerUnreachable,
     new_session,
     request_json,
 )
-from .errors import NoLeader, TimedOut, error_answer
+from .errors import TimedOut, Unavailable, error_answer
 
 
 class Forwarder:
@@ -51,7 +51,7 @@ class Forwarder:
         that ``accept`` takes (default: any 200 JSON object) or an API
         error shape to relay as is.
 
-        Raise NoLeader if nothing reached the leader, TimedOut if the write
+        Raise Unavailable if nothing reached the leader, TimedOut if the write
         may have reached it but no usable answer came back.
         """
         accept = accept or _is_json_200
@@ -64,8 +64,8 @@ class Forwarder:
                 headers={FORWARDED_HEADER: "1"},
                 timeout=(self.connect_timeout_s, timeout_s + self.read_margin_s),
             )
-        except Unreachable as exc:
-            raise NoLeader(
+        except ServerUnreachable as exc:
+            raise Unavailable(
                 f"The leader {leader_id} is unreachable ({exc.reason}); "
                 "nothing was appended. Retry later.",
                 leader=leader_id,
@@ -124,17 +124,17 @@ def leader_or_forward(runtime, action, write, *, forwarder, forwarded) -> Answer
     """
     try:
         return Answer(200, action(runtime), None)
-    except NotLeaderError as exc:
+    except NotLeader as exc:
         leader = exc.leader_id
         if leader is None:
-            raise NoLeader(
+            raise Unavailable(
                 f"No leader is known to {runtime.node_id}; "
                 f"{write.undone}. Retry later."
             ) from None
         if forwarded or leader == runtime.node_id:
             # Forward at most once: a stale leader hint must not bounce the
             # request from follower to follower.
-            raise NoLeader(
+            raise Unavailable(
                 f"{runtime.node_id} is not the leader (it believes {leader} is) "
                 f"and does not forward a forwarded {write.kind}; {write.undone}. "
                 "Retry later.",

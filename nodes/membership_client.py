@@ -14,7 +14,7 @@ from .client import (
     ClientError,
     ConnectionLost,
     RaftClient,
-    Unreachable,
+    ServerUnreachable,
     parse_retry_after,
 )
 
@@ -80,7 +80,7 @@ class MembershipClient(RaftClient):
             raise ClientError(f"unexpected answer from {self.server}: no servers")
         return body
 
-    # One attempt each; they raise Unreachable or ConnectionLost if no
+    # One attempt each; they raise ServerUnreachable or ConnectionLost if no
     # answer came.
 
     def _send_add(self, address, remaining_s) -> Answer:
@@ -103,7 +103,7 @@ class MembershipClient(RaftClient):
         while (remaining := deadline - self._clock()) > 0:
             try:
                 answer = send(remaining)
-            except Unreachable as exc:
+            except ServerUnreachable as exc:
                 raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
             except ConnectionLost as exc:
                 if read:

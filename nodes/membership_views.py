@@ -120,7 +120,7 @@ def transfer_leadership(runtime, forwarder, to, *, forwarded=False) -> Answer:
 def membership_errors(runtime):
     """consensus.membership's refusals as the contract's error answers.
 
-    NotLeaderError and LeadershipMoved pass through: leader_or_forward
+    NotLeader and LeadershipMoved pass through: leader_or_forward
     sends the request on.
     """
     try:
@@ -130,15 +130,17 @@ def membership_errors(runtime):
     except ChangeConflict as exc:
         raise errors.Conflict(f"{exc}; nothing was changed.") from None
     except CatchupFailed as exc:
-        raise errors.CatchupFailed(f"{exc}.") from None
+        raise errors.Unprocessable(f"{exc}.") from None
     except LeaderNotReady as exc:
-        raise errors.NoLeader(f"{exc}. Retry later.", leader=runtime.node_id) from None
+        raise errors.Unavailable(
+            f"{exc}. Retry later.", leader=runtime.node_id
+        ) from None
     except (ChangeInterrupted, TransferTimeout) as exc:
         raise errors.TimedOut(f"{exc}.") from None
     except CommandTimeout as exc:
         raise errors.TimedOut(f"{exc}.") from None
     except CommandLost:
-        raise errors.NoLeader(
+        raise errors.Unavailable(
             "The configuration entry was replaced by another leader's entry: "
             "it did not commit. Retry.",
         ) from None

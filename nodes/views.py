@@ -13,7 +13,7 @@ from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
 from .client import Answer
-from .errors import NoLeader, TimedOut
+from .errors import TimedOut, Unavailable
 from .forwarding import (
     Write,
     is_commit,
@@ -35,7 +35,7 @@ def serving_runtime():
     """The NodeRuntime of this process; 503 when it serves no node."""
     runtime = current_runtime()
     if runtime is None:
-        raise NoLeader("This process is not serving a Raft node.")
+        raise Unavailable("This process is not serving a Raft node.")
     return runtime
 
 
@@ -44,7 +44,7 @@ def serving_status(runtime=None):
     503 while it has none yet."""
     node_status = (runtime or serving_runtime()).status()
     if node_status is None:
-        raise NoLeader("This node is still starting.")
+        raise Unavailable("This node is still starting.")
     return node_status
 
 
@@ -64,7 +64,7 @@ def submit_command(
                 "the command may or may not commit."
             ) from None
         except CommandLost:
-            raise NoLeader(
+            raise Unavailable(
                 "The command was appended but replaced by another leader's entry: "
                 "it did not commit and nothing of it remains. Retry.",
                 leader=None,

@@ -20,7 +20,7 @@ from consensus.core.messages import (
 )
 from consensus.core.node import Proposal
 from consensus.core.ready import HardState, Ready, Role
-from consensus.errors import CommandLost, NotLeaderError
+from consensus.errors import CommandLost, NotLeader
 from consensus.runtime import (
     NodeRuntime,
     RuntimeSettings,
@@ -326,7 +326,7 @@ def test_not_leader_answers_every_fresh_proposal():
     first, second = h.propose("x"), h.propose("y")
     events = h.run(first, second)
     for item in (first, second):
-        assert isinstance(item.slot.error, NotLeaderError)
+        assert isinstance(item.slot.error, NotLeader)
         assert item.slot.error.leader_id == B
     assert "save" not in kinds(events)
 

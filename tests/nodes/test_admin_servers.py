@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.errors import NotLeaderError
+from consensus.errors import NotLeader
 from consensus.membership import CatchupFailed
 from consensus.status import PeerInfo
 
@@ -162,7 +162,7 @@ def test_add_form_refuses_a_bad_address_without_asking(admin_client, node):
 
 def test_a_follower_forwards_a_remove_to_the_leader(admin_client, node, stub_server):
     leader = stub_server(Reply(200, {**CHANGE, "leader": "127.0.0.1:9990"}))
-    node.membership.outcome = NotLeaderError(leader.address)
+    node.membership.outcome = NotLeader(leader.address)
     url = f"/admin/nodes/server/{LEARNER}/remove/"
     confirm = admin_client.get(url)
     assert "Yes, remove it" in confirm.content.decode()

@@ -5,7 +5,7 @@ import json
 import pytest
 from rest_framework import status
 
-from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.errors import CommandLost, CommandTimeout, NotLeader
 
 from .conftest import NODE_ID
 from .stub import Reply
@@ -140,7 +140,7 @@ def test_huge_body_is_413_before_parsing(api, runtime):
 
 
 def test_no_known_leader_is_503_with_retry_after(api, runtime):
-    runtime.outcome = NotLeaderError(None)
+    runtime.outcome = NotLeader(None)
     response = api.post(URL, {"command": "x"}, format="json")
     body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
     assert body["leader"] is None
@@ -174,7 +174,7 @@ def test_follower_forwards_to_the_leader(api, runtime, forwarder, stub_server):
     leader = stub_server(
         Reply(200, {"index": 12, "term": 3, "leader": "LEADER", "forwarded": False})
     )
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     body = {"command": "I like beer.", "client_id": "c-9", "seq": 2}
     response = api.post(URL, body, format="json")
     assert response.status_code == status.HTTP_200_OK, response.content
@@ -196,14 +196,14 @@ def test_forwarded_command_without_pair_sends_only_the_command(
     leader = stub_server(
         Reply(200, {"index": 1, "term": 1, "leader": "L", "forwarded": False})
     )
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     api.post(URL, {"command": "x"}, format="json")
     assert leader.received[0].body == {"command": "x"}
 
 
 def test_forwarded_command_is_not_forwarded_again(api, runtime, forwarder, stub_server):
     leader = stub_server()
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = api.post(URL, {"command": "x"}, format="json", HTTP_X_RAFT_FORWARDED="1")
     body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
     assert body["leader"] == leader.address
@@ -217,7 +217,7 @@ def test_leader_error_is_relayed_with_its_status(api, runtime, forwarder, stub_s
             503, {"error": "no_leader", "detail": "stepping down"}, {"Retry-After": "2"}
         )
     )
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = api.post(URL, {"command": "x"}, format="json")
     assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
     assert response.json() == {
@@ -229,7 +229,7 @@ def test_leader_error_is_relayed_with_its_status(api, runtime, forwarder, stub_s
 
 
 def test_unreachable_leader_is_503(api, runtime, forwarder, refused_address):
-    runtime.outcome = NotLeaderError(refused_address)
+    runtime.outcome = NotLeader(refused_address)
     response = api.post(URL, {"command": "x"}, format="json")
     body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
     assert "connection refused" in body["detail"]
@@ -238,7 +238,7 @@ def test_unreachable_leader_is_503(api, runtime, forwarder, refused_address):
 
 def test_connection_lost_after_sending_is_504(api, runtime, forwarder, stub_server):
     leader = stub_server(Reply(action="drop"))
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = api.post(URL, {"command": "x"}, format="json")
     assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
     assert len(leader.received) == 1
@@ -249,14 +249,14 @@ def test_leader_not_answering_in_time_is_504(
 ):
     settings.RAFT_COMMAND_TIMEOUT_S = 0.2
     leader = stub_server(Reply(action="hang"))
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = api.post(URL, {"command": "x"}, format="json")
     assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
 
 
 def test_leader_answer_that_is_not_json_is_504(api, runtime, forwarder, stub_server):
     leader = stub_server(Reply(500, b"<html>Server Error</html>"))
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = api.post(URL, {"command": "x"}, format="json")
     body = assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
     assert "HTTP 500" in body["detail"]

@@ -7,7 +7,7 @@ import pytest
 from rest_framework import status
 
 from consensus.core.configuration import Configuration
-from consensus.errors import CommandLost, CommandTimeout, NotLeaderError
+from consensus.errors import CommandLost, CommandTimeout, NotLeader
 from consensus.membership import (
     CatchupFailed,
     ChangeConflict,
@@ -91,7 +91,7 @@ def test_add_server_with_a_bad_address_is_400(api, membership, body):
         (TransferTimeout("stuck"), 504, "timeout"),
         (CommandTimeout("late"), 504, "timeout"),
         (CommandLost("gone"), 503, "no_leader"),
-        (NotLeaderError(None), 503, "no_leader"),
+        (NotLeader(None), 503, "no_leader"),
     ],
 )
 def test_membership_errors_map_to_contract_codes(
@@ -106,7 +106,7 @@ def test_membership_errors_map_to_contract_codes(
 
 def test_follower_forwards_an_add_to_the_leader(api, membership, stub_server):
     leader = stub_server(Reply(200, {"index": 30, "term": 3, "leader": "L"}))
-    membership.outcome = NotLeaderError(leader.address)
+    membership.outcome = NotLeader(leader.address)
     response = api.post("/api/servers", {"address": ":9993"}, format="json")
     assert response.status_code == status.HTTP_200_OK
     assert response.json()["forwarded"] is True
@@ -118,7 +118,7 @@ def test_follower_forwards_an_add_to_the_leader(api, membership, stub_server):
 
 
 def test_forwarded_request_is_not_forwarded_again(api, membership):
-    membership.outcome = NotLeaderError("127.0.0.1:9991")
+    membership.outcome = NotLeader("127.0.0.1:9991")
     response = api.delete(f"/api/servers/{NEW}", HTTP_X_RAFT_FORWARDED="1")
     assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
     assert response.json()["leader"] == "127.0.0.1:9991"
@@ -141,14 +141,14 @@ def test_leader_removing_itself_passes_the_removal_to_the_new_leader(
 def test_forwarded_error_is_relayed(api, membership, stub_server):
     detail = "127.0.0.1:9993 did not catch up"
     leader = stub_server(Reply(422, {"error": "catchup_failed", "detail": detail}))
-    membership.outcome = NotLeaderError(leader.address)
+    membership.outcome = NotLeader(leader.address)
     response = api.post("/api/servers", {"address": ":9993"}, format="json")
     assert response.status_code == 422
     assert response.json()["error"] == "catchup_failed"
 
 
 def test_unreachable_leader_is_503(api, membership, refused_address):
-    membership.outcome = NotLeaderError(refused_address)
+    membership.outcome = NotLeader(refused_address)
     response = api.post("/api/servers", {"address": ":9993"}, format="json")
     assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
 

@@ -5,6 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework import status
 
+from consensus.core.messages import EntryType
 from consensus.models import LogEntry
 
 
@@ -66,7 +67,7 @@ def test_reads_without_a_node_are_503(api, path):
 def log_entries(db):
     """Entries 1-9 in term 1 (entry 1 a noop); the FakeRuntime has
     commit_index 7, so 8 and 9 are not committed."""
-    LogEntry.objects.create(index=1, term=1, type=LogEntry.Type.NOOP, command="")
+    LogEntry.objects.create(index=1, term=1, type=EntryType.NOOP.value, command="")
     for index in range(2, 10):
         LogEntry.objects.create(index=index, term=1, command=f"message {index}")
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 
-from consensus.errors import NotLeaderError
+from consensus.errors import NotLeader
 from consensus.models import LogEntry
 from consensus.status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from nodes import dashboard
@@ -302,7 +302,7 @@ def test_a_follower_forwards_the_command_to_the_leader(
         Reply(200, {"index": 12, "term": 3, "leader": OTHER, "forwarded": False})
     )
     runtime.node_id = itself.address
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = admin_client.post("/dashboard/commands", {"command": "I like beer."})
     body = response.json()
     assert body["ok"] and body["index"] == 12 and body["forwarded"]
@@ -330,7 +330,7 @@ def test_command_error_in_plain_words(
 ):
     detail = "The session of this client has ended."
     leader = stub_server(Reply(409, {"error": "conflict", "detail": detail}))
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     response = admin_client.post("/dashboard/commands", {"command": "x"})
     assert response.status_code == 502
     body = response.json()

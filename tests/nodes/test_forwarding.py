@@ -5,11 +5,11 @@ path in process: against a FakeRuntime and a recording forwarder."""
 import pytest
 from django.apps import apps
 
-from consensus.errors import NotLeaderError
+from consensus.errors import NotLeader
 from consensus.membership import LeadershipMoved
 from consensus.status import CommandResult
 from nodes.client import Answer, ClientError
-from nodes.errors import NoLeader, TimedOut
+from nodes.errors import TimedOut, Unavailable
 from nodes.forwarding import (
     Write,
     answer_in_process,
@@ -67,7 +67,7 @@ def test_a_follower_forwards_once_and_relays_the_answer(runtime):
     )
     answer = leader_or_forward(
         runtime,
-        refusing(NotLeaderError(LEADER)),
+        refusing(NotLeader(LEADER)),
         write,
         forwarder=forwarder,
         forwarded=False,
@@ -88,10 +88,10 @@ def test_a_follower_forwards_once_and_relays_the_answer(runtime):
 )
 def test_no_forward_is_503_no_leader(runtime, leader, forwarded, named):
     forwarder = RecordingForwarder()
-    with pytest.raises(NoLeader) as raised:
+    with pytest.raises(Unavailable) as raised:
         leader_or_forward(
             runtime,
-            refusing(NotLeaderError(leader)),
+            refusing(NotLeader(leader)),
             WRITE,
             forwarder=forwarder,
             forwarded=forwarded,
@@ -137,7 +137,7 @@ def test_relay_carries_status_body_and_retry_after():
 
 def test_answer_in_process_is_what_http_would_answer():
     def refuse():
-        raise NoLeader("No leader now.", leader=LEADER, retry_after_s=2.5)
+        raise Unavailable("No leader now.", leader=LEADER, retry_after_s=2.5)
 
     assert answer_in_process(refuse) == Answer(
         503,
@@ -191,7 +191,7 @@ def test_local_node_retries_while_no_leader_is_known(runtime):
     """As the CLI does: 503 no_leader means nothing was appended, so it
     waits as long as the answer says (Retry-After: 1) and tries again."""
     clock = FakeClock()
-    runtime.outcome = NotLeaderError(None)
+    runtime.outcome = NotLeader(None)
     node = LocalNode(
         runtime, 2.5, forwarder=RecordingForwarder(), clock=clock, sleep=clock.sleep
     )
@@ -207,7 +207,7 @@ def test_local_node_forwards_through_the_process_forwarder(
     runtime, stub_server, app_forwarder
 ):
     leader = stub_server(Reply(200, {"index": 9, "term": 2, "leader": LEADER}))
-    runtime.outcome = NotLeaderError(leader.address)
+    runtime.outcome = NotLeader(leader.address)
     with node_client(5.0) as node:
         assert isinstance(node, LocalNode)
         commit = node.submit("hi")
