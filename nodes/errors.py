@@ -53,14 +53,6 @@ class BadRequest(ApiError):
     default_detail = "The request is malformed; nothing was changed."
 
 
-class Unauthorized(ApiError):
-    # Not DRF's NotAuthenticated: without an authentication class DRF turns
-    # that into a 403, and the contract wants 401.
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_code = "unauthorized"
-    default_detail = "The cluster secret is missing or wrong; nothing was changed."
-
-
 class NotFound(ApiError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "not_found"
@@ -88,12 +80,6 @@ class Unprocessable(ApiError):
     default_detail = (
         "The server did not catch up in time; the configuration is unchanged."
     )
-
-
-class NotImplementedYet(ApiError):
-    status_code = status.HTTP_501_NOT_IMPLEMENTED
-    default_code = "not_implemented"
-    default_detail = "This request is not implemented yet; nothing was changed."
 
 
 class Unavailable(ApiError):

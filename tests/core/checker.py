@@ -228,6 +228,3 @@ class SafetyChecker:
 
     def leader_of(self, term: int) -> str | None:
         return self.leaders.get(term)
-
-    def timeline(self, node: str) -> list[RoleChange]:
-        return [change for change in self.history if change.node == node]
