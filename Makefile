@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: cluster test sim bench clean
+.PHONY: cluster test sim bench clean lint
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,14 @@ $(STAMP): requirements.txt
 cluster: $(STAMP)
 	$(PY) scripts/local_cluster.py
 
-# The default test run (what CI runs).
-test: $(STAMP)
+# The default test run (what CI runs): lint, then the tests.
+test: $(STAMP) lint
 	$(PY) -m pytest
+
+# black and ruff (pinned in requirements.txt; settings in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/black --check --quiet .
 
 # More simulation seeds than the default run: make sim SEEDS=5000
 SEEDS ?= 2000
