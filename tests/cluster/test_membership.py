@@ -286,6 +286,8 @@ def test_transferleader_to_a_named_server(cluster):
     assert leader_of(cluster, members) is target
 
 
+# The admin login lives in the accounts database (raftsite/routers.py).
+@pytest.mark.django_db(databases=["default", "accounts"])
 def test_admin_add_form_and_remove_action(cluster, admin_client, settings):
     """Uses only node 4 besides the members, so it does not mind that
     pytest-django runs it first (tests using the database go first)."""
