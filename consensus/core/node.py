@@ -62,12 +62,12 @@ class RaftNode:
         rng: random.Random,
         hard_state: HardState = HardState(),
         entries: Sequence[Entry] = (),
-        applied_index: int = 0,
+        last_applied: int = 0,
     ):
         """Restore a server from what it persisted.
 
-        ``applied_index`` is an index known committed (the runtime's
-        last_applied); committed_entries start after it.
+        ``last_applied``: the runtime's (Raft Figure 2), so an index known
+        committed; committed_entries resume after it.
         """
         self.id = config.id
         self.config = config
@@ -76,12 +76,16 @@ class RaftNode:
         self.current_term = hard_state.current_term
         self.voted_for = hard_state.voted_for
         self.log = RaftLog(entries)
-        if applied_index > self.log.last_index:
-            raise ValueError(f"applied index {applied_index} is past the log")
-        # invariant: applied_index <= emitted_index <= commit_index
-        self.commit_index = applied_index
-        # The last index handed out in Ready.committed_entries.
-        self.emitted_index = applied_index
+        if last_applied > self.log.last_index:
+            raise ValueError(f"last_applied {last_applied} is past the log")
+        # Raft Figure 2, volatile state: index of the highest entry known
+        # committed, and of the highest applied to the state machine. The
+        # core counts an entry applied once it has handed it to the runtime
+        # in Ready.committed_entries: the runtime applies it before its
+        # next call.
+        self.commit_index = last_applied
+        # invariant: last_applied <= commit_index
+        self.last_applied = last_applied
         # Dissertation §4.1: the latest configuration in the log rules,
         # committed or not. configuration_index 0: none in the log.
         self.configuration_index, self.configuration = membership.latest_configuration(
@@ -556,14 +560,14 @@ class RaftNode:
         ready = self._ready
         # Raft Figure 2, Rules for Servers, All Servers: "If commitIndex >
         # lastApplied: increment lastApplied, apply log[lastApplied]". The
-        # core hands each committed entry out once, in order; the runtime
-        # applies them after persisting (its last_applied trails
-        # emitted_index by at most this Ready).
-        if self.commit_index > self.emitted_index:
+        # core hands each committed entry out once, in order, and counts it
+        # applied from then on: the runtime applies this Ready's entries,
+        # after persisting, before its next call.
+        if self.commit_index > self.last_applied:
             ready.committed_entries = self.log.slice(
-                self.emitted_index + 1, self.commit_index + 1
+                self.last_applied + 1, self.commit_index + 1
             )
-            self.emitted_index = self.commit_index
+            self.last_applied = self.commit_index
         term, voted_for, role, leader_id = self._before
         if (term, voted_for) != (self.current_term, self.voted_for):
             ready.hard_state = HardState(self.current_term, self.voted_for)
