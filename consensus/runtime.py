@@ -181,7 +181,7 @@ class NodeRuntime:
             rng,
             restored.hard_state,
             restored.entries,
-            applied_index=restored.last_applied,
+            last_applied=restored.last_applied,
         )
         self._publish_status()
 

@@ -62,7 +62,7 @@ class LeaderState:
             self.progress[peer] = Progress(next_index=self.log.last_index + 1)
         if self.transfer_target not in configuration.voters:
             # The CONFIG entry that did this already outdates any
-            # TimeoutNow sent (see RaftNode._handle_timeout_now).
+            # TimeoutNow sent (see transfer.py).
             self.transfer_target = None
             self.timeout_now_sent = False
 
@@ -214,7 +214,7 @@ class LeaderState:
     def take_gave_up(self) -> bool:
         """Was a transfer given up after its TimeoutNow went out, since the
         last call? Then the node must append an entry (see
-        RaftNode._outdate_timeout_now)."""
+        _outdate_timeout_now in transfer.py)."""
         gave_up = self.gave_up_after_timeout_now
         self.gave_up_after_timeout_now = False
         return gave_up

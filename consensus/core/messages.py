@@ -98,9 +98,8 @@ class TimeoutNow(Message):
     """Dissertation §3.10: start an election now (leadership transfer)."""
 
     # The transfer's identity: the leader's last entry when it sent this,
-    # which the target's log must still end with (see
-    # RaftNode._handle_timeout_now). -1, from a sender that did not say:
-    # never acted on.
+    # which the target's log must still end with (see transfer.py). -1,
+    # from a sender that did not say: never acted on.
     last_log_index: int = -1
     last_log_term: int = -1
 

@@ -37,7 +37,10 @@ from .messages import (
     Unreachable,
 )
 from .quorum import VoteResult
-from .ready import HardState, Ready, Role, SoftState
+from .ready import HardState, Ready, Role
+from .ready_builder import ReadyBuilderMixin
+from .replication import ReplicationMixin
+from .transfer import TransferMixin
 
 # The public API, defined in api.py.
 __all__ = [
@@ -55,19 +58,24 @@ __all__ = [
 ]
 
 
-class RaftNode:
+class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
+    """One server: the entry points tick(), step(), propose(),
+    check_membership_change(), transfer_leadership() (transfer.py) and
+    status(); elections and role transitions. Log replication is in
+    replication.py, how a call's Ready is gathered in ready_builder.py."""
+
     def __init__(
         self,
         config: RaftConfig,
         rng: random.Random,
         hard_state: HardState = HardState(),
         entries: Sequence[Entry] = (),
-        applied_index: int = 0,
+        last_applied: int = 0,
     ):
         """Restore a server from what it persisted.
 
-        ``applied_index`` is an index known committed (the runtime's
-        last_applied); committed_entries start after it.
+        ``last_applied``: the runtime's (Raft Figure 2), so an index known
+        committed; committed_entries resume after it.
         """
         self.id = config.id
         self.config = config
@@ -76,12 +84,16 @@ class RaftNode:
         self.current_term = hard_state.current_term
         self.voted_for = hard_state.voted_for
         self.log = RaftLog(entries)
-        if applied_index > self.log.last_index:
-            raise ValueError(f"applied index {applied_index} is past the log")
-        # invariant: applied_index <= emitted_index <= commit_index
-        self.commit_index = applied_index
-        # The last index handed out in Ready.committed_entries.
-        self.emitted_index = applied_index
+        if last_applied > self.log.last_index:
+            raise ValueError(f"last_applied {last_applied} is past the log")
+        # Raft Figure 2, volatile state: index of the highest entry known
+        # committed, and of the highest applied to the state machine. The
+        # core counts an entry applied once it has handed it to the runtime
+        # in Ready.committed_entries (ready_builder.py): the runtime applies
+        # it before its next call.
+        self.commit_index = last_applied
+        # invariant: last_applied <= commit_index
+        self.last_applied = last_applied
         # Dissertation §4.1: the latest configuration in the log rules,
         # committed or not. configuration_index 0: none in the log.
         self.configuration_index, self.configuration = membership.latest_configuration(
@@ -185,25 +197,6 @@ class RaftNode:
             self.log, self.commit_index, self.configuration_index, self.current_term
         )
 
-    def transfer_leadership(self, to: str | None = None) -> Ready:
-        """Dissertation §3.10: hand leadership to ``to`` (None: the most
-        up-to-date voter). Raises NotLeader if not leader, TransferRefused
-        for an unknown or non-voting target."""
-        leader = self.leader_state
-        if leader is None:
-            raise NotLeader(self.leader_id)
-        if to == self.id:
-            return Ready()
-        target = leader.start_transfer(to)
-        self._begin()
-        self._outdate_timeout_now()
-        message = leader.maybe_timeout_now() or leader.append_entries(
-            target, self.commit_index
-        )
-        if message is not None:
-            self._send([message])
-        return self._end()
-
     def status(self) -> Status:
         leader = self.leader_state
         return Status(
@@ -262,48 +255,6 @@ class RaftNode:
             return  # stale
         if campaign.record(reply.source, reply.vote_granted) is VoteResult.WON:
             self._won(campaign)
-
-    def _handle_timeout_now(self, message: TimeoutNow) -> None:
-        """Dissertation §3.10: campaign at once, skipping pre-vote and past
-        the voters' leader stickiness (§4.2.3), but only for a transfer
-        still under way.
-
-        A TimeoutNow can outlive its transfer: delayed in the network, or
-        repeated after a later reply (departure 9), it may arrive after the
-        leader gave the transfer up (an election timeout passed, or another
-        target replaced it) and went on leading. Acting on it then would
-        depose a healthy leader. So it counts only if it is:
-
-        - from the leader this server follows, in the current term: not
-          from an older term or leader, and not after a restart (leader
-          unknown) or when already campaigning;
-        - sent when this server's log was exactly the leader's, and this
-          server's log is still that: it ends at the TimeoutNow's
-          last_log_index and last_log_term. Not merely "holds that
-          entry": while a transfer lasts the leader appends nothing
-          (proposals are held), so a log longer than that holds what the
-          leader appended after the transfer ended, and the TimeoutNow is
-          stale. Entries replacing that last one (another leader) fail the
-          term check.
-
-        On giving up after a TimeoutNow went out, the leader appends a NOOP
-        even with no client writes (_outdate_timeout_now), so every stale
-        TimeoutNow is recognised once that NOOP reaches the target. One
-        that arrives before it cannot be told from a live one; the target
-        then campaigns with a log behind the leader's, and the voters that
-        hold the NOOP deny it (§5.4.1).
-        """
-        log = self.log
-        if (
-            message.term != self.current_term
-            or message.source != self.leader_id
-            or self.role is not Role.FOLLOWER
-            or message.last_log_index != log.last_index
-            or message.last_log_term != log.last_term
-        ):
-            return
-        if self.id in self.configuration.voters:
-            self._campaign(pre_vote=False, transfer=True)
 
     def _may_campaign(self) -> bool:
         """Voters campaign (§4.1); learners and non-members wait. Except:
@@ -407,108 +358,6 @@ class RaftNode:
             return Role.LEARNER
         return Role.NONE
 
-    def _outdate_timeout_now(self) -> None:
-        """After a transfer was given up with its TimeoutNow already sent,
-        append a NOOP of this term: the target's log then grows past the
-        TimeoutNow's last entry, which makes it stale wherever it still
-        is (_handle_timeout_now). Dissertation §3.10 leaves aborting to the
-        leader; this makes the abort visible to the target."""
-        leader = self.leader_state
-        if leader is None or not leader.take_gave_up():
-            return
-        self._append(
-            [Entry(self.log.last_index + 1, self.current_term, EntryType.NOOP)]
-        )
-        self._maybe_commit()
-        if self.leader_state is not None:
-            self._send(self.leader_state.broadcast(self.commit_index))
-
-    # Log replication.
-
-    def _handle_append_entries(self, request: AppendEntries) -> None:
-        if request.term < self.current_term or self.role is Role.LEADER:
-            # Raft §5.1: a stale leader learns our term from the reply and
-            # steps down. (A leader of the same term cannot exist, §5.2.)
-            self._reply_append_entries(request, success=False)
-            return
-        if self.role is Role.CANDIDATE or self.leader_id != request.source:
-            # Raft §5.2: a candidate that hears from its term's leader
-            # returns to follower.
-            self._become_follower(request.term, request.source)
-        else:
-            self.timer.heard_from_leader()
-        new = self.log.maybe_append(
-            request.prev_log_index,
-            request.prev_log_term,
-            request.entries,
-            self.commit_index,
-        )
-        if new is None:
-            # Raft §5.3: the consistency check failed; hint where to retry.
-            conflict_term, conflict_index = self.log.conflict_hint(
-                request.prev_log_index
-            )
-            self._reply_append_entries(
-                request,
-                success=False,
-                conflict_term=conflict_term,
-                conflict_index=conflict_index,
-            )
-            return
-        if new:
-            self._persist(new)
-        # Raft Figure 2: commit_index = min(leader_commit, last new entry).
-        last_new_index = request.prev_log_index + len(request.entries)
-        self._advance_commit(min(request.leader_commit, last_new_index))
-        self._reply_append_entries(request, success=True, match_index=last_new_index)
-
-    def _reply_append_entries(
-        self, request: AppendEntries, success: bool, **fields: int
-    ) -> None:
-        reply = AppendEntriesReply(
-            term=self.current_term,
-            source=self.id,
-            dest=request.source,
-            success=success,
-            prev_log_index=request.prev_log_index,
-            request_term=request.term,
-            request_id=request.request_id,
-            **fields,
-        )
-        self._send([reply])
-
-    def _handle_append_entries_reply(self, reply: AppendEntriesReply) -> None:
-        leader = self.leader_state
-        if leader is None or reply.term != self.current_term:
-            return
-        if not leader.handle_reply(reply):
-            return
-        self._maybe_commit()
-        if self.leader_state is not None:
-            self._send(leader.after_reply(reply.source, self.commit_index))
-
-    def _maybe_commit(self) -> None:
-        """Leader: commit what a majority of voters hold, but only by
-        counting replicas of a current-term entry (§5.4.2, Figure 8)."""
-        candidate = self.leader_state.commit_candidate()
-        if (
-            candidate <= self.commit_index
-            or self.log.term_at(candidate) != self.current_term
-        ):
-            return
-        self._advance_commit(candidate)
-        if (
-            self.id not in self.configuration.voters
-            and self.configuration_index <= self.commit_index
-        ):
-            # Dissertation §4.2.2: a leader removed from the voters leads
-            # until the configuration without it commits, then steps down.
-            self._become_follower(self.current_term, None)
-
-    def _advance_commit(self, index: int) -> None:
-        # invariant: commit_index never decreases.
-        self.commit_index = max(self.commit_index, index)
-
     # The log and the configuration.
 
     def _append(self, entries: list[Entry]) -> None:
@@ -542,32 +391,3 @@ class RaftNode:
             # AppendEntries changes a follower's log, so no pre-vote is under
             # way, and the handler has already reset the timer.
             self._become_follower(self.current_term, self.leader_id, reset_timer=False)
-
-    # Ready plumbing.
-
-    def _begin(self) -> None:
-        self._ready = Ready()
-        self._before = (self.current_term, self.voted_for, self.role, self.leader_id)
-
-    def _send(self, messages: list[Message]) -> None:
-        self._ready.messages.extend(messages)
-
-    def _end(self) -> Ready:
-        ready = self._ready
-        # Raft Figure 2, Rules for Servers, All Servers: "If commitIndex >
-        # lastApplied: increment lastApplied, apply log[lastApplied]". The
-        # core hands each committed entry out once, in order; the runtime
-        # applies them after persisting (its last_applied trails
-        # emitted_index by at most this Ready).
-        if self.commit_index > self.emitted_index:
-            ready.committed_entries = self.log.slice(
-                self.emitted_index + 1, self.commit_index + 1
-            )
-            self.emitted_index = self.commit_index
-        term, voted_for, role, leader_id = self._before
-        if (term, voted_for) != (self.current_term, self.voted_for):
-            ready.hard_state = HardState(self.current_term, self.voted_for)
-        if (role, leader_id) != (self.role, self.leader_id):
-            ready.soft_state = SoftState(self.role, self.leader_id)
-        self._ready = Ready()
-        return ready

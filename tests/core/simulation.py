@@ -492,7 +492,7 @@ class Cluster:
             random.Random(self.rng.getrandbits(64)),
             storage.hard_state,
             list(storage.log),
-            applied_index=storage.last_applied,
+            last_applied=storage.last_applied,
         )
         self._observe(server)
 

@@ -316,7 +316,7 @@ def test_restart_restores_term_vote_and_log():
 
 
 def test_restart_hands_out_nothing_already_applied():
-    """committed_entries resume after applied_index, never repeating."""
+    """committed_entries resume after last_applied, never repeating."""
     net = Net(ABC)
     net.elect("a")
     net.propose("a", "one", "two")

@@ -46,7 +46,7 @@ def make_node(
     entries: Iterable[Entry] = (),
     seed: int = 1,
     hard_state: HardState = HardState(),
-    applied_index: int = 0,
+    last_applied: int = 0,
     **config: object,
 ) -> RaftNode:
     config.setdefault("election_timeout_ticks", ELECTION_TICKS)
@@ -55,7 +55,7 @@ def make_node(
         random.Random(seed),
         hard_state,
         list(entries),
-        applied_index,
+        last_applied,
     )
 
 
@@ -185,7 +185,7 @@ class Net:
             store.entries,
             seed=seed,
             hard_state=store.hard_state,
-            applied_index=applied,
+            last_applied=applied,
             **self.config,
         )
         return self.nodes[id]

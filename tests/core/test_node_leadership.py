@@ -317,7 +317,7 @@ def test_one_configuration_change_at_a_time():
 def test_new_leader_commits_its_noop_before_a_configuration_change():
     """Dissertation §4.1 (as corrected): the new leader's first entry must
     commit before a membership change is appended."""
-    a = make_node("a", [config_entry(ABC)], pre_vote=False, applied_index=1)
+    a = make_node("a", [config_entry(ABC)], pre_vote=False, last_applied=1)
     while a.role is not Role.CANDIDATE:
         a.tick()
     a.step(RequestVoteReply(1, "b", "a", vote_granted=True))
