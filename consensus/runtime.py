@@ -167,9 +167,8 @@ class NodeRuntime:
             bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
         )
         restored = self._storage.prepare(bootstrap)
-        # Rebuild the state machine silently from what was already applied.
-        for entry in restored.entries[: restored.last_applied]:
-            self._state_machine.apply(entry, replay=True)
+        # The applied state is on disk with last_applied: nothing to replay.
+        self._state_machine.load()
         seed = self._settings.rng_seed
         rng = random.Random(seed if seed is not None else os.urandom(16))
         self._node = RaftNode(

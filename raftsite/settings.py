@@ -138,8 +138,9 @@ LOGGING = {
         "event": {"format": "%(asctime)s %(message)s", "datefmt": "%Y/%m/%d %H:%M:%S"},
     },
     "handlers": {
+        # A StreamHandler that writes a long `Logs [...]` line in pieces.
         "stdout": {
-            "class": "logging.StreamHandler",
+            "class": "consensus.eventlog.EventHandler",
             "stream": "ext://sys.stdout",
             "formatter": "event",
         },
