@@ -4,11 +4,14 @@ streams its messages from the database."""
 
 import hashlib
 import logging
+import re
 import tracemalloc
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
+from consensus import state_machine
 from consensus.core.messages import Entry, EntryType
 from consensus.eventlog import EventHandler, Streamed
 from consensus.models import AppliedMessage, ClientSession, PersistentState
@@ -109,27 +112,28 @@ def test_state_and_last_applied_survive_a_restart_without_replay(caplog):
 
 
 def test_a_failed_batch_leaves_no_trace(caplog, monkeypatch):
-    """The batch's transaction rolls back as a whole: no rows, no lines, and
-    the state machine still expects the same next index."""
+    """The batch's transaction rolls back as a whole (here its last
+    statement fails, after the messages, the session and last_applied were
+    written): no rows, no lines, and the state machine still expects the
+    same next index."""
     sm = machine()
     sm.apply(command(1, "a"))
-    real = AppliedMessage.objects.create
-
-    def fail_on_c(**fields):
-        if fields["command"] == "c":
-            raise OSError("disk gone")
-        return real(**fields)
-
-    monkeypatch.setattr(AppliedMessage.objects, "create", fail_on_c)
-    with caplog.at_level(logging.INFO, logger="raft"), pytest.raises(OSError):
+    monkeypatch.setattr(
+        state_machine,
+        "_UPDATE_APPLIED_STATE",
+        "UPDATE no_such_table SET x = %s, y = %s",
+    )
+    with caplog.at_level(logging.INFO, logger="raft"), pytest.raises(OperationalError):
         sm.apply_batch([command(2, "print", "s", 1), command(3, "c")])
     assert caplog.records == []
     assert (sm.last_applied, sm.message_count) == (1, 1)
     assert PersistentState.objects.get().last_applied == 1
+    assert list(AppliedMessage.objects.values_list("command", flat=True)) == ["a"]
     assert not ClientSession.objects.exists()
     monkeypatch.undo()
     sm.apply_batch([command(2, "print", "s", 1), command(3, "c")])
     assert list(sm.messages()) == ["a", "print", "c"]
+    assert sm.lookup("s", 1) == Applied(2, 1)
 
 
 def test_entries_apply_in_order_only():
@@ -220,3 +224,23 @@ def test_the_ready_path_saves_entries_then_applies_them_with_last_applied():
     again = StateMachine()
     again.load()
     assert (again.last_applied, again.message_count) == (2, 2)
+
+
+def test_a_batch_is_one_synchronous_normal_transaction():
+    """The applied state and last_applied go in one transaction between
+    PRAGMA synchronous=NORMAL and FULL: no fsync of its own on the leader's
+    commit-only path, and FULL again for whatever comes next."""
+    sm = machine()
+    with CaptureQueriesContext(connection) as queries:
+        sm.apply_batch([command(1, "a", "c", 1), command(2, "b"), command(3, "count")])
+    # Django records an executemany as "<n> times: <sql>".
+    statements = [
+        re.sub(r"^\d+ times: ", "", q["sql"]) for q in queries.captured_queries
+    ]
+    assert statements[0] == "PRAGMA synchronous=NORMAL", statements
+    assert statements[1].startswith("BEGIN"), statements
+    assert statements[-1] == "PRAGMA synchronous=FULL", statements
+    writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
+    # One statement per table, whatever the batch's size.
+    assert len(writes) == 4, writes
+    assert PersistentState.objects.get().last_applied == 3
