@@ -99,7 +99,9 @@ class StateMachine:
             with applied_state_transaction(), connection.cursor() as cursor:
                 for entry in entries:
                     answers.append(self._apply(entry, batch, cursor))
-                batch.write(cursor, self)
+                batch.write(
+                    cursor, self.last_applied, self._message_count, self._configuration
+                )
         except BaseException:
             # Nothing of the batch is stored: nor may it seem applied here.
             self.last_applied, self._message_count, self._configuration = before
@@ -143,7 +145,7 @@ class StateMachine:
         if old_json is None:
             return  # the initial configuration is not a change
         if self.node_id is not None and self.node_id not in new.members:
-            return  # history a new server replays, or its own removal
+            return  # history a new server applies, or its own removal
         old = Configuration.from_json(old_json)
         # A peer is a voting member: a learner being caught up is not
         # announced, its promotion is (on every member, itself included).
@@ -162,7 +164,13 @@ class _Batch:
         self.sessions: dict[tuple[str, int], Applied] = {}
         self.lines: list[tuple] = []
 
-    def write(self, cursor, machine: StateMachine) -> None:
+    def write(
+        self,
+        cursor,
+        last_applied: int,
+        message_count: int,
+        configuration: str | None,
+    ) -> None:
         if self.messages:
             cursor.executemany(_INSERT_MESSAGE, self.messages)
         if self.sessions:
@@ -170,10 +178,8 @@ class _Batch:
                 _INSERT_SESSION,
                 [(c, s, a.index, a.term) for (c, s), a in self.sessions.items()],
             )
-        cursor.execute(_UPDATE_LAST_APPLIED, [machine.last_applied])
-        cursor.execute(
-            _UPDATE_APPLIED_STATE, [machine.message_count, machine._configuration]
-        )
+        cursor.execute(_UPDATE_LAST_APPLIED, [last_applied])
+        cursor.execute(_UPDATE_APPLIED_STATE, [message_count, configuration])
 
 
 def _table(model) -> str:
