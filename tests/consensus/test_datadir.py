@@ -101,3 +101,33 @@ def test_a_started_runtime_lets_go_only_after_its_loop_has_closed_storage(
     lock = DataDirLock(tmp_path)
     lock.acquire()
     lock.release()
+
+
+def test_runnode_refuses_a_busy_data_directory_in_one_line(tmp_path):
+    """runnode checks the lock before it starts the server: one line on
+    stderr, exit status 1, nothing started."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    holder = DataDirLock(tmp_path)
+    holder.acquire(owner_pid=777)
+    stdout, stderr = StringIO(), StringIO()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            call_command(
+                "runnode",
+                "--port",
+                "9990",
+                "--data-dir",
+                str(tmp_path),
+                stdout=stdout,
+                stderr=stderr,
+            )
+    finally:
+        holder.release()
+    assert exited.value.code == 1
+    assert stdout.getvalue() == ""
+    assert stderr.getvalue() == (
+        f"error: data directory {tmp_path} is in use by another process (pid 777)\n"
+    )
