@@ -6,7 +6,9 @@ from django.conf import settings
 from .runtime import NodeRuntime, RuntimeSettings
 
 
-def start_runtime() -> NodeRuntime:
+def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
+    """``owner_pid``: the pid the data directory's lock names (the node's
+    gunicorn master, which an operator would stop)."""
     config = apps.get_app_config("consensus")
     runtime = NodeRuntime(
         settings.RAFT_NODE_ID,
@@ -17,7 +19,10 @@ def start_runtime() -> NodeRuntime:
             election_timeout_ticks=settings.RAFT_ELECTION_TIMEOUT_TICKS,
             secret=settings.RAFT_CLUSTER_SECRET,
             catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,
+            lock_timeout_s=settings.RAFT_LOCK_TIMEOUT_S,
+            owner_pid=owner_pid,
         ),
+        data_dir=settings.RAFT_DATA_DIR,
     )
     runtime.start()
     config.runtime = runtime

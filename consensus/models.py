@@ -1,4 +1,5 @@
-"""The node's durable Raft state: its log and Figure 2's persistent state."""
+"""The node's durable state: its log, Figure 2's persistent state, and the
+replicated state machine's applied state."""
 
 from django.db import models
 
@@ -30,8 +31,9 @@ class LogEntry(models.Model):
 class PersistentState(models.Model):
     """One row: Raft Figure 2's current_term and voted_for, and last_applied.
 
-    last_applied is written in the same transaction as each batch, so a
-    restarted node re-applies nothing it already applied.
+    last_applied is written by the state machine, in the transaction that
+    applies a batch of entries (consensus.state_machine), so it always
+    counts exactly what the applied state holds.
     """
 
     current_term = models.PositiveBigIntegerField(default=0)
@@ -44,3 +46,55 @@ class PersistentState(models.Model):
 
     def __str__(self):
         return f"term {self.current_term}, voted for {self.voted_for}"
+
+
+class AppliedState(models.Model):
+    """One row: the replicated state machine's own state beside its messages.
+
+    Written in the transaction that applies entries and advances
+    PersistentState.last_applied, so after a crash the two always agree.
+    """
+
+    # The number of client messages applied: Count's answer, and the
+    # position of the latest AppliedMessage.
+    message_count = models.PositiveBigIntegerField(default=0)
+    # The latest configuration applied (its JSON); null before the first.
+    configuration = models.TextField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "applied state"
+        verbose_name_plural = "applied state"
+
+    def __str__(self):
+        return f"{self.message_count} messages"
+
+
+class AppliedMessage(models.Model):
+    """The toy's message list, one row per message, in apply order."""
+
+    position = models.PositiveBigIntegerField(primary_key=True)  # 1, 2, ...
+    command = models.TextField()
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self):
+        return f"{self.position}: {self.command[:40]}"
+
+
+class ClientSession(models.Model):
+    """The first answer to a client's (client_id, seq) (dissertation §6.3):
+    the index and term of the first entry that carried it."""
+
+    client_id = models.CharField(max_length=200)
+    seq = models.BigIntegerField()
+    index = models.PositiveBigIntegerField()
+    term = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client_id", "seq"], name="one_answer")
+        ]
+
+    def __str__(self):
+        return f"{self.client_id}#{self.seq} -> {self.index}@{self.term}"

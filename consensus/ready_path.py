@@ -29,7 +29,12 @@ class Storage(Protocol):
     ) -> None:
         """Persist one Ready's state at once. Stored entries at and above
         ``entries[0].index`` are replaced (Raft §5.3). Raising means
-        nothing of it may be taken as durable."""
+        nothing of it may be taken as durable.
+
+        ``last_applied`` is the last index this Ready commits, for a
+        Storage that records it (the simulation's disk). One whose state
+        machine records it with the applied state instead ignores it
+        (consensus.storage: see BatchingStateMachine)."""
 
 
 class Transport(Protocol):
@@ -42,6 +47,15 @@ class StateMachine(Protocol):
 
     def apply(self, entry: Entry) -> object:
         """Apply one committed entry, in log order; the answer for its client."""
+
+
+class BatchingStateMachine(StateMachine, Protocol):
+    """A state machine that applies a Ready's committed entries at once, as
+    hashicorp/raft's optional BatchingFSM: consensus.state_machine writes
+    them and last_applied in one transaction."""
+
+    def apply_batch(self, entries: Sequence[Entry]) -> list[object]:
+        """Apply committed entries, in log order; their answers, in order."""
 
 
 def apply_ready(
@@ -72,11 +86,18 @@ def apply_ready(
             later.append(message)
     if ready.hard_state is not None or ready.entries_to_persist or committed:
         # last_applied rides with the Ready that commits the entries, so a
-        # restarted node does not apply (and print) them again.
+        # restarted node does not apply (and print) them again. Every entry
+        # applied below is on this node's disk by now (a follower's arrive
+        # in a Ready saved before it is applied; a leader counts itself
+        # only once its write is done), so applied state written after
+        # this save never counts an entry a crash could lose.
         last_applied = committed[-1].index if committed else None
         storage.save(ready.hard_state, ready.entries_to_persist, last_applied)
     for message in later:
         transport.send(message)
     if on_durable is not None:
         on_durable()
+    apply_batch = getattr(state_machine, "apply_batch", None)
+    if apply_batch is not None:
+        return apply_batch(committed) if committed else []
     return [state_machine.apply(entry) for entry in committed]

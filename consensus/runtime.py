@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .core.messages import REPLIES, Message, Unreachable
 from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
+from .datadir import DataDirLock
 from .errors import CommandLost, CommandTimeout, NotLeader
 from .ready_path import apply_ready
 from .state_machine import Applied, StateMachine
@@ -102,6 +104,11 @@ class RuntimeSettings:
     rng_seed: int | None = None
     # Dissertation §4.2.1: how long a new server may take to catch up.
     catchup_timeout_s: float = 30.0
+    # How long open() waits for another runtime to let go of the data
+    # directory (a gunicorn reload's old worker draining) before refusing.
+    lock_timeout_s: float = 20.0
+    # The pid the data directory's lock names to others (default: ours).
+    owner_pid: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -115,10 +122,14 @@ class NodeRuntime:
         storage: Storage | None = None,
         transport: Transport | None = None,
         state_machine: StateMachine | None = None,
+        data_dir: Path | None = None,
     ):
         """``storage``, ``transport`` and ``state_machine`` replace the
-        built-in ones (tests give fakes)."""
+        built-in ones (tests give fakes). With ``data_dir`` the runtime holds
+        its lock (consensus/datadir.py) from open() until its loop has
+        closed the database."""
         self.node_id = node_id
+        self._lock = DataDirLock(data_dir) if data_dir is not None else None
         self._cluster = cluster
         self._settings = settings
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -163,13 +174,21 @@ class NodeRuntime:
     def open(self) -> None:
         """Restore the node from storage, without starting any thread
         (tests then step the loop with _run_once)."""
+        if self._lock is not None:
+            # One runtime per database, in any process: two could grant two
+            # votes in one term (Raft Figure 2: at most one). Taken before
+            # the database is opened; a reload's new worker waits here for
+            # the old one to stop.
+            self._lock.acquire(self._settings.lock_timeout_s, self._settings.owner_pid)
+            event_log.info(
+                "Opened data directory %s (pid %d)", self._lock.data_dir, os.getpid()
+            )
         bootstrap = (
             bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
         )
         restored = self._storage.prepare(bootstrap)
-        # Rebuild the state machine silently from what was already applied.
-        for entry in restored.entries[: restored.last_applied]:
-            self._state_machine.apply(entry, replay=True)
+        # The applied state is on disk with last_applied: nothing to replay.
+        self._state_machine.load()
         seed = self._settings.rng_seed
         rng = random.Random(seed if seed is not None else os.urandom(16))
         self._node = RaftNode(
@@ -191,6 +210,17 @@ class NodeRuntime:
         for thread in self._threads:
             thread.join(timeout=5)
         self._transport.close()
+        if not any(thread.is_alive() for thread in self._threads):
+            # The loop has closed the database (or never ran). One still
+            # running keeps the lock until the process exits.
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None and self._lock.held:
+            event_log.info(
+                "Closed data directory %s (pid %d)", self._lock.data_dir, os.getpid()
+            )
+            self._lock.release()
 
     # --- called from request threads ---------------------------------------
 
@@ -275,6 +305,7 @@ class NodeRuntime:
             os._exit(70)
         finally:
             self._storage.close()
+            self._release_lock()
 
     def _run_once(self) -> bool:
         items = [self._inbox.get()]

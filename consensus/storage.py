@@ -1,15 +1,17 @@
 """Loads and saves the core's durable state through the ORM.
 
 Only the runtime's loop thread writes, so SQLite never queues writers.
-Each save is one transaction, fsynced (WAL, synchronous=FULL), except a
-save of last_applied alone, which skips the fsync (see _save_last_applied
-and docs/DESIGN.md, Durability). What may be sent before a save is
+Each save of entries or term and vote is one transaction, fsynced (WAL,
+synchronous=FULL). The state machine's applied state, last_applied
+included, is written by applied_state_transaction (synchronous=NORMAL; see
+there and docs/DESIGN.md, Durability). What may be sent before a save is
 apply_ready's rule (consensus/ready_path.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.core.management import call_command
@@ -59,51 +61,69 @@ class Storage:
         entries: Sequence[Entry],
         last_applied: int | None,
     ) -> None:
-        """Persist one Ready in one transaction.
+        """Persist one Ready's term, vote and entries in one fsynced
+        transaction.
 
         Stored entries at and above entries[0].index are replaced (Raft
         §5.3: a conflicting suffix is deleted before appending).
+        ``last_applied`` is not written here: the state machine records it
+        in the transaction that applies the entries
+        (applied_state_transaction), after this one, so the two never
+        disagree; recording it here, before the state it counts, could make
+        a restarted node skip entries it never applied.
         """
         if hard_state is None and not entries:
-            if last_applied is not None:
-                self._save_last_applied(last_applied)
             return
         with transaction.atomic():
             if entries:
                 if entries[0].index <= self._last_index:
                     LogEntry.objects.filter(index__gte=entries[0].index).delete()
                 LogEntry.objects.bulk_create(_to_rows(entries), batch_size=500)
-            fields = {}
             if hard_state is not None:
-                fields["current_term"] = hard_state.current_term
-                fields["voted_for"] = hard_state.voted_for
-            if last_applied is not None:
-                fields["last_applied"] = last_applied
-            if fields:
-                PersistentState.objects.filter(pk=1).update(**fields)
+                PersistentState.objects.filter(pk=1).update(
+                    current_term=hard_state.current_term,
+                    voted_for=hard_state.voted_for,
+                )
         if entries:
             self._last_index = entries[-1].index
 
-    def _save_last_applied(self, last_applied: int) -> None:
-        """Record progress of the state machine alone, without an fsync.
-
-        last_applied is no Raft state: it only keeps a restarted node from
-        printing applied entries again. The write reaches the WAL in the OS
-        page cache, so it survives the process being killed, and the next
-        fsynced transaction makes it durable; only a power cut in between
-        can lose it, and then a few lines print twice. Skipping the fsync
-        takes one disk flush off the path of every client command on the
-        leader (the commit index advances without new entries to write).
-        """
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA synchronous=OFF")
-            try:
-                PersistentState.objects.filter(pk=1).update(last_applied=last_applied)
-            finally:
-                cursor.execute("PRAGMA synchronous=FULL")
-
     def close(self) -> None:
         connection.close()
+
+
+@contextmanager
+def applied_state_transaction() -> Iterator[None]:
+    """One transaction that records applied state only (the state machine's
+    tables and last_applied, never entries, term or vote), with
+    synchronous=NORMAL: no fsync of its own.
+
+    SQLite's WAL mode with synchronous=NORMAL syncs the WAL before every
+    checkpoint and the database file after it, and syncs the WAL header
+    when the WAL is reset for reuse (sqlite.org/pragma.html#pragma_synchronous,
+    sqlite.org/wal.html). So a checkpoint run inside this commit never leaves
+    the FULL-synced frames of earlier transactions (entries, term, vote) only
+    in an unsynced database file, as synchronous=OFF could. WAL recovery
+    keeps a prefix of the committed transactions (each frame's checksum
+    covers all frames before it), so a power cut loses at most the latest
+    such transactions, never an earlier FULL one, and never this one without
+    what came after it. Losing one only means applying again entries that
+    are durable in the log: every entry was fsynced on this node before it
+    was applied (a follower saves it before replying; a leader counts
+    itself towards commitment only once its write is done).
+
+    Skipping the fsync keeps one disk flush off every client command on the
+    leader, whose commit-only Readys write nothing else. The level is reset
+    to FULL at once: every other transaction must stay fully synchronous.
+    SQLite refuses to change it inside a transaction, hence the order.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA synchronous=FULL")
 
 
 def _iter_rows():

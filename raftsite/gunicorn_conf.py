@@ -7,6 +7,7 @@ the runtime's loop thread runs beside the request threads.
 import ctypes
 import os
 import signal
+import sys
 
 bind = os.environ["RAFT_BIND"]
 workers = 1
@@ -35,13 +36,24 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
+    from gunicorn.arbiter import Arbiter
+
     from consensus.bootstrap import start_runtime
+    from consensus.datadir import DataDirectoryInUse
     from raftsite.accounts import prepare_accounts
 
     # Logins and sessions have their own database (raftsite.routers); the
     # runtime migrates the Raft database itself.
     prepare_accounts()
-    start_runtime()
+    # After a reload (SIGHUP) the old worker may still be draining: the
+    # runtime waits for it to close the data directory (RAFT_LOCK_TIMEOUT_S,
+    # below gunicorn's 30 s worker timeout), so two never run at once.
+    try:
+        start_runtime(owner_pid=worker.ppid)
+    except DataDirectoryInUse as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        # A worker that cannot boot makes the master give up and exit.
+        sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 def worker_exit(server, worker):

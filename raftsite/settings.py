@@ -29,6 +29,9 @@ RAFT_COMMAND_TIMEOUT_S = float(os.environ.get("RAFT_COMMAND_TIMEOUT_S", "5"))
 # before the change fails with 422 catchup_failed.
 RAFT_CATCHUP_TIMEOUT_S = float(os.environ.get("RAFT_CATCHUP_TIMEOUT_S", "30"))
 RAFT_MAX_COMMAND_BYTES = 64 * 1024
+# How long a starting runtime waits for another to let go of the data
+# directory (a reloading node's old worker, draining) before it refuses.
+RAFT_LOCK_TIMEOUT_S = float(os.environ.get("RAFT_LOCK_TIMEOUT_S", "20"))
 
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "insecure-local-development-key-set-DJANGO_SECRET_KEY"
@@ -138,8 +141,9 @@ LOGGING = {
         "event": {"format": "%(asctime)s %(message)s", "datefmt": "%Y/%m/%d %H:%M:%S"},
     },
     "handlers": {
+        # A StreamHandler that writes a long `Logs [...]` line in pieces.
         "stdout": {
-            "class": "logging.StreamHandler",
+            "class": "consensus.eventlog.EventHandler",
             "stream": "ext://sys.stdout",
             "formatter": "event",
         },

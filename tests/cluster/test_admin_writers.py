@@ -34,9 +34,17 @@ ADMIN_PAGES = (
     "/admin/nodes/server/",
     "/dashboard/",
 )
-# What the loop thread writes: the log and the persistent state. Migrations
-# record themselves in every database Django migrates.
-RAFT_TABLES = {"consensus_logentry", "consensus_persistentstate", "django_migrations"}
+# What the loop thread writes: the log, the persistent state and the state
+# machine's applied state. Migrations record themselves in every database
+# Django migrates.
+RAFT_TABLES = {
+    "consensus_logentry",
+    "consensus_persistentstate",
+    "consensus_appliedstate",
+    "consensus_appliedmessage",
+    "consensus_clientsession",
+    "django_migrations",
+}
 # A data directory as the layout before accounts.sqlite3 left it: every app
 # migrated into db.sqlite3, and a login there.
 OLD_LAYOUT = """\

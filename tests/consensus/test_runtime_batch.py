@@ -31,7 +31,7 @@ from consensus.runtime import (
     _Stop,
     _Tick,
 )
-from consensus.state_machine import Applied, StateMachine
+from consensus.state_machine import Applied
 from consensus.storage import Restored
 
 A, B, C, D, E = (f"10.0.0.{i}:9990" for i in range(1, 6))
@@ -85,14 +85,29 @@ class FakeTransport:
         pass
 
 
-class RecordingStateMachine(StateMachine):
-    def __init__(self, events: list):
-        super().__init__()
-        self.events = events
+class RecordingStateMachine:
+    """consensus.state_machine.StateMachine's face to the runtime, in memory
+    (its own tests run it on SQLite); every apply is an event."""
 
-    def apply(self, entry: Entry, replay: bool = False) -> Applied:
+    def __init__(self, events: list):
+        self.events = events
+        self.last_applied = 0
+        self._sessions: dict[tuple[str, int], Applied] = {}
+
+    def load(self) -> None:
+        pass
+
+    def lookup(self, client_id, seq) -> Applied | None:
+        return self._sessions.get((client_id, seq))
+
+    def apply(self, entry: Entry) -> Applied:
         self.events.append(("apply", entry.index))
-        return super().apply(entry, replay)
+        assert entry.index == self.last_applied + 1
+        self.last_applied = entry.index
+        answer = Applied(entry.index, entry.term)
+        if entry.client_id is not None and entry.seq is not None:
+            answer = self._sessions.setdefault((entry.client_id, entry.seq), answer)
+        return answer
 
 
 class RecordingSlot(_Slot):

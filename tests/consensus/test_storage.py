@@ -1,11 +1,13 @@
 """Storage persists a Ready's parts in one transaction and restores them."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from consensus.core.messages import Entry, EntryType
 from consensus.core.ready import HardState
 from consensus.models import LogEntry, PersistentState
-from consensus.storage import Storage
+from consensus.storage import Storage, applied_state_transaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,14 +26,16 @@ def test_new_data_directory_gets_bootstrap_log():
     assert Storage().prepare([Entry(1, 0, EntryType.NOOP)]).entries == boot
 
 
-def test_save_and_restore_hard_state_entries_and_last_applied():
+def test_save_and_restore_hard_state_and_entries():
+    """last_applied is the state machine's to record, with its state: a
+    save of the entries leaves it alone."""
     storage = Storage()
     storage.prepare([])
     storage.save(HardState(3, "b:2"), entries(1, 5, 3), last_applied=2)
     restored = storage.prepare([])
     assert restored.hard_state == HardState(3, "b:2")
     assert restored.entries == entries(1, 5, 3)
-    assert restored.last_applied == 2
+    assert restored.last_applied == 0
 
 
 def test_conflicting_suffix_is_replaced():
@@ -49,16 +53,35 @@ def test_conflicting_suffix_is_replaced():
     assert PersistentState.objects.get().current_term == 0
 
 
-def test_last_applied_alone_is_saved_and_full_sync_restored():
-    """A commit-only Ready writes last_applied and leaves every later
-    transaction fully synchronous."""
-    from django.db import connection
+def synchronous() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        return cursor.fetchone()[0]
 
+
+def test_commit_only_save_writes_nothing():
+    """A Ready that only commits has nothing for Storage to write: the
+    state machine records last_applied when it applies the entries."""
     storage = Storage()
     storage.prepare([])
     storage.save(HardState(1, None), entries(1, 3, 1), last_applied=None)
-    storage.save(None, [], last_applied=3)
-    assert storage.prepare([]).last_applied == 3
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous")
-        assert cursor.fetchone()[0] == 2  # FULL
+    with CaptureQueriesContext(connection) as queries:
+        storage.save(None, [], last_applied=3)
+    assert queries.captured_queries == []
+    assert storage.prepare([]).last_applied == 0
+
+
+def test_applied_state_transaction_is_normal_then_full_again():
+    """Applied state is committed with synchronous=NORMAL (never OFF), and
+    every other transaction stays FULL, also after a failed one."""
+    Storage().prepare([])
+    assert synchronous() == 2  # FULL
+    with applied_state_transaction():
+        assert synchronous() == 1  # NORMAL
+        PersistentState.objects.filter(pk=1).update(last_applied=4)
+    assert synchronous() == 2
+    with pytest.raises(RuntimeError), applied_state_transaction():
+        PersistentState.objects.filter(pk=1).update(last_applied=9)
+        raise RuntimeError("failed mid-transaction")
+    assert synchronous() == 2
+    assert PersistentState.objects.get().last_applied == 4

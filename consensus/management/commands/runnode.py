@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from consensus.addresses import InvalidAddress, normalise_address
+from consensus.datadir import DataDirectoryInUse, DataDirLock
 
 
 class Command(BaseCommand):
@@ -68,6 +69,17 @@ class Command(BaseCommand):
             raise CommandError(
                 f"cannot create data directory {data_dir}: {exc.strerror}"
             ) from None
+        # Fail fast, in one line, if a node already runs on this directory.
+        # Only a check: the runtime in the server process takes the lock for
+        # its lifetime, so a second node started at the same instant still
+        # stops there, after a bounded wait (RAFT_LOCK_TIMEOUT_S).
+        lock = DataDirLock(data_dir)
+        try:
+            lock.acquire()
+        except DataDirectoryInUse as exc:
+            self.stderr.write(f"error: {exc}")
+            sys.exit(1)
+        lock.release()
         if options["threads"] < 4:
             raise CommandError("--threads must be at least 4")
         env = dict(
