@@ -52,16 +52,13 @@ def fill(
             " SELECT i, 'message number ' || i FROM n",
             (messages,),
         )
-        (
+        if sessions:
             db.execute(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
                 " WHERE i < ?) INSERT INTO consensus_clientsession"
                 " (client_id, seq, \"index\", term) SELECT 'client', i, i, ? FROM n",
                 (sessions, term),
             )
-            if sessions
-            else None
-        )
         db.execute(
             'INSERT INTO consensus_logentry ("index", term, type, command)'
             " VALUES (?, ?, 'command', 'last')",
