@@ -5,6 +5,8 @@ consensus/state_machine.py."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.db import connection, transaction
 
 from .store import SnapshotMeta, SnapshotStore
@@ -38,8 +40,11 @@ def restore(
         raise SnapshotError(f"{meta.name}: size or checksum does not match")
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA synchronous=FULL")
-        # ATTACH and DETACH are refused inside a transaction.
-        cursor.execute("ATTACH DATABASE %s AS snap", [str(path)])
+        # ATTACH and DETACH are refused inside a transaction. Read-only:
+        # a missing file is an error rather than a new empty database.
+        cursor.execute(
+            "ATTACH DATABASE %s AS snap", [f"file:{quote(str(path))}?mode=ro"]
+        )
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             _check(cursor, meta)
