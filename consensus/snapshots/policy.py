@@ -29,3 +29,12 @@ class SnapshotPolicy:
         ``snapshot_index`` is durable; below ``first_log_index`` (nothing
         to delete) if the log is already that short."""
         return max(first_log_index - 1, snapshot_index - self.trailing)
+
+
+def policy_from_settings() -> SnapshotPolicy:
+    """RAFT_SNAPSHOT_ENTRIES and RAFT_SNAPSHOT_TRAILING as a policy."""
+    from django.conf import settings
+
+    return SnapshotPolicy(
+        settings.RAFT_SNAPSHOT_ENTRIES, settings.RAFT_SNAPSHOT_TRAILING
+    )

@@ -45,3 +45,9 @@ def test_a_policy_without_trailing_entries_deletes_up_to_the_snapshot():
 def test_a_nonsensical_policy_is_refused(entries, trailing):
     with pytest.raises(ValueError):
         SnapshotPolicy(entries, trailing)
+
+
+def test_the_settings_give_the_default_policy():
+    from consensus.snapshots.policy import policy_from_settings
+
+    assert policy_from_settings() == SnapshotPolicy(10_000, 5_000)
