@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Snapshot figures: take (time, size), restore, and a transfer over loopback
+HTTP, for N applied messages loaded straight into a temporary data directory.
+
+    .venv/bin/python bench/snapshots.py 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def load(db_path: Path, messages: int, sessions: int) -> None:
+    """N applied messages (about 25 bytes each) and client sessions, as if
+    entries 1..N of term 3 were applied; the log holds the last 5000."""
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+            " WHERE i < ?) INSERT INTO consensus_appliedmessage"
+            " SELECT i, 'I like beer, message ' || i FROM n",
+            (messages,),
+        )
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+            " WHERE i < ?) INSERT INTO consensus_clientsession"
+            ' (client_id, seq, "index", term)'
+            " SELECT 'client-' || (i % 100), i, i * 10, 3 FROM n",
+            (sessions,),
+        )
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n"
+            " WHERE i < ?) INSERT INTO consensus_logentry"
+            " (\"index\", term, type, command) SELECT i, 3, 'command', 'x' FROM n",
+            (max(1, messages - 4999), messages),
+        )
+        db.execute("UPDATE consensus_persistentstate SET last_applied = ?", (messages,))
+        db.execute(
+            "UPDATE consensus_appliedstate SET message_count = ?, configuration = ?",
+            (messages, '{"voters":["127.0.0.1:9990"],"learners":[]}'),
+        )
+    db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("counts", nargs="*", type=int, default=[100_000, 1_000_000])
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="raft-snapbench-"))
+    os.environ["RAFT_DATA_DIR"] = str(base / "leader")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "raftsite.settings")
+    (base / "leader").mkdir()
+    import django
+
+    django.setup()
+    from django.apps import apps
+    from django.db import connection
+
+    from consensus.snapshots import SnapshotStore
+    from consensus.snapshots.restore import restore
+    from consensus.snapshots.sender import SnapshotSender
+    from consensus.state_machine import StateMachine
+    from consensus.storage import Storage
+    from tests.snapshots.loopback import DjangoServer
+    from tests.snapshots.test_transfer import FollowerRuntime
+
+    print(f"load average before: {open('/proc/loadavg').read().strip()}")
+    try:
+        for count in args.counts:
+            with connection.cursor() as cursor:
+                for table in (
+                    "consensus_appliedmessage",
+                    "consensus_clientsession",
+                    "consensus_logentry",
+                ):
+                    if _exists(cursor, table):
+                        cursor.execute(f"DELETE FROM {table}")
+            Storage().prepare([])
+            db_path = base / "leader" / "db.sqlite3"
+            load(db_path, count, count // 10)
+            store = SnapshotStore(base / "leader")
+            for old in store.list():
+                store.remove_older_than(old.last_included_index + 1)
+            started = time.perf_counter()
+            meta = store.take(db_path)
+            took = time.perf_counter() - started
+            print(
+                f"{count} messages, {count // 10} sessions: take {took:.2f} s,"
+                f" {meta.size / 1e6:.1f} MB"
+            )
+
+            started = time.perf_counter()
+            restore(store, meta, keep_log_after=True)
+            restored = time.perf_counter() - started
+            sm = StateMachine()
+            sm.load()
+            assert sm.last_applied == count and sm.message_count == count
+            print(f"  restore (verify + one FULL transaction) {restored:.2f} s")
+
+            follower = FollowerRuntime(SnapshotStore(base / f"follower-{count}"))
+            apps.get_app_config("consensus").runtime = follower
+            server = DjangoServer()
+            done = threading.Event()
+            results = []
+            started = time.perf_counter()
+            SnapshotSender(
+                store,
+                meta,
+                peer=server.address,
+                leader_id="127.0.0.1:9990",
+                term=4,
+                on_done=lambda r, results=results, done=done: (
+                    results.append(r),
+                    done.set(),
+                ),
+            ).start()
+            done.wait(600)
+            seconds = time.perf_counter() - started
+            server.close()
+            apps.get_app_config("consensus").runtime = None
+            assert results and results[0].ok, results
+            print(
+                f"  transfer over loopback: {seconds:.2f} s,"
+                f" {meta.size / seconds / 1e6:.1f} MB/s (1 MiB chunks, base64 JSON)"
+            )
+        print(f"load average after: {open('/proc/loadavg').read().strip()}")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _exists(cursor, table: str) -> bool:
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE name = %s", [table])
+    return cursor.fetchone() is not None
+
+
+if __name__ == "__main__":
+    main()
