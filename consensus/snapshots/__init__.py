@@ -4,4 +4,6 @@
 from .policy import SnapshotPolicy
 from .store import SnapshotMeta, SnapshotStore
 
+# consensus.snapshots.service.Snapshots (what the runtime owns) imports the
+# ORM and is not imported here, so the store and policy stay Django-free.
 __all__ = ["SnapshotMeta", "SnapshotPolicy", "SnapshotStore"]

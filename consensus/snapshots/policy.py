@@ -1,5 +1,5 @@
 """When to take a snapshot and how much log to keep behind it: pure
-arithmetic, no Django, clock or I/O."""
+arithmetic, no clock or I/O (policy_from_settings reads Django's settings)."""
 
 from __future__ import annotations
 

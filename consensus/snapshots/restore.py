@@ -86,6 +86,18 @@ def _check(cursor, meta: SnapshotMeta) -> None:
         raise SnapshotError(f"{meta.name}: holds {rows}, expected {expected}")
 
 
+def log_matches(meta: SnapshotMeta) -> bool:
+    """Whether the log holds the snapshot's last included entry (same index
+    and term): Raft Figure 13's test for keeping the entries after it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT "term" FROM main."{LOG_ENTRY}" WHERE "index" = %s',
+            [meta.last_included_index],
+        )
+        row = cursor.fetchone()
+    return row is not None and row[0] == meta.last_included_term
+
+
 def compact_log(store: SnapshotStore, through_index: int) -> int:
     """Delete the log entries at and below ``through_index`` in one fsynced
     transaction; return how many. Loop thread only.

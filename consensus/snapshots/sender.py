@@ -95,6 +95,9 @@ class SnapshotSender:
         if secret:
             self._headers[SECRET_HEADER] = secret
         self._cancelled = threading.Event()
+        # Set before on_done is called: a result being handled means this
+        # transfer is over, although its thread may not have ended yet.
+        self._finished = threading.Event()
         self._connection: http.client.HTTPConnection | None = None
         self.bytes_sent = 0
         self.attempts = 0  # chunk requests made, retries included
@@ -109,6 +112,11 @@ class SnapshotSender:
     def cancel(self) -> None:
         """Stop at the next chunk; on_done then reports CANCELLED."""
         self._cancelled.set()
+
+    @property
+    def running(self) -> bool:
+        """Started and not yet reported."""
+        return self._thread.is_alive() and not self._finished.is_set()
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -139,6 +147,7 @@ class SnapshotSender:
             outcome.value,
             detail or f"{self.bytes_sent} bytes",
         )
+        self._finished.set()
         self._on_done(result)
 
     def _transfer(self, deadline: float) -> tuple[Outcome, int, str]:
