@@ -73,6 +73,9 @@ class SnapshotStore:
         self.data_dir = Path(data_dir)
         self.directory = self.data_dir / SNAPSHOT_DIR
         self.directory.mkdir(parents=True, exist_ok=True)
+        # A follower's own take and a leader's transfer may publish the same
+        # index and term at once: one manifest must describe one file.
+        self._publishing = threading.Lock()
 
     # --- paths -------------------------------------------------------------
 
@@ -143,6 +146,10 @@ class SnapshotStore:
         """Make a complete, fsynced temporary data file the snapshot
         ``meta``; return once it is durable. Replaces a snapshot of the
         same name."""
+        with self._publishing:
+            return self._publish(temporary, meta)
+
+    def _publish(self, temporary: Path, meta: SnapshotMeta) -> SnapshotMeta:
         if self.manifest_path(meta).exists():
             # A snapshot of this index and term again (the same committed
             # prefix, so the same state): withdraw the old one first, so
