@@ -56,6 +56,11 @@ class Snapshots:
         self._secret = secret
         self._sender_options = sender_options or {}
         self._taking: threading.Thread | None = None
+        # The latest snapshot's index, kept here so that maybe_take, called
+        # after every Ready, reads no directory. Written by the snapshot
+        # thread before on_taken and by the loop thread (an int: atomic).
+        latest = self.store.latest()
+        self._covered = latest.last_included_index if latest else 0
         # Peer -> its transfer under way. Loop thread only.
         self._senders: dict[str, SnapshotSender] = {}
 
@@ -65,8 +70,7 @@ class Snapshots:
         """Loop thread, after a Ready is applied: start a snapshot if the
         policy asks for one and none is being taken. Returns whether it
         started one."""
-        latest = self.store.latest()
-        covered = latest.last_included_index if latest else 0
+        covered = self._covered
         if not self.policy.should_snapshot(last_applied, covered):
             return False
         if self._taking is not None and self._taking.is_alive():
@@ -86,6 +90,7 @@ class Snapshots:
             # The node goes on without it; the next Ready tries again.
             logger.exception("taking a snapshot failed")
             return
+        self._covered = max(self._covered, meta.last_included_index)
         self._on_taken(meta)
 
     def compact(self, meta: SnapshotMeta, first_log_index: int) -> int:
@@ -144,6 +149,7 @@ class Snapshots:
         after it was kept (Raft Figure 13). Call StateMachine.load() next."""
         keep = log_matches(meta)
         restore(self.store, meta, keep_log_after=keep)
+        self._covered = max(self._covered, meta.last_included_index)
         self.store.remove_older_than(meta.last_included_index)
         return keep
 
