@@ -56,6 +56,11 @@ def load(db_path: Path, messages: int, sessions: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("counts", nargs="*", type=int, default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--gunicorn",
+        action="store_true",
+        help="also send to a follower in its own gunicorn process (as runnode)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="raft-snapbench-"))
     os.environ["RAFT_DATA_DIR"] = str(base / "leader")
@@ -131,12 +136,78 @@ def main() -> None:
             apps.get_app_config("consensus").runtime = None
             assert results and results[0].ok, results
             print(
-                f"  transfer over loopback: {seconds:.2f} s,"
+                f"  transfer over loopback, in process (wsgiref): {seconds:.2f} s,"
                 f" {meta.size / seconds / 1e6:.1f} MB/s (1 MiB chunks, base64 JSON)"
             )
+            if args.gunicorn:
+                seconds = _send_to_gunicorn(store, meta, base / f"gunicorn-{count}")
+                print(
+                    f"  transfer over loopback to gunicorn: {seconds:.2f} s,"
+                    f" {meta.size / seconds / 1e6:.1f} MB/s"
+                )
         print(f"load average after: {open('/proc/loadavg').read().strip()}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _send_to_gunicorn(store, meta, data_dir: Path) -> float:
+    import http.client
+    import socket
+    import subprocess
+
+    from consensus.snapshots.sender import SnapshotSender
+
+    data_dir.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, RAFT_DATA_DIR=str(data_dir))
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--worker-class=gthread",
+            "--threads=8",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            f"--pythonpath={ROOT / 'bench'}",
+            "snapshot_follower:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        # One request first: Django loads its URLs and DRF at the first one.
+        warm = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        warm.request("GET", "/api/status")
+        warm.getresponse().read()
+        warm.close()
+        done = threading.Event()
+        results = []
+        started = time.perf_counter()
+        SnapshotSender(
+            store,
+            meta,
+            peer=f"127.0.0.1:{port}",
+            leader_id="127.0.0.1:9990",
+            term=4,
+            on_done=lambda r: (results.append(r), done.set()),
+        ).start()
+        done.wait(600)
+        seconds = time.perf_counter() - started
+        assert results and results[0].ok, results
+        return seconds
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def _exists(cursor, table: str) -> bool:
