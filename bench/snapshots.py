@@ -97,12 +97,15 @@ def main() -> None:
             store = SnapshotStore(base / "leader")
             for old in store.list():
                 store.remove_older_than(old.last_included_index + 1)
+            stalls = _Stalls()
             started = time.perf_counter()
             meta = store.take(db_path)
             took = time.perf_counter() - started
+            stalls.stop()
             print(
                 f"{count} messages, {count // 10} sessions: take {took:.2f} s,"
-                f" {meta.size / 1e6:.1f} MB"
+                f" {meta.size / 1e6:.1f} MB; another Python thread's longest"
+                f" stall meanwhile {stalls.longest * 1000:.1f} ms"
             )
 
             started = time.perf_counter()
@@ -208,6 +211,27 @@ def _send_to_gunicorn(store, meta, data_dir: Path) -> float:
     finally:
         server.terminate()
         server.wait(10)
+
+
+class _Stalls:
+    """A thread that sleeps 1 ms at a time, as a stand-in for the loop
+    thread: how long it waited at worst for the GIL while a take ran."""
+
+    def __init__(self):
+        self.longest = 0.0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stopped.is_set():
+            before = time.perf_counter()
+            time.sleep(0.001)
+            self.longest = max(self.longest, time.perf_counter() - before - 0.001)
+
+    def stop(self):
+        self._stopped.set()
+        self._thread.join()
 
 
 def _exists(cursor, table: str) -> bool:
