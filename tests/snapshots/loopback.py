@@ -1,6 +1,7 @@
 """Loopback HTTP for the transfer tests: this process's Django served by
-a threaded wsgiref server, and a TCP proxy in front of it that can drop a
-connection in the middle of a request or before its reply."""
+a threaded wsgiref server, a stand-in follower runtime for its view, and a
+TCP proxy in front of it that can drop a connection in the middle of a
+request or before its reply."""
 
 from __future__ import annotations
 
@@ -10,6 +11,39 @@ import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from django.core.handlers.wsgi import WSGIHandler
+
+from consensus.snapshots.receiver import SnapshotReceiver
+from consensus.status import NodeStatus
+
+LEADER, FOLLOWER = "127.0.0.1:9990", "127.0.0.1:9991"
+
+
+class RecordingReceiver(SnapshotReceiver):
+    """The follower's receiver, remembering the offset of each chunk."""
+
+    def __init__(self, store, on_complete=None):
+        super().__init__(store, on_complete)
+        self.offsets = []
+
+    def receive(self, chunk):
+        self.offsets.append(chunk.offset)
+        return super().receive(chunk)
+
+
+class FollowerRuntime:
+    """What the view needs of a NodeRuntime: its status and receiver."""
+
+    node_id = FOLLOWER
+
+    def __init__(self, store, term=4):
+        self.term = term
+        self.completed = []
+        self.snapshot_receiver = RecordingReceiver(
+            store, lambda meta, c: self.completed.append(meta)
+        )
+
+    def status(self):
+        return NodeStatus(FOLLOWER, "follower", self.term, LEADER, 0, 0, 0, ())
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -16,8 +16,7 @@ from consensus.state_machine import StateMachine
 from consensus.storage import Storage
 
 from .conftest import fill
-from .loopback import DjangoServer
-from .test_transfer import FollowerRuntime
+from .loopback import DjangoServer, FollowerRuntime
 
 
 class Events:

@@ -13,46 +13,15 @@ from django.apps import apps
 from rest_framework.test import APIClient
 
 from consensus.snapshots import SnapshotStore
-from consensus.snapshots.receiver import SnapshotReceiver
 from consensus.snapshots.sender import Outcome, SnapshotSender
 from consensus.snapshots.store import SnapshotMeta
 from consensus.snapshots.wire import chunk_to_dict
-from consensus.status import NodeStatus
 
-from .loopback import DjangoServer, DroppingProxy
+from .loopback import FOLLOWER, LEADER, DjangoServer, DroppingProxy, FollowerRuntime
 from .test_receiver import chunk
 
-LEADER, FOLLOWER = "127.0.0.1:9990", "127.0.0.1:9991"
 MIB = 1 << 20
 SIZE = 3 * MIB + 123_456  # four chunks of 1 MiB, the last one short
-
-
-class RecordingReceiver(SnapshotReceiver):
-    """The follower's receiver, remembering the offset of each chunk."""
-
-    def __init__(self, store, on_complete=None):
-        super().__init__(store, on_complete)
-        self.offsets = []
-
-    def receive(self, chunk):
-        self.offsets.append(chunk.offset)
-        return super().receive(chunk)
-
-
-class FollowerRuntime:
-    """What the view needs of a NodeRuntime: its status and receiver."""
-
-    node_id = FOLLOWER
-
-    def __init__(self, store, term=4):
-        self.term = term
-        self.completed = []
-        self.snapshot_receiver = RecordingReceiver(
-            store, lambda meta, c: self.completed.append(meta)
-        )
-
-    def status(self):
-        return NodeStatus(FOLLOWER, "follower", self.term, LEADER, 0, 0, 0, ())
 
 
 @pytest.fixture
