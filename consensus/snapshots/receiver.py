@@ -65,6 +65,7 @@ class SnapshotReceiver:
         self._lock = threading.Lock()
         self._transfer: _Transfer | None = None
         self._completed: _Transfer | None = None
+        self._reported = False  # on_complete has returned for _completed
         self._fd: int | None = None
         self._offset = 0  # bytes held from 0, contiguous
         # sha256 of bytes 0.._offset while every chunk arrived in order;
@@ -82,7 +83,10 @@ class SnapshotReceiver:
         with another checksum (the partial file is discarded)."""
         with self._lock:
             if self._completed is not None and self._completed.same(chunk):
-                # The reply to the last chunk was lost and it came again.
+                # The reply to the last chunk was lost and it came again,
+                # or on_complete failed and it is to be told again.
+                if not self._reported:
+                    self._report(self._completed.snapshot, chunk)
                 return Received(chunk.size, self._completed.snapshot)
             if self._transfer is None or not self._transfer.same(chunk):
                 if self._transfer is not None and chunk.term < self._transfer.term:
@@ -149,10 +153,15 @@ class SnapshotReceiver:
         self._completed, self._transfer = self._transfer, None
         self._offset = 0
         self._digest = None
+        self._reported = False
         logger.info("received snapshot %s", published.name)
-        if self._on_complete is not None:
-            self._on_complete(published, chunk)
+        self._report(published, chunk)
         return published
+
+    def _report(self, snapshot: SnapshotMeta, chunk: SnapshotChunk) -> None:
+        if self._on_complete is not None:
+            self._on_complete(snapshot, chunk)
+        self._reported = True
 
     def _reset(self) -> None:
         if self._fd is not None:

@@ -32,6 +32,7 @@ def _table(model) -> Table:
 # Everything the state machine writes beside PersistentState.last_applied
 # (consensus/state_machine.py), which a snapshot records as its index.
 APPLIED_TABLES = tuple(_table(m) for m in (AppliedState, AppliedMessage, ClientSession))
+APPLIED_STATE = AppliedState._meta.db_table
 PERSISTENT_STATE = PersistentState._meta.db_table
 LOG_ENTRY = LogEntry._meta.db_table
 

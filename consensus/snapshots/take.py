@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .store import SnapshotMeta, SnapshotStore, file_digest, fsync_file
 from .tables import (
+    APPLIED_STATE,
     APPLIED_TABLES,
     FORMAT,
     LOG_ENTRY,
@@ -91,8 +92,7 @@ def _copy(
                 raise NothingToSnapshot(f"last_applied {index} < {min_index}")
             term = _term_at(source, store, index)
             row = source.execute(
-                f'SELECT "configuration" FROM main."{APPLIED_TABLES[0].name}"'
-                " WHERE id = 1"
+                f'SELECT "configuration" FROM main."{APPLIED_STATE}"' " WHERE id = 1"
             ).fetchone()
             configuration = row[0] if row else None
             for table in APPLIED_TABLES:

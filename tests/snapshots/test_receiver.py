@@ -219,3 +219,24 @@ def test_completion_is_reported_only_once_file_and_names_are_durable(
         "fsync snapshots",
         "completed",
     ]
+
+
+def test_a_failed_completion_is_reported_again_with_the_last_chunk(tmp_path):
+    """If the runtime could not take the snapshot (on_complete raised), the
+    leader's resend of the last chunk tells it again."""
+    calls = []
+
+    def on_complete(meta, c):
+        calls.append(meta)
+        if len(calls) == 1:
+            raise RuntimeError("inbox closed")
+
+    receiver = SnapshotReceiver(SnapshotStore(tmp_path), on_complete)
+    meta, data = snapshot_bytes()
+    for offset in (0, 100_000, 200_000):
+        receiver.receive(chunk(meta, data, offset))
+    with pytest.raises(RuntimeError):
+        receiver.receive(chunk(meta, data, 300_000))
+    assert receiver.receive(chunk(meta, data, 300_000)).done
+    assert receiver.receive(chunk(meta, data, 300_000)).done
+    assert len(calls) == 2
