@@ -58,7 +58,8 @@ class SnapshotSender:
     with its own connection: heartbeats keep flowing to that peer and every
     other while the chunks go. A failed chunk (connection dropped, timeout,
     5xx) is retried after a pause on a new connection, from the offset the
-    peer reports, until ``deadline_s``. ``on_done(result)`` is called once,
+    peer reports, until ``deadline_s`` (checked between requests; each
+    request is bounded by ``timeout``, so is a cancel()). ``on_done(result)`` is called once,
     from this thread; the runtime puts it on its inbox and steps the core.
     """
 
@@ -178,8 +179,12 @@ class SnapshotSender:
                 if reply.done:
                     return Outcome.INSTALLED, reply.term, ""
                 # Where the peer says it is: the next chunk, or a resume
-                # after a lost one, or 0 if it started over.
-                offset = min(reply.offset, self.snapshot.size)
+                # after a lost one, or 0 if it started over. A peer that
+                # claims the whole file but not done gets the last chunk
+                # again rather than an empty one.
+                offset = reply.offset
+                if offset >= self.snapshot.size:
+                    offset = max(0, self.snapshot.size - self._chunk_bytes)
 
     def _chunk(self, offset: int, data: bytes) -> SnapshotChunk:
         s = self.snapshot

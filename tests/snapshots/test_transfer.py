@@ -4,6 +4,7 @@ drops, resumes, restarts, a corrupted chunk, a newer term, the secret."""
 
 import hashlib
 import http.client
+import json
 import random
 import socket
 import threading
@@ -271,3 +272,38 @@ def test_without_a_runtime_the_view_answers_503(leader_store):
         "/raft/install_snapshot", body(leader_store), format="json"
     )
     assert response.status_code == 503
+
+
+def test_a_peer_claiming_the_whole_file_without_done_gets_the_last_chunk(
+    leader_store,
+):
+    """No empty chunk, no loop: the last chunk goes again."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    offsets = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            offsets.append(body["offset"])
+            done = len(offsets) > 1
+            reply = json.dumps({"term": 4, "offset": SIZE, "done": done}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=stub.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        result = send(leader_store, f"127.0.0.1:{stub.server_address[1]}")
+    finally:
+        stub.shutdown()
+        thread.join()
+        stub.server_close()
+    assert result.ok
+    assert offsets == [0, SIZE - MIB]
