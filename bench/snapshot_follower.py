@@ -15,7 +15,7 @@ from django.core.wsgi import get_wsgi_application  # noqa: E402
 application = get_wsgi_application()
 
 from consensus.snapshots import SnapshotStore  # noqa: E402
-from tests.snapshots.loopback import FollowerRuntime  # noqa: E402
+from tests.consensus.snapshots.loopback import FollowerRuntime  # noqa: E402
 
 apps.get_app_config("consensus").runtime = FollowerRuntime(
     SnapshotStore(os.environ["RAFT_DATA_DIR"])

@@ -77,7 +77,7 @@ def main() -> None:
     from consensus.snapshots.sender import SnapshotSender
     from consensus.state_machine import StateMachine
     from consensus.storage import Storage
-    from tests.snapshots.loopback import DjangoServer, FollowerRuntime
+    from tests.consensus.snapshots.loopback import DjangoServer, FollowerRuntime
 
     print(f"load average before: {open('/proc/loadavg').read().strip()}")
     try:
