@@ -155,3 +155,52 @@ def test_recover_restores_a_snapshot_received_before_a_crash(
     assert snapshots.recover(last_applied=0) == meta
     assert PersistentState.objects.get(pk=1).last_applied == 100
     assert snapshots.recover(last_applied=100) is None
+
+
+class _Follower:
+    """A stand-in runtime whose receiver is a Snapshots object's."""
+
+    def __init__(self, snapshots, term=4):
+        self.snapshot_receiver = snapshots.receiver
+        self.term = term
+
+    def status(self):
+        return FollowerRuntime.status(self)
+
+
+def test_a_leaders_snapshot_reaches_a_followers_state_machine(
+    snapshots, raft_db, events, tmp_path
+):
+    """Take on the leader, send over loopback HTTP, publish on the follower,
+    install on its loop: the follower applies from where the leader was."""
+    fill(raft_db, 3000, term=3, sessions=20)
+    snapshots.maybe_take(3000)
+    ((meta,),) = events["taken"].wait()
+    received = Events()
+    follower = Snapshots(
+        tmp_path / "follower",
+        tmp_path / "follower" / "db.sqlite3",
+        node_id="127.0.0.1:9991",
+        policy=SnapshotPolicy(),
+        on_taken=Events(),
+        on_sent=Events(),
+        on_received=received,
+    )
+    apps.get_app_config("consensus").runtime = _Follower(follower)
+    server = DjangoServer()
+    try:
+        snapshots.send(server.address, term=4)
+        ((result,),) = events["sent"].wait()
+    finally:
+        server.close()
+        apps.get_app_config("consensus").runtime = None
+    assert result.ok
+    ((installed, last_chunk),) = received.wait()
+    assert installed.same_snapshot(meta) and last_chunk.source == "127.0.0.1:9990"
+    Storage().save(None, [Entry(i, 1, EntryType.NOOP) for i in range(1, 11)], None)
+    assert follower.install(installed) is False  # its log did not match
+    sm = StateMachine()
+    sm.load()
+    assert (sm.last_applied, sm.message_count) == (3000, 3000)
+    assert sm.lookup("client", 20).index == 20
+    assert not LogEntry.objects.exists()
