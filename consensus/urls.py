@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import snapshot_views, views
 
 urlpatterns = [
     path("append_entries", views.AppendEntriesView.as_view()),
     path("request_vote", views.RequestVoteView.as_view()),
     path("timeout_now", views.TimeoutNowView.as_view()),
+    path("install_snapshot", snapshot_views.InstallSnapshotView.as_view()),
 ]

@@ -32,6 +32,11 @@ RAFT_MAX_COMMAND_BYTES = 64 * 1024
 # How long a starting runtime waits for another to let go of the data
 # directory (a reloading node's old worker, draining) before it refuses.
 RAFT_LOCK_TIMEOUT_S = float(os.environ.get("RAFT_LOCK_TIMEOUT_S", "20"))
+# Raft §7: a snapshot of the applied state every RAFT_SNAPSHOT_ENTRIES applied
+# entries; once it is durable the log keeps RAFT_SNAPSHOT_TRAILING entries
+# behind it (a follower just behind catches up without a snapshot).
+RAFT_SNAPSHOT_ENTRIES = int(os.environ.get("RAFT_SNAPSHOT_ENTRIES", "10000"))
+RAFT_SNAPSHOT_TRAILING = int(os.environ.get("RAFT_SNAPSHOT_TRAILING", "5000"))
 
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "insecure-local-development-key-set-DJANGO_SECRET_KEY"

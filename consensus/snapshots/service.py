@@ -1,0 +1,168 @@
+"""Snapshots: the one object the runtime owns for issue 9. It decides when
+to take a snapshot, takes it on a thread of its own, runs one sender per
+peer and holds the receiver; every outcome comes back through callbacks
+that the runtime turns into inbox items. It never touches the RaftNode,
+and writes the Raft database only in the methods marked "loop thread"."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .policy import SnapshotPolicy
+from .receiver import SnapshotReceiver
+from .restore import compact_log, log_matches, restore
+from .sender import SendResult, SnapshotSender
+from .store import SnapshotMeta, SnapshotStore
+from .take import NothingToSnapshot
+from .wire import SnapshotChunk
+
+logger = logging.getLogger(__name__)
+
+
+class Snapshots:
+    """A node's snapshots.
+
+    ``on_taken(meta)``: a snapshot was taken and is durable (snapshot
+    thread). ``on_sent(result)``: a transfer to a peer ended (its sender's
+    thread). ``on_received(meta, chunk)``: a leader's snapshot is complete
+    and durable here (a request thread, before the last chunk is answered).
+    Each should put an item on the runtime's inbox and return.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        db_path: Path | str,
+        *,
+        node_id: str,
+        policy: SnapshotPolicy,
+        on_taken: Callable[[SnapshotMeta], None],
+        on_sent: Callable[[SendResult], None],
+        on_received: Callable[[SnapshotMeta, SnapshotChunk], None],
+        secret: str = "",
+        sender_options: dict | None = None,
+    ):
+        self.store = SnapshotStore(data_dir)
+        self.store.clean_temporary()
+        self.db_path = Path(db_path)
+        self.node_id = node_id
+        self.policy = policy
+        self.receiver = SnapshotReceiver(self.store, on_received)
+        self._on_taken = on_taken
+        self._on_sent = on_sent
+        self._secret = secret
+        self._sender_options = sender_options or {}
+        self._taking: threading.Thread | None = None
+        # The latest snapshot's index, kept here so that maybe_take, called
+        # after every Ready, reads no directory. Written by the snapshot
+        # thread before on_taken and by the loop thread (an int: atomic).
+        latest = self.store.latest()
+        self._covered = latest.last_included_index if latest else 0
+        # Peer -> its transfer under way. Loop thread only.
+        self._senders: dict[str, SnapshotSender] = {}
+
+    # --- taking (loop thread decides, a thread of its own copies) ----------
+
+    def maybe_take(self, last_applied: int) -> bool:
+        """Loop thread, after a Ready is applied: start a snapshot if the
+        policy asks for one and none is being taken. Returns whether it
+        started one."""
+        covered = self._covered
+        if not self.policy.should_snapshot(last_applied, covered):
+            return False
+        if self._taking is not None and self._taking.is_alive():
+            return False
+        self._taking = threading.Thread(
+            target=self._take, args=(covered + 1,), name="raft-snapshot", daemon=True
+        )
+        self._taking.start()
+        return True
+
+    def _take(self, min_index: int) -> None:
+        try:
+            meta = self.store.take(self.db_path, min_index=min_index)
+        except NothingToSnapshot:
+            return
+        except Exception:
+            # The node goes on without it; the next Ready tries again.
+            logger.exception("taking a snapshot failed")
+            return
+        self._covered = max(self._covered, meta.last_included_index)
+        self._on_taken(meta)
+
+    def compact(self, meta: SnapshotMeta, first_log_index: int) -> int:
+        """Loop thread, once the core has been told of ``meta``: delete the
+        log the policy no longer keeps, then older snapshots. Returns the
+        highest index deleted (first_log_index - 1 if none)."""
+        through = self.policy.compact_through(meta.last_included_index, first_log_index)
+        if through >= first_log_index:
+            compact_log(self.store, through)
+        self.store.remove_older_than(meta.last_included_index)
+        return through
+
+    # --- sending (leader) --------------------------------------------------
+
+    def send(self, peer: str, term: int) -> SnapshotSender | None:
+        """Loop thread: stream the latest snapshot to ``peer`` unless a
+        transfer of it in this term is under way; None if there is no
+        snapshot."""
+        latest = self.store.latest()
+        if latest is None:
+            return None
+        current = self._senders.get(peer)
+        if current is not None and current.running:
+            if current.term == term and current.snapshot.same_snapshot(latest):
+                return current
+            current.cancel()
+        sender = SnapshotSender(
+            self.store,
+            latest,
+            peer=peer,
+            leader_id=self.node_id,
+            term=term,
+            on_done=self._on_sent,
+            secret=self._secret,
+            **self._sender_options,
+        )
+        self._senders[peer] = sender.start()
+        return sender
+
+    def sent(self, result: SendResult) -> None:
+        """Loop thread, when the runtime handles an on_sent item."""
+        sender = self._senders.get(result.peer)
+        if sender is not None and not sender.running:
+            del self._senders[result.peer]
+
+    def cancel_sends(self, keep: frozenset[str] = frozenset()) -> None:
+        """Loop thread: stop the transfers to every peer not in ``keep``
+        (all of them when this node stops leading)."""
+        for peer in [p for p in self._senders if p not in keep]:
+            self._senders.pop(peer).cancel()
+
+    # --- receiving (follower) ----------------------------------------------
+
+    def install(self, meta: SnapshotMeta) -> bool:
+        """Loop thread: restore a received snapshot; returns whether the log
+        after it was kept (Raft Figure 13). Call StateMachine.load() next."""
+        keep = log_matches(meta)
+        restore(self.store, meta, keep_log_after=keep)
+        self._covered = max(self._covered, meta.last_included_index)
+        self.store.remove_older_than(meta.last_included_index)
+        return keep
+
+    def recover(self, last_applied: int) -> SnapshotMeta | None:
+        """Loop thread, at open() before the core is built: a snapshot
+        received and published but not restored before a crash is restored
+        now. Returns it, or None."""
+        latest = self.store.latest()
+        if latest is None or latest.last_included_index <= last_applied:
+            return None
+        self.install(latest)
+        return latest
+
+    def close(self) -> None:
+        self.cancel_sends()
+        self.receiver.abandon()

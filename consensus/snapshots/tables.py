@@ -1,0 +1,47 @@
+"""The applied-state tables a snapshot holds, and its own metadata table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..models import (
+    AppliedMessage,
+    AppliedState,
+    ClientSession,
+    LogEntry,
+    PersistentState,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+
+    @property
+    def column_list(self) -> str:
+        return ", ".join(f'"{c}"' for c in self.columns)
+
+
+def _table(model) -> Table:
+    return Table(
+        model._meta.db_table, tuple(f.column for f in model._meta.concrete_fields)
+    )
+
+
+# Everything the state machine writes beside PersistentState.last_applied
+# (consensus/state_machine.py), which a snapshot records as its index.
+APPLIED_TABLES = tuple(_table(m) for m in (AppliedState, AppliedMessage, ClientSession))
+APPLIED_STATE = AppliedState._meta.db_table
+PERSISTENT_STATE = PersistentState._meta.db_table
+LOG_ENTRY = LogEntry._meta.db_table
+
+# In the snapshot file: one row naming what it holds, so a file is checked
+# against its manifest before it replaces anything.
+META_TABLE = "raft_snapshot"
+META_COLUMNS = (
+    '("format" integer NOT NULL,'
+    ' "last_included_index" integer NOT NULL, "last_included_term" integer NOT NULL,'
+    ' "configuration" text NULL)'
+)
+FORMAT = 1
