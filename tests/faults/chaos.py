@@ -117,6 +117,12 @@ def parse_args(argv=None):
         help="lazyfs: 'lie' ignores fsync, to show the checker finds lost writes",
     )
     parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=0.0,
+        help="clients run alone this long before the first fault (default 0)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -182,6 +188,7 @@ def main(argv=None) -> int:
             env=dict(item.split("=", 1) for item in args.env),
             disks="lazyfs" if lazy else "plain",
             fsync=args.fsync,
+            warmup_s=args.warmup_s,
         )
         try:
             result = runner.run(

@@ -81,6 +81,10 @@ def _unmount(mountpoint: str) -> bool:
     return False
 
 
+def unmount_quietly(mountpoint: str) -> bool:
+    return _unmount(mountpoint)
+
+
 def cleanup_leftovers() -> list[str]:
     """Unmount lazyfs mounts whose owning test process is gone."""
     removed = []

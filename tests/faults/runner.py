@@ -63,6 +63,7 @@ class RunConfig:
     # fsync "lie" makes those mounts ignore fsync (to show lost writes).
     disks: str = "plain"
     fsync: str = "honest"
+    warmup_s: float = 0.0  # clients alone this long before the first fault
 
     def replay_hint(self, test: str | None = None) -> str:
         if test:
@@ -83,6 +84,8 @@ class RunConfig:
             args += f" --disks {self.disks}"
         if self.fsync != "honest":
             args += f" --fsync {self.fsync}"
+        if self.warmup_s:
+            args += f" --warmup-s {self.warmup_s:g}"
         for name, value in sorted(self.env.items()):
             args += f" --env {name}={value}"
         if not self.netns:
@@ -587,6 +590,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         workload = Workload(history, urls, clients=config.clients, seed=config.seed)
         workload.start()
         stack.callback(_quietly, workload.stop)
+        time.sleep(config.warmup_s)  # timing of the experiment
         try:
             faults = nemesis.run_schedule(bed, history, schedule, time.sleep)
         finally:
