@@ -73,6 +73,7 @@ class LazyState:
         self.fds: dict[int, int] = {}  # fh -> backing fd
         self.new: set[int] = set()  # inodes created and not yet fsynced
         self.new_paths: dict[int, str] = {}  # their current backing paths
+        self.names: dict[int, str] = {}  # inode -> name last opened by
         self.fsync_lies = False
         self.fail: dict[str, int] = {}  # "write"/"fsync" -> errno
         self.dead = False
@@ -137,6 +138,7 @@ class LazyState:
                 self.new.add(ino)
                 self.new_paths[ino] = real
             self.fds[fd] = fd
+            self.names[os.fstat(fd).st_ino] = path.lstrip("/")
             if trunc:
                 self.truncate(path, 0, fd)
             return fd
@@ -321,6 +323,7 @@ class LazyState:
     def cut(self) -> dict:
         with self.lock:
             dropped_pages = sum(len(e.dirty) for e in self.files.values())
+            by_file = self._unsynced_by_file()
             resized = sum(1 for e in self.files.values() if e.floor is not None)
             removed = []
             for where in self.new_paths.values():
@@ -337,9 +340,17 @@ class LazyState:
             return {
                 "cut": True,
                 "dropped_pages": dropped_pages,
+                "dropped_by_file": by_file,
                 "truncations_dropped": resized,
                 "files_removed": sorted(removed),
             }
+
+    def _unsynced_by_file(self) -> dict[str, int]:
+        return {
+            self.names.get(ino, str(ino)): len(entry.dirty)
+            for ino, entry in sorted(self.files.items())
+            if entry.dirty or entry.floor is not None
+        }
 
     def command(self, line: str) -> dict:
         words = line.split()
@@ -350,7 +361,11 @@ class LazyState:
         if words[0] == "stats":
             with self.lock:
                 unsynced = sum(len(e.dirty) for e in self.files.values())
-                return {**self.counters, "unsynced_pages": unsynced}
+                return {
+                    **self.counters,
+                    "unsynced_pages": unsynced,
+                    "unsynced_by_file": self._unsynced_by_file(),
+                }
         if words[0] == "fsync" and len(words) == 2 and words[1] in ("honest", "lie"):
             with self.lock:
                 self.fsync_lies = words[1] == "lie"

@@ -108,3 +108,38 @@ class DiskError(Nemesis):
             f"disk of {i}: every {params['op']} fails with {params['errno']}",
             lambda: bed.disk_heal(i),
         )
+
+
+@register
+class PowerCutUnsyncedCheckpoint(Nemesis):
+    """Aimed at the WAL hole of issue 9: wait (at most ``wait_s``) until a
+    server's main database file holds pages a checkpoint wrote without an
+    fsync (only a commit run with ``PRAGMA synchronous=OFF`` leaves them
+    there for long), then cut that server's power, or every server's. With
+    the WAL reset since, what those pages held is on no disk any more. When
+    no such moment comes, the leader's power is cut instead."""
+
+    name = "power_cut_unsynced_checkpoint"
+    requires = frozenset({POWER})
+    weight = 0.5
+    hold_s = (0.2, 2.0)
+
+    def plan(self, rng, size):
+        return {"scope": rng.choice(["one", "all"]), "wait_s": 5.0}
+
+    def start(self, bed, params):
+        found = bed.wait_unsynced("db.sqlite3", params["wait_s"])
+        if found is None:
+            nodes = [bed.resolve("leader")]
+            why = "no unsynced checkpoint seen: the leader"
+        else:
+            i, pages = found
+            nodes = list(range(bed.size)) if params["scope"] == "all" else [i]
+            why = f"{pages} unsynced db.sqlite3 pages on {i}"
+        lost = bed.power_cut(nodes)
+
+        def heal():
+            for i in nodes:
+                bed.restart(i)
+
+        return Active(f"power cut {nodes} ({why}): {lost}", heal)
