@@ -74,7 +74,7 @@ def test_lazyfs_power_cuts(fault_seed, tmp_path, request, lazyfs_disks):
         seed=fault_seed,
         size=3,
         netns=False,
-        duration_s=25,
+        duration_s=20,
         cover=True,
         nemeses=POWER_OPS,
         disks="lazyfs",
@@ -97,6 +97,8 @@ def test_lazyfs_lying_fsync_is_caught(fault_seed, tmp_path, request, lazyfs_disk
         disks="lazyfs",
         fsync="lie",
         warmup_s=2.0,
+        post_heal_s=1.0,
+        settle_timeout_s=15.0,
     )
     result = runner.run(config, tmp_path)
     report = result.report(test=request.node.name)
