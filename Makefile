@@ -53,11 +53,32 @@ fault-tools:
 	fi
 test: fault-tools
 
+# The power-cut fault tests (tests/faults, lazyfs.py) mount a FUSE file
+# system through libfuse3 (mfusepy, requirements.txt): as root, install
+# Debian's fuse3 when libfuse3 is missing; otherwise say why those tests
+# will be skipped. Install first, and update the package lists only if that
+# fails (a fresh machine has none yet).
+.PHONY: fuse-tools
+fuse-tools:
+	@if ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3'; then :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "fuse-tools: not root: the power-cut fault tests will be skipped"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "fuse-tools: installing fuse3"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq fuse3 >/dev/null 2>&1 \
+	  || (apt-get update -qq && apt-get install -y -qq fuse3 >/dev/null) \
+	  || echo "fuse-tools: WARNING: could not install fuse3: the power-cut fault tests will be skipped"; \
+	else \
+	  echo "fuse-tools: no apt-get: install fuse3 (libfuse3) to run the power-cut fault tests"; \
+	fi
+test: fuse-tools
+
 # The long fault run: rounds of random fault schedules for CHAOS_MINUTES
 # (e.g. make chaos CHAOS_MINUTES=60 CHAOS_ARGS="--seed 7 --nodes 5").
 CHAOS_MINUTES ?= 20
 CHAOS_ARGS ?=
-chaos: $(STAMP) fault-tools
+chaos: $(STAMP) fault-tools fuse-tools
 	$(PY) -m tests.faults.chaos --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
 
 # The browser test (tests/browser) drives Debian's chromium through

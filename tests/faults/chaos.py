@@ -5,7 +5,9 @@ fresh cluster, until the time is up; a summary at the end.
 
 Round i uses seed S + i; a failed round prints the command that replays it
 alone. Servers run in network namespaces when root (else on loopback,
-with process faults only). Exits 1 if any round failed.
+with process faults only). By default rounds 2-3, 6-7, ... put each
+server's data directory on a lazyfs mount (power cuts and disk errors join
+the schedule) when FUSE is available. Exits 1 if any round failed.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import netns, runner
+from . import disks, netns, runner
 
 SUMMED = (
     "operations", "ok", "failed", "unknown", "unknown_committed", "faults",
     "retries", "retries_ok",
+)  # fmt: skip
+POWER_SUMMED = (
+    "disk_cuts", "unsynced_pages_dropped", "cuts_that_dropped_pages",
+    "truncations_dropped", "new_files_removed",
 )  # fmt: skip
 
 
@@ -98,6 +104,25 @@ def parse_args(argv=None):
         help="no namespaces: kills and pauses on 127.0.0.1 only",
     )
     parser.add_argument(
+        "--disks",
+        choices=("plain", "lazyfs", "alternate"),
+        default="alternate",
+        help="data directories on plain disk, on lazyfs mounts (power cuts), "
+        "or two rounds of each in turn (default)",
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=("honest", "lie"),
+        default="honest",
+        help="lazyfs: 'lie' ignores fsync, to show the checker finds lost writes",
+    )
+    parser.add_argument(
+        "--warmup-s",
+        type=float,
+        default=0.0,
+        help="clients run alone this long before the first fault (default 0)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -124,6 +149,16 @@ def main(argv=None) -> int:
             removed = netns.cleanup_leftovers()
             if removed:
                 print(f"removed leftovers of earlier runs: {removed}")
+    use_lazyfs = args.disks != "plain"
+    if use_lazyfs:
+        reason = disks.unavailable_reason()
+        if reason:
+            print(f"lazyfs unavailable ({reason}): no power cuts")
+            use_lazyfs = False
+        else:
+            removed = disks.cleanup_leftovers()
+            if removed:
+                print(f"unmounted leftovers of earlier runs: {removed}")
     out = args.out or runner.FINDINGS_DIR / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     print(
@@ -139,6 +174,7 @@ def main(argv=None) -> int:
         args.rounds is not None and number < args.rounds
     ):
         size = sizes[number % len(sizes)]
+        lazy = use_lazyfs and (args.disks == "lazyfs" or (number // 2) % 2 == 1)
         config = runner.RunConfig(
             seed=seed + number,
             size=size,
@@ -150,6 +186,9 @@ def main(argv=None) -> int:
             nemeses=args.nemeses.split(",") if args.nemeses else None,
             first=args.first.split(",") if args.first else None,
             env=dict(item.split("=", 1) for item in args.env),
+            disks="lazyfs" if lazy else "plain",
+            fsync=args.fsync,
+            warmup_s=args.warmup_s,
         )
         try:
             result = runner.run(
@@ -202,12 +241,20 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
     totals = {key: 0 for key in SUMMED}
     by_op: dict[str, int] = {}
     membership: dict[str, dict[str, int]] = {}  # kind -> outcome -> count
+    power = {key: 0 for key in POWER_SUMMED}
+    disk_errors: dict[str, dict[str, int]] = {}  # failing -> exit code -> count
     recoveries, settles = [], []
     unrecovered = 0
     for r in rounds:
         stats = r.get("stats") or {}
         for key in SUMMED:
             totals[key] += stats.get(key) or 0
+        for key in POWER_SUMMED:
+            power[key] += (stats.get("power") or {}).get(key) or 0
+        for outcome in (stats.get("power") or {}).get("disk_errors") or []:
+            codes = disk_errors.setdefault(outcome["failing"], {})
+            code = str(outcome["exit_code"])
+            codes[code] = codes.get(code, 0) + 1
         for op, count in (stats.get("faults_by_op") or {}).items():
             if op != "all":
                 by_op[op] = by_op.get(op, 0) + count
@@ -249,6 +296,9 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
         **totals,
         "faults_by_op": by_op,
         "membership": membership,
+        "lazyfs_rounds": sum(1 for r in rounds if (r.get("stats") or {}).get("power")),
+        "power": power,
+        "disk_errors_exit_codes": disk_errors,
         "recovery_s_median": percentile(0.5),
         "recovery_s_p95": percentile(0.95),
         "recovery_s_max": recoveries[-1] if recoveries else None,

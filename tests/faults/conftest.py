@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from . import netns
+from . import disks, netns
 
 SEED_VARIABLE = "RAFT_FAULT_SEED"
 
@@ -30,6 +30,10 @@ def _remove_network_leftovers():
         removed = netns.cleanup_leftovers()
         if removed:
             print(f"removed leftovers of earlier fault runs: {removed}")
+    if os.geteuid() == 0:
+        unmounted = disks.cleanup_leftovers()
+        if unmounted:
+            print(f"unmounted lazyfs leftovers of earlier fault runs: {unmounted}")
     yield
 
 
@@ -41,6 +45,27 @@ def fault_seed(request):
     request.node.user_properties.append(("fault_seed", seed))
     print(f"{request.node.name}: {SEED_VARIABLE}={seed}")
     return seed
+
+
+@functools.cache
+def lazyfs_unavailable() -> str | None:
+    return disks.unavailable_reason()
+
+
+@pytest.fixture
+def lazyfs_disks():
+    """Skip unless lazyfs mounts work here; afterwards, pass or fail,
+    unmount any lazyfs mount this process still owns and fail if there was
+    one."""
+    reason = lazyfs_unavailable()
+    if reason is not None:
+        pytest.skip(f"power-cut tests skipped: {reason}")
+    yield
+    left = disks.owned_mounts()
+    if left:
+        for mountpoint in left:
+            disks.unmount_quietly(mountpoint)
+        pytest.fail(f"the run left lazyfs mounts behind (now unmounted): {left}")
 
 
 @pytest.fixture

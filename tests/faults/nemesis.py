@@ -299,3 +299,4 @@ def describe(steps: list[Step]) -> str:
 # Registers their operations on import; last, since they use this module.
 from . import network_ops  # noqa: E402,F401,I001
 from . import membership_ops  # noqa: E402,F401
+from . import powercut_ops  # noqa: E402,F401

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,8 +21,9 @@ import requests
 
 from tests.cluster.harness import LocalCluster, Node, WaitTimeout
 
-from . import checker, nemesis
+from . import checker, disks, nemesis
 from .netns import Network
+from .powercut_ops import POWER
 from .workload import (
     OK,
     UNKNOWN,
@@ -57,6 +59,11 @@ class RunConfig:
     cover: bool = False  # every operation at least once (short runs)
     hold_scale: float = 1.0  # shorter holds for short runs
     first: list[str] | None = None  # operations the schedule starts with
+    # "lazyfs": every data directory on its own lazyfs mount (power cuts);
+    # fsync "lie" makes those mounts ignore fsync (to show lost writes).
+    disks: str = "plain"
+    fsync: str = "honest"
+    warmup_s: float = 0.0  # clients alone this long before the first fault
 
     def replay_hint(self, test: str | None = None) -> str:
         if test:
@@ -73,6 +80,12 @@ class RunConfig:
             args += f" --first {','.join(self.first)}"
         if self.hold_scale != 1.0:
             args += f" --hold-scale {self.hold_scale:g}"
+        if self.disks != "plain":
+            args += f" --disks {self.disks}"
+        if self.fsync != "honest":
+            args += f" --fsync {self.fsync}"
+        if self.warmup_s:
+            args += f" --warmup-s {self.warmup_s:g}"
         for name, value in sorted(self.env.items()):
             args += f" --env {name}={value}"
         if not self.netns:
@@ -137,13 +150,24 @@ class TestBed:
     __test__ = False  # not a pytest class
 
     def __init__(
-        self, cluster: LocalCluster, network: Network | None, history: History, seed
+        self,
+        cluster: LocalCluster,
+        network: Network | None,
+        history: History,
+        seed,
+        lazy_disks: list[disks.Disk] | None = None,
     ):
         self.cluster = cluster
         self.network = network
         self.history = history
         self.size = len(cluster.nodes)
-        self.capabilities = frozenset({nemesis.NETNS} if network else ())
+        self.disks = lazy_disks
+        self.capabilities = frozenset(
+            ({nemesis.NETNS} if network else set()) | ({POWER} if lazy_disks else set())
+        )
+        self.cuts: list[dict] = []  # one per disk and power cut: what it lost
+        self.disk_errors: list[dict] = []  # what each failing disk's server did
+        self._failing: dict[int, tuple[str, str]] = {}
         self.rng = random.Random(f"{seed}-runtime")
         self.faults: dict[str, int] = {}
         # kind -> outcome -> count, for the statistics.
@@ -195,6 +219,68 @@ class TestBed:
 
     def note(self, text: str) -> None:
         self.history.event("note", "bed", text)
+
+    # -- power (powercut_ops) ------------------------------------------------
+
+    def power_cut(self, nodes: list[int]) -> str:
+        """SIGKILL the servers together, then drop what their disks had not
+        fsynced and mount those disks afresh; returns what was lost, in a
+        few words. The servers stay down until restart()."""
+        for i in nodes:
+            node = self.cluster.node(i)
+            if node.running():
+                os.killpg(node.proc.pid, signal.SIGKILL)
+        for i in nodes:
+            self.cluster.kill(i)
+        lost = []
+        for i in nodes:
+            answer = self.disks[i].cut()
+            self.cuts.append({"node": i, **answer})
+            text = f"{i}: {answer['dropped_pages']} pages"
+            if answer["truncations_dropped"]:
+                text += f" +{answer['truncations_dropped']} truncations"
+            if answer["files_removed"]:
+                text += f" +files {','.join(answer['files_removed'])}"
+            lost.append(text)
+        return "lost " + "; ".join(lost)
+
+    def wait_unsynced(self, name: str, timeout: float) -> tuple[int, int] | None:
+        """Poll every running server's disk until one holds unsynced pages
+        of the file ``name``: (server, pages), or None at the deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i, disk in enumerate(self.disks):
+                if not self.cluster.node(i).running():
+                    continue
+                pages = disk.command("stats")["unsynced_by_file"].get(name, 0)
+                if pages:
+                    return i, pages
+            time.sleep(0.02)
+        return None
+
+    def disk_fail(self, i: int, op: str, code: str) -> None:
+        self.disks[i].command(f"fail {op} {code}")
+        self._failing[i] = (op, code)
+
+    def disk_heal(self, i: int) -> None:
+        """Stop the failures, note what the server did meanwhile, and power
+        cycle it."""
+        op, code = self._failing.pop(i)
+        node = self.cluster.node(i)
+        self.disks[i].command("fail none")
+        exit_code = node.proc.poll() if node.proc is not None else None
+        stderr = [line for line in self.cluster.stderr_lines(node) if line.strip()]
+        outcome = {
+            "node": i,
+            "failing": f"{op} {code}",
+            "exit_code": exit_code,  # None: still running
+            "stderr_lines": len(stderr),
+            "last_stderr": stderr[-1][:300] if stderr else "",
+        }
+        self.disk_errors.append(outcome)
+        self.note(f"disk error on {i}: {outcome}")
+        self.power_cut([i])
+        self.restart(i)
 
     # -- membership (membership_ops) --------------------------------------
 
@@ -249,6 +335,8 @@ class TestBed:
         """Whatever a step may have left: rules, stopped or dead servers."""
         if self.network is not None:
             self.network.heal()
+        for i in list(self._failing):
+            self.disk_heal(i)
         for node in self.cluster.nodes:
             if node.running() and node.paused:
                 self.cluster.resume(node)
@@ -440,6 +528,31 @@ def statistics(history: History, logs: dict, faults: int) -> dict:
     }
 
 
+def _sum_by_file(cuts: list[dict]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for cut in cuts:
+        for name, pages in cut.get("dropped_by_file", {}).items():
+            total[name] = total.get(name, 0) + pages
+    return total
+
+
+def power_statistics(bed: TestBed, lazy_disks: list[disks.Disk]) -> dict:
+    """What the power cuts and disk errors did."""
+    mounts = sorted(s for d in lazy_disks for s in d.mount_s)
+    return {
+        "disk_cuts": len(bed.cuts),
+        "unsynced_pages_dropped": sum(c["dropped_pages"] for c in bed.cuts),
+        "cuts_that_dropped_pages": sum(1 for c in bed.cuts if c["dropped_pages"]),
+        "truncations_dropped": sum(c["truncations_dropped"] for c in bed.cuts),
+        "new_files_removed": sum(len(c["files_removed"]) for c in bed.cuts),
+        # Pages lost per file name, over every cut: unsynced pages of a main
+        # database file (not -wal/-shm) mean a checkpoint ran unsynced.
+        "dropped_by_file": _sum_by_file(bed.cuts),
+        "disk_errors": bed.disk_errors,
+        "mount_s_max": round(mounts[-1], 2) if mounts else None,
+    }
+
+
 def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
     """Run one experiment; every process and network object it made is gone
     when it returns or raises."""
@@ -450,7 +563,10 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         config.seed,
         config.duration_s,
         config.size,
-        frozenset({nemesis.NETNS}) if config.netns else frozenset(),
+        frozenset(
+            ({nemesis.NETNS} if config.netns else set())
+            | ({POWER} if config.disks == "lazyfs" else set())
+        ),
         config.nemeses,
         cover=config.cover,
         hold_scale=config.hold_scale,
@@ -458,7 +574,8 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
     )
     (base_dir / "schedule.txt").write_text(nemesis.describe(schedule) + "\n")
     log(
-        f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, netns={config.netns}"
+        f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, "
+        f"netns={config.netns} disks={config.disks}"
     )
     violations: list[checker.Violation] = []
     logs: dict[str, list[dict]] = {}
@@ -476,10 +593,20 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         else:
             cluster = LocalCluster(config.size, base_dir=base_dir, env=env)
         cluster.http.trust_env = False  # never through a proxy
+        lazy_disks = None
+        if config.disks == "lazyfs":
+            # Unmounted after the servers are killed (callbacks run last first).
+            lazy_disks = [
+                disks.Disk(base_dir / f"disk-{n.port}", n.data_dir, config.fsync)
+                for n in cluster.nodes
+            ]
+            for disk in lazy_disks:
+                stack.callback(disk.close)
+                disk.mount()
         stack.callback(cluster.close)
         history.nodes = [n.address for n in cluster.nodes]
         urls = {n.address: n.base_url for n in cluster.nodes}
-        bed = TestBed(cluster, network, history, config.seed)
+        bed = TestBed(cluster, network, history, config.seed, lazy_disks)
         cluster.start()
         cluster.leader(timeout=FIRST_LEADER_TIMEOUT_S)
         phases = {"first_leader": history.now()}
@@ -488,6 +615,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         workload = Workload(history, urls, clients=config.clients, seed=config.seed)
         workload.start()
         stack.callback(_quietly, workload.stop)
+        time.sleep(config.warmup_s)  # timing of the experiment
         try:
             faults = nemesis.run_schedule(bed, history, schedule, time.sleep)
         finally:
@@ -529,6 +657,8 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
             op.attempt > 0 and op.outcome == OK for op in history.ops
         )
         stats["leader_elections"] = sum(len(t) for t in terms.values())
+        if lazy_disks:
+            stats["power"] = power_statistics(bed, lazy_disks)
         history.save(base_dir / "history.json")
         (base_dir / "logs.json").write_text(json.dumps(logs))
         if liveness_error:

@@ -58,3 +58,51 @@ def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
         first=MEMBERSHIP_FIRST,
     )
     run_and_check(config, tmp_path, request)
+
+
+# The power-cut operations (powercut_ops.py) and the plain kill, for the
+# lazyfs runs.
+POWER_OPS = ["power_cut", "power_cut_majority", "power_cut_all", "disk_error", "kill"]
+
+
+def test_lazyfs_power_cuts(fault_seed, tmp_path, request, lazyfs_disks):
+    """Each server's data directory on its own lazyfs mount: power cuts of
+    one server (often the leader), of a majority and of all at once lose
+    whatever was not fsynced; a disk fails writes or fsyncs for a while.
+    Every acknowledged command must survive."""
+    config = runner.RunConfig(
+        seed=fault_seed,
+        size=3,
+        netns=False,
+        duration_s=20,
+        cover=True,
+        nemeses=POWER_OPS,
+        disks="lazyfs",
+        warmup_s=1.0,
+    )
+    result = run_and_check(config, tmp_path, request)
+    assert result.stats["power"]["disk_cuts"] >= 6, result.stats["power"]
+
+
+def test_lazyfs_lying_fsync_is_caught(fault_seed, tmp_path, request, lazyfs_disks):
+    """The harness itself: with every fsync ignored (lazyfs fsync=lie), a
+    power cut of every server loses acknowledged commands, and the checker
+    must say so."""
+    config = runner.RunConfig(
+        seed=fault_seed,
+        size=3,
+        netns=False,
+        duration_s=4,
+        nemeses=["power_cut_all"],
+        disks="lazyfs",
+        fsync="lie",
+        warmup_s=2.0,
+        post_heal_s=1.0,
+        settle_timeout_s=15.0,
+    )
+    result = runner.run(config, tmp_path)
+    report = result.report(test=request.node.name)
+    print(report)
+    kinds = {v.kind for v in result.violations}
+    assert result.stats["ok"] > 0, report
+    assert "lost" in kinds, f"lying fsync went unnoticed:\n{report}"

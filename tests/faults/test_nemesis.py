@@ -4,10 +4,11 @@ rules. No processes or namespaces: milliseconds each."""
 
 import pytest
 
-from tests.faults import nemesis, netns
+from tests.faults import disks, nemesis, netns
+from tests.faults.powercut_ops import POWER
 from tests.faults.workload import History
 
-ALL = frozenset({nemesis.NETNS})
+ALL = frozenset({nemesis.NETNS, POWER})
 
 
 def test_the_same_seed_gives_the_same_schedule():
@@ -248,3 +249,38 @@ def test_membership_changes_keep_three_voters(op, voters, expected):
 def test_membership_changes_need_a_pool_above_three():
     assert "add_server" not in {op.name for op in nemesis.available(ALL, 3)}
     assert "remove_leader" in {op.name for op in nemesis.available(ALL, 5)}
+
+
+POWER_OPS = {
+    "power_cut", "power_cut_majority", "power_cut_all",
+    "power_cut_unsynced_checkpoint", "disk_error",
+}  # fmt: skip
+
+
+def test_power_operations_need_lazyfs_disks():
+    plain = {op.name for op in nemesis.available(frozenset({nemesis.NETNS}), 5)}
+    assert not plain & POWER_OPS
+    assert POWER_OPS <= {op.name for op in nemesis.available(frozenset({POWER}), 3)}
+
+
+@pytest.mark.parametrize("op", sorted(POWER_OPS))
+def test_a_power_operation_restarts_what_it_cut(op):
+    step = next(s for s in nemesis.make_schedule(5, 400, 3, ALL) if s.op == op)
+    bed = FakeBed()
+    active = nemesis.REGISTRY[op].start(bed, step.params)
+    started = list(bed.calls)
+    active.heal()
+    healed = bed.calls[len(started) :]
+    if op == "disk_error":
+        assert started[0][0] == "disk_fail" and healed == [("disk_heal", started[0][1])]
+        return
+    cut = next(call for call in started if call[0] == "power_cut")
+    assert sorted(call[1] for call in healed) == sorted(cut[1])
+    assert {call[0] for call in healed} == {"restart"}
+
+
+def test_without_fuse_the_power_tests_say_why(monkeypatch):
+    monkeypatch.setattr(disks.os, "geteuid", lambda: 1000)
+    assert "root" in disks.unavailable_reason()
+    monkeypatch.setattr(disks.os.path, "exists", lambda path: False)
+    assert "/dev/fuse" in disks.unavailable_reason()
