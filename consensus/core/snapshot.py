@@ -61,7 +61,7 @@ class SnapshotMixin:
             # state; compacting an entry not applied would lose it.
             raise ValueError(f"snapshot through {last_included} is not applied")
         if self.log.term_at(last_included) not in (None, snapshot.last_included_term):
-            raise ValueError(f"snapshot term differs from the log's at {index}")
+            raise ValueError(f"snapshot term differs from the log's at {last_included}")
         self.snapshot = snapshot
         if self.leader_state is not None:
             self.leader_state.snapshot = snapshot

@@ -262,6 +262,30 @@ def test_a_change_of_more_than_one_voter_at_once_is_refused():
     assert cluster.reconfigure(learners) is not None
 
 
+def test_section_7_a_follower_behind_the_snapshot_catches_up_by_install_snapshot():
+    """Raft §7: the leader has compacted the entries a crashed follower
+    missed, so it sends its snapshot; the follower restores it, then
+    follows by AppendEntries, and restarts from snapshot and log."""
+    cluster = Cluster(n=3, seed=7)
+    leader = elect_any(cluster)
+    lagging = next(id for id in cluster.ids if id != leader)
+    others = [id for id in cluster.ids if id != lagging]
+    cluster.crash(lagging)
+    entries = [cluster.propose(f"c{i}") for i in range(5)]
+    assert cluster.run_until(lambda: committed_everywhere(cluster, entries[-1], others))
+    snapshot = cluster.take_snapshot(leader)
+    assert snapshot.last_included_index >= entries[-1].index
+    assert cluster.status(leader).snapshot_index == snapshot.last_included_index
+    cluster.restart(lagging)
+    later = cluster.propose("after the snapshot")
+    assert cluster.run_until(lambda: committed_everywhere(cluster, later))
+    assert cluster.server(lagging).storage.snapshot.metadata == snapshot
+    assert cluster.counts["restored"] == 1
+    cluster.restart(lagging)
+    assert cluster.applied(lagging)[-1] == later
+    cluster.assert_safety(full=True)
+
+
 def test_section_10_2_1_a_leader_counts_itself_only_once_written():
     """Dissertation §10.2.1: a leader may send AppendEntries before its own
     disk write, but may count itself towards a majority only once written.
