@@ -152,7 +152,8 @@ class LeaderState:
         )
 
     def broadcast(self, commit_index: int) -> list[Message]:
-        """An AppendEntries to every peer with nothing in flight."""
+        """The next request (AppendEntries or InstallSnapshot) to every
+        peer with nothing in flight."""
         messages = []
         for peer in sorted(self.progress):
             message = self.replicate(peer, commit_index)
