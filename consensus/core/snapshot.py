@@ -53,15 +53,15 @@ class SnapshotMixin:
         index = last_included if index is None else index
         if index > last_included:
             raise ValueError(f"cannot compact past the snapshot, to {index}")
-        self._begin()
         if last_included < self.snapshot.last_included_index:
-            return self._end()
+            return Ready()
         if last_included > self.last_applied:
             # Dissertation §5.1: a snapshot holds only applied (committed)
             # state; compacting an entry not applied would lose it.
             raise ValueError(f"snapshot through {last_included} is not applied")
         if self.log.term_at(last_included) not in (None, snapshot.last_included_term):
             raise ValueError(f"snapshot term differs from the log's at {last_included}")
+        self._begin()
         self.snapshot = snapshot
         if self.leader_state is not None:
             self.leader_state.snapshot = snapshot
