@@ -11,27 +11,36 @@ import dataclasses
 
 from rest_framework.exceptions import ValidationError
 
+from .core.configuration import Configuration
 from .core.messages import (
     AppendEntries,
     AppendEntriesReply,
     Entry,
     EntryType,
+    InstallSnapshot,
+    InstallSnapshotReply,
     Message,
     RequestVote,
     RequestVoteReply,
     TimeoutNow,
 )
 
-# Field name -> type accepted from JSON, per message class (entries aside).
+# Encoded apart from the scalar fields.
+_STRUCTURED = ("entries", "configuration")
+
+# Field name -> type accepted from JSON, per message class (entries and
+# configuration aside).
 _FIELD_TYPES = {
     cls: {
         f.name: {"int": int, "str": str, "bool": bool}.get(f.type)
         for f in dataclasses.fields(cls)
-        if f.name != "entries"
+        if f.name not in _STRUCTURED
     }
     for cls in (
         AppendEntries,
         AppendEntriesReply,
+        InstallSnapshot,
+        InstallSnapshotReply,
         RequestVote,
         RequestVoteReply,
         TimeoutNow,
@@ -69,14 +78,31 @@ def entry_from_dict(data: dict) -> Entry:
     return entry
 
 
+def configuration_from_dict(data) -> Configuration:
+    try:
+        voters, learners = data["voters"], data.get("learners", [])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValidationError(f"malformed configuration: {exc}") from exc
+    for ids in (voters, learners):
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValidationError("voters and learners must be lists of addresses")
+    return Configuration(frozenset(voters), frozenset(learners))
+
+
 def message_to_dict(message: Message) -> dict:
     data = {
         f.name: getattr(message, f.name)
         for f in dataclasses.fields(message)
-        if f.name != "entries"
+        if f.name not in _STRUCTURED
     }
     if isinstance(message, AppendEntries):
         data["entries"] = [entry_to_dict(e) for e in message.entries]
+    if isinstance(message, InstallSnapshot):
+        configuration = message.configuration
+        data["configuration"] = {
+            "voters": sorted(configuration.voters),
+            "learners": sorted(configuration.learners),
+        }
     return data
 
 
@@ -100,6 +126,8 @@ def message_from_dict(cls: type[Message], data) -> Message:
         if not isinstance(entries, list):
             raise ValidationError("entries must be a list")
         kwargs["entries"] = tuple(entry_from_dict(e) for e in entries)
+    if cls is InstallSnapshot and "configuration" in data:
+        kwargs["configuration"] = configuration_from_dict(data["configuration"])
     try:
         return cls(**kwargs)
     except TypeError as exc:

@@ -59,7 +59,9 @@ class Status:
     # The latest CONFIG entry, which holds ``configuration``: the one in
     # force, committed or not (dissertation §4.1). 0: the log holds none.
     configuration_index: int = 0
-    configuration_term: int = 0
+    configuration_term: int = 0  # 0 also once its entry is compacted
+    # The last included index of the node's latest snapshot (§5.1); 0: none.
+    snapshot_index: int = 0
     # Leader only: the voter leadership is being handed to (dissertation
     # §3.10), or None.
     transfer_target: str | None = None

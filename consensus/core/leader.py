@@ -10,7 +10,15 @@ from . import quorum
 from .api import PeerProgress, RaftConfig, TransferRefusal, TransferRefused
 from .configuration import Configuration
 from .log import RaftLog
-from .messages import AppendEntries, AppendEntriesReply, Message, TimeoutNow
+from .messages import (
+    AppendEntries,
+    AppendEntriesReply,
+    InstallSnapshot,
+    InstallSnapshotReply,
+    Message,
+    SnapshotMetadata,
+    TimeoutNow,
+)
 from .progress import Progress
 
 
@@ -23,14 +31,18 @@ class LeaderState:
         term: int,
         log: RaftLog,
         configuration: Configuration,
+        snapshot: SnapshotMetadata,
     ):
         self.id = config.id
         self.config = config
         self.term = term
         self.log = log
         self.configuration = configuration
+        # The node's latest snapshot, sent to peers that need entries the
+        # log no longer holds (Raft §7). RaftNode.compact updates it.
+        self.snapshot = snapshot
         self.progress: dict[str, Progress] = {}
-        # The last AppendEntries.request_id used in this term.
+        # The last request_id used in this term.
         self.last_request_id = 0
         self.heartbeat_elapsed = 0
         # Ticks into the current check-quorum window (§6.2).
@@ -90,18 +102,18 @@ class LeaderState:
 
     # Sending.
 
-    def append_entries(self, peer: str, commit_index: int) -> AppendEntries | None:
-        """The next AppendEntries for ``peer``, or None while one is in
-        flight. Carries everything from next_index up to the batch bounds,
-        so entries appended meanwhile all go in one request."""
+    def replicate(self, peer: str, commit_index: int) -> Message | None:
+        """The next request for ``peer``, or None while one is in flight:
+        an AppendEntries carrying everything from next_index up to the
+        batch bounds, so entries appended meanwhile all go in one request;
+        or an InstallSnapshot if the log no longer holds next_index."""
         progress = self.progress[peer]
         if progress.in_flight:
             return None
+        if progress.next_index <= self.log.snapshot_index:
+            return self._install_snapshot(peer, progress)
         prev_log_index = progress.next_index - 1
         prev_log_term = self.log.term_at(prev_log_index)
-        if prev_log_term is None:
-            # Compacted away: needs InstallSnapshot, not implemented yet.
-            return None
         entries = self.log.entries_from(
             progress.next_index,
             self.config.max_append_entries,
@@ -120,11 +132,31 @@ class LeaderState:
             request_id=self.last_request_id,
         )
 
+    def _install_snapshot(self, peer: str, progress: Progress) -> InstallSnapshot:
+        # Raft §7: "the leader must occasionally send snapshots to followers
+        # that lag behind", when it "has already discarded the next log
+        # entry that it needs to send". The node's latest snapshot is at or
+        # after the log's start, so it covers next_index.
+        snapshot = self.snapshot
+        self.last_request_id += 1
+        progress.sent(self.last_request_id, snapshot.last_included_index)
+        return InstallSnapshot(
+            term=self.term,
+            source=self.id,
+            dest=peer,
+            last_included_index=snapshot.last_included_index,
+            last_included_term=snapshot.last_included_term,
+            configuration_index=snapshot.configuration_index,
+            configuration=snapshot.configuration,
+            request_id=self.last_request_id,
+        )
+
     def broadcast(self, commit_index: int) -> list[Message]:
-        """An AppendEntries to every peer with nothing in flight."""
+        """The next request (AppendEntries or InstallSnapshot) to every
+        peer with nothing in flight."""
         messages = []
         for peer in sorted(self.progress):
-            message = self.append_entries(peer, commit_index)
+            message = self.replicate(peer, commit_index)
             if message is not None:
                 messages.append(message)
         return messages
@@ -145,7 +177,7 @@ class LeaderState:
             return False
         answers_in_flight = reply.request_id == progress.request_id
         if answers_in_flight:
-            progress.in_flight = False
+            progress.answered()
         if reply.success:
             # Even a late success is true of this term (one leader per
             # term, §5.2), and match_index never decreases.
@@ -154,6 +186,24 @@ class LeaderState:
         if not answers_in_flight:
             return False  # rejects an earlier request; the next one differs
         return progress.maybe_decrease(reply.prev_log_index, self._retry_index(reply))
+
+    def handle_snapshot_reply(self, reply: InstallSnapshotReply) -> bool:
+        """Update ``reply.source``'s progress after an InstallSnapshot; False
+        if the reply is stale or from a server no longer tracked. Every
+        reply of this term is a success: the follower holds the log
+        through last_included_index (dissertation Figure 5.3)."""
+        progress = self.progress.get(reply.source)
+        if progress is None:
+            return False
+        progress.recent_active = True
+        if reply.request_term != self.term:
+            return False  # answers a request of an earlier term (§5.1)
+        if reply.request_id == progress.request_id:
+            progress.answered()
+        # As for AppendEntries, a late success is still true of this term:
+        # match_index = next_index - 1 = last_included_index, or above.
+        progress.maybe_update(reply.last_included_index)
+        return True
 
     def _retry_index(self, reply: AppendEntriesReply) -> int:
         # Raft §5.3 fast backtracking: skip the follower's whole
@@ -177,7 +227,7 @@ class LeaderState:
             if timeout_now is not None:
                 return [timeout_now]
         if progress.next_index <= self.log.last_index:
-            message = self.append_entries(peer, commit_index)
+            message = self.replicate(peer, commit_index)
             return [message] if message is not None else []
         return []
 
@@ -263,9 +313,10 @@ class LeaderState:
         for progress in self.progress.values():
             if (
                 progress.in_flight
+                and not progress.pending_snapshot
                 and progress.in_flight_ticks >= self.resend_after_ticks
             ):
-                progress.in_flight = False
+                progress.answered()
         return True, self.broadcast(commit_index)
 
     def quorum_active(self) -> bool:
@@ -278,4 +329,4 @@ class LeaderState:
         longer in flight, so the next heartbeat resends."""
         progress = self.progress.get(peer)
         if progress is not None:
-            progress.in_flight = False
+            progress.answered()

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .messages import Entry
+from .messages import NO_SNAPSHOT, Entry, SnapshotMetadata
 
 
 class RaftLog:
     def __init__(
         self,
         entries: Sequence[Entry] = (),
-        snapshot_index: int = 0,
-        snapshot_term: int = 0,
+        snapshot: SnapshotMetadata = NO_SNAPSHOT,
     ):
-        # Everything up to snapshot_index is compacted away (dissertation
-        # chapter 5); the snapshot's last entry still has a known term.
-        self.snapshot_index = snapshot_index
-        self.snapshot_term = snapshot_term
+        # Everything through snapshot.last_included_index is compacted away
+        # (dissertation chapter 5); that entry's term and the configuration
+        # as of it are kept (Figure 5.1). It may precede the node's latest
+        # snapshot: the runtime may keep a trailing window (RaftNode.compact).
+        self.snapshot = snapshot
         # invariant: self._entries[i].index == snapshot_index + 1 + i
         self._entries: list[Entry] = []
         self.append(entries)
+
+    @property
+    def snapshot_index(self) -> int:
+        return self.snapshot.last_included_index
+
+    @property
+    def snapshot_term(self) -> int:
+        return self.snapshot.last_included_term
 
     @property
     def first_index(self) -> int:
@@ -93,6 +101,24 @@ class RaftLog:
                 # Raft §5.3: terms never decrease along a log.
                 raise ValueError(f"entry {entry.index} has a decreasing term")
             self._entries.append(entry)
+
+    def compact(self, snapshot: SnapshotMetadata) -> bool:
+        """Start the log after ``snapshot``'s last included entry.
+
+        Dissertation Figure 5.3, InstallSnapshot receiver rules 6-7: if the
+        log holds that entry with the same term, the entries following it
+        are retained (True); otherwise the entire log is discarded (False).
+        """
+        index = snapshot.last_included_index
+        if index < self.snapshot_index:
+            raise ValueError(f"index {index} is compacted already")
+        retained = self.term_at(index) == snapshot.last_included_term
+        if retained:
+            del self._entries[: index - self.snapshot_index]
+        else:
+            self._entries = []
+        self.snapshot = snapshot
+        return retained
 
     def truncate_from(self, index: int) -> None:
         """Delete the entry at ``index`` and all that follow it (§5.3)."""

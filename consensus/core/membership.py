@@ -35,22 +35,47 @@ def latest_configuration(
         if entry.type is EntryType.CONFIG:
             index = entry.index
     if index < log.first_index:
-        # Compaction will carry the snapshot's configuration; until then a
-        # log without a CONFIG entry belongs to no configuration.
-        return 0, Configuration()
+        # Dissertation §5.1: a snapshot holds the latest configuration as of
+        # its last included entry; it rules until the log holds a later one.
+        return log.snapshot.configuration_index, log.snapshot.configuration
     return index, Configuration.from_json(log.entry(index).command)
 
 
-def configuration_before(log: RaftLog, index: int) -> Configuration:
-    """The configuration the CONFIG entry at ``index`` replaced: that of the
-    latest CONFIG entry before it, or the empty one if the log holds none."""
-    index -= 1
-    while index >= log.first_index:
+def configuration_at(log: RaftLog, index: int) -> tuple[int, Configuration]:
+    """The latest configuration as of ``index`` (at or after the log's
+    snapshot), and the index of its CONFIG entry: what a snapshot through
+    ``index`` records (dissertation §5.1, Figure 5.1)."""
+    while index > log.snapshot_index:
         entry = log.entry(index)
         if entry.type is EntryType.CONFIG:
-            return Configuration.from_json(entry.command)
+            return index, Configuration.from_json(entry.command)
         index -= 1
-    return Configuration()
+    return log.snapshot.configuration_index, log.snapshot.configuration
+
+
+def configuration_before(log: RaftLog, index: int) -> Configuration:
+    """The configuration the CONFIG entry at ``index`` (held in the log)
+    replaced: that of the latest CONFIG entry before it, or the log's
+    snapshot's (empty without one)."""
+    return configuration_at(log, index - 1)[1]
+
+
+def may_campaign(node) -> bool:
+    """May ``node`` (a RaftNode) start an election? Voters campaign (§4.1);
+    learners and non-members wait. Except: dissertation §4.2.2, "a server
+    that is not part of its own latest configuration should still start new
+    elections, as it might still be needed until the Cnew entry is
+    committed". A leader that removed itself may lose leadership (check
+    quorum, a crash) before the voters of Cnew hold Cnew; they cannot elect
+    one of their own if its log is the only up-to-date one. It counts only
+    their votes, not its own.
+    """
+    if node.id in node.configuration.voters:
+        return True
+    if node.configuration_index <= node.commit_index:
+        return False
+    previous = configuration_before(node.log, node.configuration_index)
+    return node.id in previous.voters
 
 
 def check_changes(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .configuration import Configuration
+
 
 class EntryType(enum.Enum):
     COMMAND = "command"
@@ -26,6 +28,23 @@ class Entry:
     # Optional client session: a repeat of (client_id, seq) applies once.
     client_id: str | None = None
     seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMetadata:
+    """What a snapshot records besides the state machine's data
+    (dissertation §5.1, Figure 5.1): the last entry it replaces, and the
+    latest configuration as of that entry. All zero: no snapshot."""
+
+    last_included_index: int = 0
+    last_included_term: int = 0
+    # The CONFIG entry holding ``configuration`` (at or before
+    # last_included_index); 0 with the empty configuration: none.
+    configuration_index: int = 0
+    configuration: Configuration = Configuration()
+
+
+NO_SNAPSHOT = SnapshotMetadata()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +113,44 @@ class AppendEntriesReply(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class InstallSnapshot(Message):
+    """Raft §7, dissertation Figure 5.3: the leader's latest snapshot, named
+    by its metadata (Figure 5.1). The snapshot's data (the paper's offset,
+    data and done) is the runtime's to transfer: it steps this on the
+    follower once the whole snapshot is there and durable."""
+
+    last_included_index: int
+    last_included_term: int
+    configuration_index: int = 0
+    configuration: Configuration = Configuration()
+    # As AppendEntries.request_id: numbers the leader's requests in its term.
+    request_id: int = 0
+
+    @property
+    def leader_id(self) -> str:
+        return self.source
+
+    @property
+    def metadata(self) -> SnapshotMetadata:
+        return SnapshotMetadata(
+            self.last_included_index,
+            self.last_included_term,
+            self.configuration_index,
+            self.configuration,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotReply(Message):
+    # Echoes of the request's last_included_index, term and request_id:
+    # a reply in the request's term means the follower now holds the
+    # leader's log through last_included_index (Figure 5.3 has only term).
+    last_included_index: int = 0
+    request_term: int = 0
+    request_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class TimeoutNow(Message):
     """Dissertation §3.10: start an election now (leadership transfer)."""
 
@@ -114,5 +171,5 @@ class Unreachable(Message):
 
 
 # Requests whose step() yields exactly one reply to their source.
-REQUESTS = (RequestVote, AppendEntries)
-REPLIES = (RequestVoteReply, AppendEntriesReply)
+REQUESTS = (RequestVote, AppendEntries, InstallSnapshot)
+REPLIES = (RequestVoteReply, AppendEntriesReply, InstallSnapshotReply)

@@ -26,13 +26,17 @@ from .election import Campaign, ElectionTimer
 from .leader import LeaderState
 from .log import RaftLog
 from .messages import (
+    NO_SNAPSHOT,
     AppendEntries,
     AppendEntriesReply,
     Entry,
     EntryType,
+    InstallSnapshot,
+    InstallSnapshotReply,
     Message,
     RequestVote,
     RequestVoteReply,
+    SnapshotMetadata,
     TimeoutNow,
     Unreachable,
 )
@@ -40,6 +44,7 @@ from .quorum import VoteResult
 from .ready import HardState, Ready, Role
 from .ready_builder import ReadyBuilderMixin
 from .replication import ReplicationMixin
+from .snapshot import SnapshotMixin
 from .transfer import TransferMixin
 
 # The public API, defined in api.py.
@@ -51,6 +56,7 @@ __all__ = [
     "Proposal",
     "RaftConfig",
     "RaftNode",
+    "SnapshotMetadata",
     "Status",
     "TransferRefusal",
     "TransferRefused",
@@ -58,11 +64,12 @@ __all__ = [
 ]
 
 
-class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
+class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin):
     """One server: the entry points tick(), step(), propose(),
-    check_membership_change(), transfer_leadership() (transfer.py) and
-    status(); elections and role transitions. Log replication is in
-    replication.py, how a call's Ready is gathered in ready_builder.py."""
+    check_membership_change(), transfer_leadership() (transfer.py),
+    compact() (snapshot.py) and status(); elections and role transitions.
+    Log replication is in replication.py, how a call's Ready is gathered
+    in ready_builder.py."""
 
     def __init__(
         self,
@@ -71,11 +78,15 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         hard_state: HardState = HardState(),
         entries: Sequence[Entry] = (),
         last_applied: int = 0,
+        snapshot: SnapshotMetadata = NO_SNAPSHOT,
     ):
         """Restore a server from what it persisted.
 
-        ``last_applied``: the runtime's (Raft Figure 2), so an index known
-        committed; committed_entries resume after it.
+        ``snapshot``: the runtime's latest (dissertation §5.1), from which it
+        restored its state machine; ``entries``: the stored log, of which
+        those it covers are dropped. ``last_applied``: the runtime's (Raft
+        Figure 2), so an index known committed; committed_entries resume
+        after it, or after the snapshot.
         """
         self.id = config.id
         self.config = config
@@ -83,7 +94,10 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         # Raft Figure 2, persistent state.
         self.current_term = hard_state.current_term
         self.voted_for = hard_state.voted_for
-        self.log = RaftLog(entries)
+        self.snapshot = snapshot
+        covered = snapshot.last_included_index
+        self.log = RaftLog([e for e in entries if e.index > covered], snapshot)
+        last_applied = max(last_applied, covered)
         if last_applied > self.log.last_index:
             raise ValueError(f"last_applied {last_applied} is past the log")
         # Raft Figure 2, volatile state: index of the highest entry known
@@ -94,8 +108,8 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         self.commit_index = last_applied
         # invariant: last_applied <= commit_index
         self.last_applied = last_applied
-        # Dissertation §4.1: the latest configuration in the log rules,
-        # committed or not. configuration_index 0: none in the log.
+        # Dissertation §4.1: the latest configuration in the log (or the
+        # snapshot's) rules, committed or not. configuration_index 0: none.
         self.configuration_index, self.configuration = membership.latest_configuration(
             self.log, 0, self.log.first_index
         )
@@ -110,6 +124,8 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         self._handlers = {
             AppendEntries: self._handle_append_entries,
             AppendEntriesReply: self._handle_append_entries_reply,
+            InstallSnapshot: self._handle_install_snapshot,
+            InstallSnapshotReply: self._handle_install_snapshot_reply,
             RequestVote: self._handle_request_vote,
             RequestVoteReply: self._handle_request_vote_reply,
             TimeoutNow: self._handle_timeout_now,
@@ -130,7 +146,7 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
                 # election timeout; a newer leader may exist elsewhere.
                 self._become_follower(self.current_term, None)
         else:
-            if self.timer.tick() and self._may_campaign():
+            if self.timer.tick() and membership.may_campaign(self):
                 self._campaign(pre_vote=self.config.pre_vote)
         return self._end()
 
@@ -145,7 +161,8 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
             message, self._in_lease()
         ):
             # Raft §5.1: a newer term always wins, whatever our role.
-            leader_id = message.source if isinstance(message, AppendEntries) else None
+            from_leader = isinstance(message, (AppendEntries, InstallSnapshot))
+            leader_id = message.source if from_leader else None
             self._become_follower(message.term, leader_id)
         self._handlers[type(message)](message)
         return self._end()
@@ -211,6 +228,7 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
             configuration=self.configuration,
             configuration_index=self.configuration_index,
             configuration_term=self.log.term_at(self.configuration_index) or 0,
+            snapshot_index=self.snapshot.last_included_index,
             transfer_target=leader.transfer_target if leader is not None else None,
             progress=leader.peer_progress() if leader is not None else {},
         )
@@ -255,22 +273,6 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
             return  # stale
         if campaign.record(reply.source, reply.vote_granted) is VoteResult.WON:
             self._won(campaign)
-
-    def _may_campaign(self) -> bool:
-        """Voters campaign (§4.1); learners and non-members wait. Except:
-        dissertation §4.2.2, "a server that is not part of its own latest
-        configuration should still start new elections, as it might still
-        be needed until the Cnew entry is committed". A leader that removed
-        itself may lose leadership (check quorum, a crash) before the voters
-        of Cnew hold Cnew; they cannot elect one of their own if its log is
-        the only up-to-date one. It counts only their votes, not its own.
-        """
-        if self.id in self.configuration.voters:
-            return True
-        if self.configuration_index <= self.commit_index:
-            return False
-        previous = membership.configuration_before(self.log, self.configuration_index)
-        return self.id in previous.voters
 
     def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
@@ -319,7 +321,7 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         self.leader_id = self.id
         self.campaign = None
         self.leader_state = LeaderState(
-            self.config, self.current_term, self.log, self.configuration
+            self.config, self.current_term, self.log, self.configuration, self.snapshot
         )
         # Raft §5.4.2 / §8: commit an entry of the new term so earlier
         # entries commit, and the leader learns its commit index.
@@ -376,9 +378,13 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         self._log_changed(first)
 
     def _log_changed(self, first_changed: int) -> None:
-        index, configuration = membership.latest_configuration(
-            self.log, self.configuration_index, first_changed
+        self._set_configuration(
+            *membership.latest_configuration(
+                self.log, self.configuration_index, first_changed
+            )
         )
+
+    def _set_configuration(self, index: int, configuration) -> None:
         self.configuration_index = index
         if configuration == self.configuration:
             return
@@ -388,6 +394,6 @@ class RaftNode(TransferMixin, ReplicationMixin, ReadyBuilderMixin):
         elif self.role is not Role.CANDIDATE:
             # Dissertation §4.1: a follower's role follows the latest
             # configuration in its log. Only a current leader's
-            # AppendEntries changes a follower's log, so no pre-vote is under
-            # way, and the handler has already reset the timer.
+            # AppendEntries or InstallSnapshot changes a follower's log, so no
+            # pre-vote is under way, and the handler has reset the timer.
             self._become_follower(self.current_term, self.leader_id, reset_timer=False)

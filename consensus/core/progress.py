@@ -15,21 +15,31 @@ class Progress:
     # Raft Figure 2: the next index to send.
     # invariant: match_index < next_index
     next_index: int = 1
-    # One AppendEntries outstanding at a time: the runtime sends over
-    # HTTP request/response, one request per peer.
+    # One AppendEntries or InstallSnapshot outstanding at a time: the
+    # runtime sends over HTTP request/response, one request per peer.
     in_flight: bool = False
-    # The request_id of the latest AppendEntries sent: only its reply
-    # answers the request in flight.
+    # The request_id of the latest request sent: only its reply answers
+    # the request in flight.
     request_id: int = 0
+    # The last_included_index of the InstallSnapshot in flight, 0 if none
+    # (Raft §7). It is never taken as lost for want of an answer in time:
+    # the runtime reports its reply or an Unreachable.
+    pending_snapshot: int = 0
     # Ticks since the outstanding request was sent.
     in_flight_ticks: int = 0
     # Dissertation §6.2 check quorum: a reply came in this window.
     recent_active: bool = False
 
-    def sent(self, request_id: int) -> None:
+    def sent(self, request_id: int, pending_snapshot: int = 0) -> None:
         self.in_flight = True
         self.in_flight_ticks = 0
         self.request_id = request_id
+        self.pending_snapshot = pending_snapshot
+
+    def answered(self) -> None:
+        """The request in flight is answered, or known lost."""
+        self.in_flight = False
+        self.pending_snapshot = 0
 
     def maybe_update(self, match_index: int) -> bool:
         """A success reply: the peer holds our log up to ``match_index``.

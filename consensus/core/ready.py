@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from .messages import AppendEntries, Entry, Message
+from .messages import AppendEntries, Entry, Message, SnapshotMetadata
 
 
 class Role(enum.Enum):
@@ -47,11 +47,24 @@ class Ready:
     committed_entries: list[Entry] = field(default_factory=list)
     # Set when role or known leader changed.
     soft_state: SoftState | None = None
+    # Set when a leader's snapshot replaced the log (dissertation Figure
+    # 5.3, InstallSnapshot receiver rules 7-8). In the same transaction as
+    # the rest: record it as the latest snapshot (its data is already
+    # durable) and delete every stored entry before entries_to_persist;
+    # restore the state machine from it before applying committed_entries,
+    # which follow it. Nothing is sent before that is durable.
+    snapshot: SnapshotMetadata | None = None
 
     def merge(self, later: Ready) -> None:
         """Fold a later Ready into this one, as if both came from one call."""
         if later.hard_state is not None:
             self.hard_state = later.hard_state
+        if later.snapshot is not None:
+            # The snapshot replaced the whole log, and covers every entry
+            # committed before it: none of them is applied on its own.
+            self.snapshot = later.snapshot
+            self.entries_to_persist = []
+            self.committed_entries = []
         if later.entries_to_persist:
             first = later.entries_to_persist[0].index
             # A later truncation supersedes what this Ready would append.
@@ -70,6 +83,7 @@ class Ready:
             or self.messages
             or self.committed_entries
             or self.soft_state
+            or self.snapshot
         )
 
 

@@ -67,11 +67,16 @@ class ReplicationMixin:
         leader = self.leader_state
         if leader is None or reply.term != self.current_term:
             return
-        if not leader.handle_reply(reply):
-            return
+        if leader.handle_reply(reply):
+            self._after_peer_reply(reply.source)
+
+    def _after_peer_reply(self, peer: str) -> None:
+        """A peer's log grew (or its progress moved): commit what a
+        majority holds, then send the peer what follows."""
+        leader = self.leader_state
         self._maybe_commit()
         if self.leader_state is not None:
-            self._send(leader.after_reply(reply.source, self.commit_index))
+            self._send(leader.after_reply(peer, self.commit_index))
 
     def _maybe_commit(self) -> None:
         """Leader: commit what a majority of voters hold, but only by

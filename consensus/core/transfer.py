@@ -24,7 +24,7 @@ class TransferMixin:
         target = leader.start_transfer(to)
         self._begin()
         self._outdate_timeout_now()
-        message = leader.maybe_timeout_now() or leader.append_entries(
+        message = leader.maybe_timeout_now() or leader.replicate(
             target, self.commit_index
         )
         if message is not None:

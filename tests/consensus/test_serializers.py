@@ -3,11 +3,14 @@
 import pytest
 from rest_framework.exceptions import ValidationError
 
+from consensus.core.configuration import Configuration
 from consensus.core.messages import (
     AppendEntries,
     AppendEntriesReply,
     Entry,
     EntryType,
+    InstallSnapshot,
+    InstallSnapshotReply,
     RequestVote,
     RequestVoteReply,
     TimeoutNow,
@@ -47,6 +50,24 @@ MESSAGES = [
     ),
     RequestVoteReply(term=5, source=B, dest=A, vote_granted=True, pre_vote=True),
     TimeoutNow(term=2, source=A, dest=B, last_log_index=9, last_log_term=2),
+    InstallSnapshot(
+        term=4,
+        source=A,
+        dest=B,
+        last_included_index=120,
+        last_included_term=3,
+        configuration_index=7,
+        configuration=Configuration(frozenset({A, B}), frozenset({"127.0.0.1:9992"})),
+        request_id=21,
+    ),
+    InstallSnapshotReply(
+        term=4,
+        source=B,
+        dest=A,
+        last_included_index=120,
+        request_term=4,
+        request_id=21,
+    ),
 ]
 
 
@@ -86,3 +107,14 @@ def test_timeout_now_without_the_leaders_last_entry_is_never_acted_on():
     -1, which no log ends with, so its target ignores it (§3.10)."""
     message = message_from_dict(TimeoutNow, {"term": 2, "source": A, "dest": B})
     assert (message.last_log_index, message.last_log_term) == (-1, -1)
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    ["ab", {"learners": []}, {"voters": "ab"}, {"voters": [1]}],
+)
+def test_malformed_snapshot_configuration_is_rejected(configuration):
+    data = message_to_dict(MESSAGES[-2])
+    data["configuration"] = configuration
+    with pytest.raises(ValidationError):
+        message_from_dict(InstallSnapshot, data)

@@ -43,19 +43,55 @@ def check_log_matching(logs: Mapping[str, Sequence[Entry]]) -> None:
 def check_log_pair(
     a: str, log_a: Sequence[Entry], b: str, log_b: Sequence[Entry]
 ) -> None:
+    """Log Matching over the indexes both logs still hold: either may start
+    after a compacted prefix (its entries carry their indexes)."""
+    first = max(_first_index(log_a), _first_index(log_b))
     # The highest index where both hold the same term is the only one that
     # needs checking: identical prefixes there imply identical prefixes below.
-    i = min(len(log_a), len(log_b))
-    while i > 0 and log_a[i - 1].term != log_b[i - 1].term:
+    i = min(_last_index(log_a), _last_index(log_b))
+    while i >= first and _at(log_a, i).term != _at(log_b, i).term:
         i -= 1
-    if i == 0 or log_a[:i] == log_b[:i]:
+    if i < first:
         return
-    differ = next(j for j in range(i) if log_a[j] != log_b[j]) + 1
-    raise SafetyViolation(
-        f"Log Matching: {a} and {b} both hold an entry at index {i} "
-        f"term {log_a[i - 1].term}, but differ at index {differ}: "
-        f"{log_a[differ - 1]} vs {log_b[differ - 1]}"
-    )
+    oa, ob = _first_index(log_a), _first_index(log_b)
+    if log_a[first - oa : i + 1 - oa] == log_b[first - ob : i + 1 - ob]:
+        return
+    for j in range(first, i + 1):
+        if _at(log_a, j) != _at(log_b, j):
+            raise SafetyViolation(
+                f"Log Matching: {a} and {b} both hold an entry at index {i} "
+                f"term {_at(log_a, i).term}, but differ at index {j}: "
+                f"{_at(log_a, j)} vs {_at(log_b, j)}"
+            )
+
+
+def _first_index(log: Sequence[Entry]) -> int:
+    return log[0].index if log else 1
+
+
+def _last_index(log: Sequence[Entry]) -> int:
+    return log[-1].index if log else 0
+
+
+def _at(log: Sequence[Entry], index: int) -> Entry:
+    return log[index - log[0].index]
+
+
+def held_at(log: Sequence[Entry], snapshot: Sequence[Entry], index: int):
+    """The entry a server holds at ``index``: in its log, or in the state
+    its snapshot holds (``snapshot[i]``: the entry at index i + 1)."""
+    if log and log[0].index <= index <= log[-1].index:
+        return _at(log, index)
+    if index <= len(snapshot):
+        return snapshot[index - 1]
+    return None
+
+
+def digest_of(entries: Iterable[Entry], digest: int = 0) -> int:
+    """A state machine's state after applying ``entries`` to ``digest``."""
+    for entry in entries:
+        digest = hash((digest, entry))
+    return digest
 
 
 class SafetyChecker:
@@ -79,12 +115,16 @@ class SafetyChecker:
         # Log Matching over time: (index, term) -> (fingerprint of the log up
         # to and including that entry, first node seen holding it).
         self._prefixes: dict[tuple[int, int], tuple[int, str]] = {}
-        # Per node, the fingerprint of its persisted log up to each index.
-        self._fingerprints: dict[str, list[int]] = {}
+        # Per node, the fingerprint of its persisted log up to each index
+        # (None below a snapshot it installed: it never held those).
+        self._fingerprints: dict[str, list[int | None]] = {}
         # State Machine Safety: index -> the entry applied there; applied
         # indexes are contiguous from 1, so this is also "committed so far".
         self.committed: dict[int, Entry] = {}
         self.last_applied: dict[str, int] = {}
+        # State machines: applied index -> (digest of the state there,
+        # first node seen in it). Equal indexes, equal states.
+        self._states: dict[int, tuple[int, str]] = {}
 
     # --- what a node persisted -----------------------------------------
 
@@ -111,8 +151,8 @@ class SafetyChecker:
     def persisted_log(
         self, node: str, log: Sequence[Entry], first_changed: int
     ) -> None:
-        """``log`` is the node's whole persisted log after a write that
-        replaced everything from index ``first_changed`` on."""
+        """``log`` is the node's persisted log (from any index) after a
+        write that replaced everything from index ``first_changed`` on."""
         fingerprints = self._fingerprints.setdefault(node, [])
         if first_changed <= len(fingerprints):
             self._check_truncation(node, first_changed)
@@ -123,7 +163,9 @@ class SafetyChecker:
                 f"{len(fingerprints)} entries stored: a gap in its log"
             )
         previous = fingerprints[-1] if fingerprints else 0
-        for entry in log[first_changed - 1 :]:
+        if previous is None:
+            raise SafetyViolation(f"{node} wrote {first_changed} into its snapshot")
+        for entry in (e for e in log if e.index >= first_changed):
             if entry.index != len(fingerprints) + 1:
                 raise SafetyViolation(
                     f"{node} stored {entry} at position {len(fingerprints) + 1}"
@@ -138,6 +180,23 @@ class SafetyChecker:
                     f"at index {entry.index} term {entry.term}, but their logs "
                     f"up to it differ; {node} has {entry}"
                 )
+
+    def installed(self, node: str, index: int, term: int) -> None:
+        """``node`` replaced its whole log by a snapshot through the entry
+        at (``index``, ``term``) (dissertation Figure 5.3, rules 7-8)."""
+        current = self.hard_states.get(node, HardState()).current_term
+        if self.leaders.get(current) == node:
+            raise SafetyViolation(
+                f"Leader Append-Only: {node}, leader of term {current}, "
+                f"replaced its log by a snapshot through {index}"
+            )
+        prefix = self._prefixes.get((index, term))
+        if prefix is None:
+            raise SafetyViolation(
+                f"{node} installed a snapshot through index {index} term "
+                f"{term}, an entry no server ever held"
+            )
+        self._fingerprints[node] = [None] * (index - 1) + [prefix[0]]
 
     def _check_truncation(self, node: str, first_changed: int) -> None:
         # Leader Append-Only: a leader never deletes entries in its own log,
@@ -160,10 +219,17 @@ class SafetyChecker:
     # --- what a node reported --------------------------------------------
 
     def reported(
-        self, step: int, node: str, role: Role, term: int, log: Sequence[Entry]
+        self,
+        step: int,
+        node: str,
+        role: Role,
+        term: int,
+        log: Sequence[Entry],
+        snapshot: Sequence[Entry] = (),
     ) -> None:
         """A node's role and current_term as it reported them at ``step``;
-        ``log`` is its persisted log at that moment."""
+        ``log`` is its persisted log at that moment (from any index), and
+        ``snapshot`` the entries its persisted snapshot holds."""
         before = self.roles.get(node)
         if before == (role, term):
             return
@@ -175,9 +241,11 @@ class SafetyChecker:
         self.roles[node] = (role, term)
         self.history.append(RoleChange(step, node, role, term))
         if role is Role.LEADER:
-            self._became_leader(node, term, log)
+            self._became_leader(node, term, log, snapshot)
 
-    def _became_leader(self, node: str, term: int, log: Sequence[Entry]) -> None:
+    def _became_leader(
+        self, node: str, term: int, log: Sequence[Entry], snapshot: Sequence[Entry]
+    ) -> None:
         other = self.leaders.setdefault(term, node)
         if other != node:
             raise SafetyViolation(
@@ -185,9 +253,10 @@ class SafetyChecker:
                 f"term {term}"
             )
         # Leader Completeness: whatever any server applied before this
-        # election must be in the new leader's log (Raft §5.4).
+        # election must be in the new leader's log (Raft §5.4), or in the
+        # snapshot that replaced its prefix (Raft §7).
         for index, entry in self.committed.items():
-            held = log[index - 1] if index <= len(log) else None
+            held = held_at(log, snapshot, index)
             if held != entry:
                 raise SafetyViolation(
                     f"Leader Completeness: {node} became leader of term {term} "
@@ -223,6 +292,38 @@ class SafetyChecker:
                 )
             last = entry.index
             self.last_applied[node] = last
+
+    def restored(self, node: str, index: int, state: Sequence[Entry]) -> None:
+        """``node``'s state machine was reset to a snapshot whose state is
+        the entries ``state`` (1 to ``index``): never back (Figure 5.3 rule
+        8 applies only a newer snapshot), and State Machine Safety for every
+        entry it holds."""
+        last = self.last_applied.get(node, 0)
+        if index <= last or len(state) != index:
+            raise SafetyViolation(
+                f"{node} restored a snapshot through {index} ({len(state)} "
+                f"entries) after applying {last}"
+            )
+        for entry in state:
+            first = self.committed.setdefault(entry.index, entry)
+            if first != entry:
+                raise SafetyViolation(
+                    f"State Machine Safety: {node} restored a snapshot with "
+                    f"{entry} at index {entry.index}, another server applied "
+                    f"{first}"
+                )
+        self.last_applied[node] = index
+
+    def state_at(self, node: str, index: int, digest: int) -> None:
+        """``node``'s state machine, at applied index ``index``, has state
+        ``digest``: every server's must be the same there, whether it got
+        there by applying entries, restoring a snapshot or restarting."""
+        first = self._states.setdefault(index, (digest, node))
+        if first[0] != digest:
+            raise SafetyViolation(
+                f"State machines differ: {node} and {first[1]} at applied "
+                f"index {index}"
+            )
 
     # --- reading the history -------------------------------------------
 

@@ -2,6 +2,9 @@
 
 One random.Random drives everything; there is no time, thread or socket.
 Each server applies every Ready as the runtime does: persist, send, apply.
+Servers take snapshots of their state machines and compact their logs
+(take_snapshot); an InstallSnapshot carries the leader's snapshot data with
+it, as the runtime's transfer will.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from consensus.core.messages import (
     AppendEntriesReply,
     Entry,
     EntryType,
+    InstallSnapshot,
+    InstallSnapshotReply,
     Message,
     RequestVote,
     RequestVoteReply,
+    SnapshotMetadata,
     Unreachable,
 )
 from consensus.core.node import (
@@ -35,11 +41,22 @@ from consensus.core.node import (
 from consensus.core.ready import HardState, Ready, Role
 from consensus.ready_path import apply_ready
 
-from .checker import SafetyChecker, SafetyViolation, check_log_matching, check_log_pair
+from .checker import (
+    SafetyChecker,
+    SafetyViolation,
+    check_log_matching,
+    check_log_pair,
+    digest_of,
+    held_at,
+)
 
 PORT = 9990
 TRACE_LENGTH = 80
-REPLY_TYPES = {AppendEntries: AppendEntriesReply, RequestVote: RequestVoteReply}
+REPLY_TYPES = {
+    AppendEntries: AppendEntriesReply,
+    RequestVote: RequestVoteReply,
+    InstallSnapshot: InstallSnapshotReply,
+}
 
 
 class ContractViolation(AssertionError):
@@ -50,15 +67,58 @@ def server_ids(n: int) -> list[str]:
     return [f"10.0.0.{i}:{PORT}" for i in range(1, n + 1)]
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot as the runtime keeps it: the core's metadata and the state
+    machine's data (here its state: the entries it applied, 1 to
+    last_included_index)."""
+
+    metadata: SnapshotMetadata
+    state: tuple[Entry, ...]
+
+
 @dataclass
 class Storage:
     """One server's disk: what survives a crash."""
 
     hard_state: HardState = HardState()
-    log: list[Entry] = field(default_factory=list)  # log[i] has index i + 1
+    # The stored entries, log[i] with index log_offset + i + 1: those
+    # through log_offset are compacted (at or before the snapshot's last).
+    log: list[Entry] = field(default_factory=list)
+    log_offset: int = 0
     last_applied: int = 0
-    # Everything its state machine applied, across restarts.
-    applied: list[Entry] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+
+    @property
+    def last_index(self) -> int:
+        return self.log_offset + len(self.log)
+
+    @property
+    def last_term(self) -> int:
+        if self.log:
+            return self.log[-1].term
+        return self.snapshot.metadata.last_included_term if self.snapshot else 0
+
+    @property
+    def snapshot_state(self) -> tuple[Entry, ...]:
+        return self.snapshot.state if self.snapshot else ()
+
+    def entry(self, index: int) -> Entry | None:
+        """The entry at ``index``, from the log or the snapshot."""
+        return held_at(self.log, self.snapshot_state, index)
+
+
+class StateMachine:
+    """A server's replicated state machine; its state is the entries it
+    applied, in order (the toy's message list), and a digest of them."""
+
+    def __init__(self, state: Sequence[Entry] = ()):
+        self.applied: list[Entry] = list(state)
+        self.digest = digest_of(state)
+
+    def apply(self, entry: Entry) -> None:
+        self.applied.append(entry)
+        self.digest = digest_of([entry], self.digest)
 
 
 @dataclass
@@ -69,6 +129,10 @@ class Server:
     node: RaftNode | None = None  # None while crashed
     incarnation: int = 0  # bumped by every (re)start
     status: Status | None = None  # as of the last call into node
+    # Volatile: rebuilt from the snapshot and the log at every start.
+    state_machine: StateMachine = field(default_factory=StateMachine)
+    # Snapshot data that arrived, by last included index, not yet stepped.
+    received: dict[int, tuple[Entry, ...]] = field(default_factory=dict)
 
     @property
     def up(self) -> bool:
@@ -85,6 +149,8 @@ class Envelope:
     incarnation: int
     reply: bool = False
     local: bool = False  # an Unreachable: never lost, never cut off
+    # An InstallSnapshot's data, carried along as the runtime streams it.
+    data: tuple[Entry, ...] | None = None
 
 
 Selector = None | str | Envelope | Callable[[Message], bool]
@@ -187,10 +253,20 @@ class Cluster:
         return max(leaders, key=lambda s: s.term).id if leaders else None
 
     def log(self, id: str) -> list[Entry]:
+        """The stored entries (all of them unless the log was compacted)."""
         return self.servers[id].storage.log
 
+    def entry(self, id: str, index: int) -> Entry | None:
+        """The entry ``id`` holds at ``index``, in its log or snapshot."""
+        return self.servers[id].storage.entry(index)
+
     def applied(self, id: str) -> list[Entry]:
-        return self.servers[id].storage.applied
+        """What the state machine of ``id`` has applied (or will have
+        again, rebuilt at its restart)."""
+        server = self.servers[id]
+        if server.up:
+            return server.state_machine.applied
+        return self._rebuild(server.storage).applied
 
     def log_terms(self, id: str) -> str:
         return " ".join(str(e.term) for e in self.log(id))
@@ -217,10 +293,11 @@ class Cluster:
                 if s.up
                 else "crashed"
             )
+            offset = s.storage.log_offset
             lines.append(
                 f"  {s.name} {state} applied={s.storage.last_applied} "
                 f"vote={self._short(s.storage.hard_state.voted_for)} "
-                f"log: {self.log_terms(s.id)}"
+                f"log: {f'[..{offset}] ' if offset else ''}{self.log_terms(s.id)}"
             )
         lines.append(f"  partition: {self._groups}")
         lines.append("  last events:")
@@ -276,6 +353,37 @@ class Cluster:
         self._event("restart", id)
         self._start(server)
         self.steps += 1
+
+    def take_snapshot(self, id: str, trailing: int = 0) -> SnapshotMetadata | None:
+        """``id`` snapshots its state machine at last_applied, durably, and
+        tells its core (compact), keeping ``trailing`` entries before the
+        snapshot's last in its log and on disk. None if it is down or has
+        applied nothing since its last snapshot."""
+        server = self.servers[id]
+        if not server.up:
+            return None
+        storage, node = server.storage, server.node
+        held = storage.snapshot.metadata.last_included_index if storage.snapshot else 0
+        if node.last_applied <= held:
+            return None
+        metadata = node.snapshot_metadata()
+        state = tuple(server.state_machine.applied)
+        if len(state) != metadata.last_included_index or (
+            metadata.last_included_term != state[-1].term
+        ):
+            raise ContractViolation(f"{id} snapshot {metadata} of {len(state)}")
+        storage.snapshot = Snapshot(metadata, state)
+        index = max(metadata.last_included_index - trailing, node.log.snapshot_index)
+        ready = node.compact(metadata, index)
+        # The snapshot is durable: the stored entries it covers may go.
+        if index > storage.log_offset:
+            del storage.log[: index - storage.log_offset]
+            storage.log_offset = index
+        self._event("snapshot", id, f"through {metadata.last_included_index}")
+        self._dirty.add(id)
+        self.steps += 1
+        self._handle(server, ready)
+        return metadata
 
     def propose(
         self,
@@ -372,6 +480,7 @@ class Cluster:
                 self._lose(envelope)
                 continue
             self._event("deliver", dest, envelope.message)
+            self._receive(server, envelope)
             merged.merge(self._step(server, envelope.message))
             if not (envelope.reply or envelope.local):
                 reply_to[envelope.message.source] = envelope.incarnation
@@ -487,14 +596,36 @@ class Cluster:
     def _start(self, server: Server) -> None:
         storage = server.storage
         server.incarnation += 1
+        server.received = {}
+        snapshot = storage.snapshot.metadata if storage.snapshot else None
         server.node = RaftNode(
             RaftConfig(id=server.id, **self.config),
             random.Random(self.rng.getrandbits(64)),
             storage.hard_state,
             list(storage.log),
             last_applied=storage.last_applied,
+            snapshot=snapshot or SnapshotMetadata(),
         )
+        # The runtime restores its state machine from the snapshot, then
+        # applies the stored entries through last_applied, silently.
+        server.state_machine = self._rebuild(storage)
+        machine = server.state_machine
+        if machine.applied:
+            self.checker.state_at(server.id, len(machine.applied), machine.digest)
         self._observe(server)
+
+    def _rebuild(self, storage: Storage) -> StateMachine:
+        machine = StateMachine(storage.snapshot_state)
+        for index in range(len(machine.applied) + 1, storage.last_applied + 1):
+            machine.apply(storage.entry(index))
+        return machine
+
+    def _receive(self, server: Server, envelope: Envelope) -> None:
+        """The runtime on the follower has the whole snapshot, durably,
+        before it steps the InstallSnapshot."""
+        message = envelope.message
+        if isinstance(message, InstallSnapshot):
+            server.received[message.last_included_index] = envelope.data
 
     def _tick(self, server: Server) -> None:
         if server.up:
@@ -536,6 +667,7 @@ class Cluster:
                 self._lose(envelope)
             return
         self._event("deliver", message.dest, message)
+        self._receive(server, envelope)
         ready = self._step(server, message)
         asked = not (envelope.reply or envelope.local)
         reply_to = {message.source: envelope.incarnation} if asked else {}
@@ -597,6 +729,8 @@ class Cluster:
         # make a seed's run depend on the process's hash seed.
         ready.messages.sort(key=lambda m: m.dest)
         try:
+            if ready.snapshot is not None:
+                ready = self._install(server, ready)
             apply_ready(
                 ready,
                 _Disk(self, server),
@@ -613,17 +747,52 @@ class Cluster:
             return
         self._observe(server)
 
+    def _install(self, server: Server, ready: Ready) -> Ready:
+        """Carry out a Ready's snapshot (dissertation Figure 5.3, rules
+        7-8) with the rest of its writes in one transaction, then restore
+        the state machine; return what apply_ready still has to do (send,
+        then apply the entries after the snapshot)."""
+        id, storage = server.id, server.storage
+        metadata = ready.snapshot
+        index = metadata.last_included_index
+        state = server.received.get(index)
+        if (
+            state is None
+            or len(state) != index
+            or state[-1].term != (metadata.last_included_term)
+        ):
+            raise ContractViolation(f"{id} restores {metadata} it never received")
+        if id in self._fail_writes:
+            self._fail_writes.discard(id)
+            raise _KilledInWrite(id)
+        if ready.hard_state is not None:
+            storage.hard_state = ready.hard_state
+            self.checker.persisted_hard_state(id, ready.hard_state)
+        storage.snapshot = Snapshot(metadata, state)
+        storage.log, storage.log_offset = [], index
+        self.checker.installed(id, index, metadata.last_included_term)
+        self._dirty.add(id)
+        if ready.entries_to_persist:
+            self._persist_entries(server, ready.entries_to_persist)
+        storage.last_applied = index
+        server.state_machine = StateMachine(state)
+        self.checker.restored(id, index, state)
+        self.checker.state_at(id, index, server.state_machine.digest)
+        self._event("restored", id, f"snapshot through {index}")
+        return Ready(messages=ready.messages, committed_entries=ready.committed_entries)
+
     def _persist_entries(self, server: Server, entries: list[Entry]) -> None:
-        log, first = server.storage.log, entries[0].index
+        storage, first = server.storage, entries[0].index
         if any(e.index != first + i for i, e in enumerate(entries)):
             raise ContractViolation(f"{server.id} persists non-contiguous {entries}")
-        if first > len(log) + 1:
+        if not storage.log_offset < first <= storage.last_index + 1:
             raise ContractViolation(
-                f"{server.id} persists from index {first} with {len(log)} stored"
+                f"{server.id} persists from index {first} with "
+                f"{storage.log_offset + 1}..{storage.last_index} stored"
             )
-        del log[first - 1 :]
-        log.extend(entries)
-        self.checker.persisted_log(server.id, log, first)
+        del storage.log[first - storage.log_offset - 1 :]
+        storage.log.extend(entries)
+        self.checker.persisted_log(server.id, entries, first)
         self._dirty.add(server.id)
 
     def _send(
@@ -652,10 +821,22 @@ class Cluster:
             incarnation = reply_to.get(message.dest, -1)
         else:
             incarnation = server.incarnation
+        data = None
+        if isinstance(message, InstallSnapshot):
+            # The runtime streams the snapshot the message names: the one
+            # it holds, which the core must name exactly.
+            snapshot = server.storage.snapshot
+            if snapshot is None or snapshot.metadata != message.metadata:
+                raise ContractViolation(
+                    f"{server.id} sends {message}, holds {snapshot}"
+                )
+            data = snapshot.state
         latency = self.rng.randint(0, self.max_latency) if self.max_latency else 0
         self._seq += 1
         self.pending.append(
-            Envelope(self._seq, message, self.now + latency, incarnation, reply)
+            Envelope(
+                self._seq, message, self.now + latency, incarnation, reply, data=data
+            )
         )
 
     def _observe(self, server: Server) -> None:
@@ -665,7 +846,7 @@ class Cluster:
         log, hard_state = storage.log, storage.hard_state
         # Figure 2: current_term, voted_for and the log are persisted before
         # the node answers anyone, so its volatile view equals its disk.
-        last_term = log[-1].term if log else 0
+        last_index, last_term = storage.last_index, storage.last_term
         if (
             status.term,
             status.voted_for,
@@ -674,23 +855,35 @@ class Cluster:
         ) != (
             hard_state.current_term,
             hard_state.voted_for,
-            len(log),
+            last_index,
             last_term,
         ):
             raise ContractViolation(
                 f"{server.id} reports term={status.term} "
                 f"voted_for={status.voted_for} last_log=({status.last_log_index}, "
                 f"{status.last_log_term}) but persisted {hard_state} and "
-                f"last_log=({len(log)}, {last_term})"
+                f"last_log=({last_index}, {last_term})"
             )
         # Figure 2's invariant last_applied <= commit_index, and nothing is
         # known committed beyond the log.
-        if not storage.last_applied <= status.commit_index <= len(log):
+        if not storage.last_applied <= status.commit_index <= last_index:
             raise ContractViolation(
                 f"{server.id} reports commit_index={status.commit_index} with "
-                f"last_applied={storage.last_applied} and {len(log)} entries"
+                f"last_applied={storage.last_applied} and {last_index} entries"
             )
-        self.checker.reported(self.steps, server.id, status.role, status.term, log)
+        held = storage.snapshot.metadata if storage.snapshot else SnapshotMetadata()
+        if status.snapshot_index != held.last_included_index:
+            raise ContractViolation(
+                f"{server.id} reports snapshot {status.snapshot_index}, holds {held}"
+            )
+        self.checker.reported(
+            self.steps,
+            server.id,
+            status.role,
+            status.term,
+            log,
+            storage.snapshot_state,
+        )
 
     def _event(self, kind: str, node: str | None, detail=None) -> None:
         self.trace.append((self.steps, self.now, kind, node, detail))
@@ -723,6 +916,10 @@ class Cluster:
             tail += " transfer" if m.transfer else ""
         elif isinstance(m, RequestVoteReply):
             tail = f"granted={m.vote_granted} pre={m.pre_vote}"
+        elif isinstance(m, InstallSnapshot):
+            tail = f"last=({m.last_included_index},{m.last_included_term})"
+        elif isinstance(m, InstallSnapshotReply):
+            tail = f"last={m.last_included_index} request_term={m.request_term}"
         else:
             tail = ""
         return f"{head} {tail}".rstrip()
@@ -741,7 +938,7 @@ class _Disk:
 
     @property
     def last_index(self) -> int:
-        return len(self.server.storage.log)
+        return self.server.storage.last_index
 
     def save(
         self,
@@ -780,10 +977,14 @@ class _Applier:
 
     def apply(self, entry: Entry) -> Entry:
         id, storage = self.server.id, self.server.storage
-        if entry.index > len(storage.log) or storage.log[entry.index - 1] != entry:
+        if storage.entry(entry.index) != entry:
             raise ContractViolation(f"{id} applied {entry}, not in its persisted log")
-        self.cluster.checker.applied(id, [entry])
-        storage.applied.append(entry)
+        checker, machine = self.cluster.checker, self.server.state_machine
+        checker.applied(id, [entry])
+        machine.apply(entry)
+        if len(machine.applied) != entry.index:
+            raise ContractViolation(f"{id} applied {entry} after {machine.applied}")
+        checker.state_at(id, entry.index, machine.digest)
         return entry
 
 

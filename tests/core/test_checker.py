@@ -6,7 +6,13 @@ import pytest
 from consensus.core.messages import Entry
 from consensus.core.ready import HardState, Role
 
-from .checker import SafetyChecker, SafetyViolation, check_log_matching
+from .checker import (
+    SafetyChecker,
+    SafetyViolation,
+    check_log_matching,
+    check_log_pair,
+    digest_of,
+)
 
 A, B, C = "10.0.0.1:9990", "10.0.0.2:9990", "10.0.0.3:9990"
 
@@ -232,3 +238,49 @@ def test_a_new_vote_in_a_new_term_passes():
     checker.persisted_hard_state(A, HardState(4, C))
     checker.granted_vote(A, 3, B)
     checker.granted_vote(A, 4, C)
+
+
+# --- Snapshots (Raft §7) ---------------------------------------------------
+
+
+def test_state_machines_must_agree_at_equal_applied_indexes():
+    checker = SafetyChecker()
+    checker.state_at(A, 2, digest_of(log("1 1")))
+    checker.state_at(B, 2, digest_of(log("1 1")))
+    with pytest.raises(SafetyViolation, match="State machines differ"):
+        checker.state_at(C, 2, digest_of(log("1 1", tag="other")))
+
+
+def test_a_restore_must_move_forward_and_hold_what_was_applied():
+    checker = SafetyChecker()
+    checker.applied(A, log("1 1 2"))
+    checker.restored(B, 3, log("1 1 2"))
+    with pytest.raises(SafetyViolation, match="after applying 3"):
+        checker.restored(B, 2, log("1 1"))
+    with pytest.raises(SafetyViolation, match="State Machine Safety"):
+        checker.restored(C, 3, log("1 1 2", tag="other"))
+
+
+def test_log_matching_holds_across_a_compacted_prefix():
+    """Logs that start at different indexes are compared where both hold
+    entries; an installed snapshot counts as the prefix it replaced."""
+    a, b = log("1 1 2 2 3"), log("1 1 2 2 3")
+    check_log_pair(A, a[3:], B, b[1:])
+    tampered = b[:2] + [Entry(3, 2, command="tampered")] + b[3:]
+    with pytest.raises(SafetyViolation, match="Log Matching"):
+        check_log_pair(A, a[1:], B, tampered[2:])
+    checker = SafetyChecker()
+    persist(checker, A, a)
+    checker.installed(B, 4, 2)
+    persist(checker, B, a[4:], 5)
+    with pytest.raises(SafetyViolation, match="no server ever held"):
+        checker.installed(C, 4, 7)
+
+
+def test_leader_completeness_counts_the_snapshot():
+    checker = SafetyChecker()
+    committed = log("1 1 2")
+    checker.applied(A, committed)
+    checker.reported(1, B, Role.LEADER, 3, committed[2:], snapshot=committed[:2])
+    with pytest.raises(SafetyViolation, match="Leader Completeness"):
+        checker.reported(2, C, Role.LEADER, 4, committed[2:])

@@ -3,7 +3,7 @@
 import pytest
 
 from consensus.core.log import RaftLog
-from consensus.core.messages import Entry
+from consensus.core.messages import Entry, SnapshotMetadata
 
 
 def entries(*terms, start=1):
@@ -68,7 +68,7 @@ def test_entries_from_bounded_by_count_and_bytes():
 
 def test_log_after_a_snapshot_is_offset():
     """Entries up to snapshot_index are compacted; their last term stays."""
-    log = RaftLog(entries(3, 4, start=6), snapshot_index=5, snapshot_term=3)
+    log = RaftLog(entries(3, 4, start=6), SnapshotMetadata(5, 3))
     assert (log.first_index, log.last_index) == (6, 7)
     assert log.term_at(5) == 3
     assert log.term_at(4) is None
@@ -76,7 +76,7 @@ def test_log_after_a_snapshot_is_offset():
     assert [e.index for e in log.slice(1, 99)] == [6, 7]
     with pytest.raises(ValueError):
         log.truncate_from(5)
-    empty = RaftLog(snapshot_index=5, snapshot_term=3)
+    empty = RaftLog(snapshot=SnapshotMetadata(5, 3))
     assert (empty.last_index, empty.last_term) == (5, 3)
 
 

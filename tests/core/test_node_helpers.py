@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 
 from consensus.core.configuration import Configuration
 from consensus.core.messages import (
+    NO_SNAPSHOT,
     AppendEntries,
     Entry,
     EntryType,
+    InstallSnapshot,
     Message,
+    SnapshotMetadata,
     Unreachable,
 )
 from consensus.core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
@@ -47,6 +50,7 @@ def make_node(
     seed: int = 1,
     hard_state: HardState = HardState(),
     last_applied: int = 0,
+    snapshot: SnapshotMetadata = NO_SNAPSHOT,
     **config: object,
 ) -> RaftNode:
     config.setdefault("election_timeout_ticks", ELECTION_TICKS)
@@ -56,6 +60,7 @@ def make_node(
         hard_state,
         list(entries),
         last_applied,
+        snapshot,
     )
 
 
@@ -66,19 +71,27 @@ class Store:
     hard_state: HardState = HardState()
     entries: list[Entry] = field(default_factory=list)
     applied: list[Entry] = field(default_factory=list)
+    snapshot: SnapshotMetadata = NO_SNAPSHOT
+    # The last index the state machine holds, restores included.
+    last_applied: int = 0
 
     def save(self, ready: Ready) -> None:
         if ready.hard_state is not None:
             self.hard_state = ready.hard_state
+        if ready.snapshot is not None:
+            # Dissertation Figure 5.3 rules 7-8: the log is discarded.
+            self.snapshot, self.entries = ready.snapshot, []
+            self.last_applied = ready.snapshot.last_included_index
         if ready.entries_to_persist:
             first = ready.entries_to_persist[0].index
             self.entries = [e for e in self.entries if e.index < first]
             self.entries += ready.entries_to_persist
         for entry in ready.committed_entries:
             # Exactly once and in order, across all calls.
-            expected = self.applied[-1].index + 1 if self.applied else None
-            assert expected is None or entry.index == expected, (entry, expected)
+            expected = self.last_applied + 1
+            assert entry.index == expected, (entry, expected)
             self.applied.append(entry)
+            self.last_applied = entry.index
 
 
 class Net:
@@ -119,8 +132,11 @@ class Net:
     def handle(self, id: str, ready: Ready) -> Ready:
         store = self.stores[id]
         store.save(ready)
-        # The Ready stream reproduces the node's log exactly.
-        assert store.entries == list(self.nodes[id].log), id
+        # The Ready stream reproduces the node's log exactly, past what it
+        # has compacted.
+        node = self.nodes[id]
+        kept = [e for e in store.entries if e.index > node.log.snapshot_index]
+        assert kept == list(node.log), id
         if ready.hard_state is not None:
             node = self.nodes[id]
             assert ready.hard_state == HardState(node.current_term, node.voted_for)
@@ -148,7 +164,7 @@ class Net:
             message = self.pending.pop(0)
             if message.dest in self.down or message.source in self.down:
                 if (
-                    isinstance(message, AppendEntries)
+                    isinstance(message, (AppendEntries, InstallSnapshot))
                     and message.source not in self.down
                 ):
                     # As the runtime does when a peer does not answer.
@@ -180,15 +196,27 @@ class Net:
     def restart(self, id: str, seed: int = 7) -> RaftNode:
         store = self.stores[id]
         applied = store.applied[-1].index if store.applied else 0
+        # The state machine is rebuilt from the snapshot, then the log.
+        store.last_applied = max(applied, store.snapshot.last_included_index)
         self.nodes[id] = make_node(
             id,
             store.entries,
             seed=seed,
             hard_state=store.hard_state,
-            last_applied=applied,
+            last_applied=store.last_applied,
+            snapshot=store.snapshot,
             **self.config,
         )
         return self.nodes[id]
+
+    def compact(self, id: str, index: int | None = None) -> SnapshotMetadata:
+        """Snapshot ``id``'s state machine at last_applied, and compact its
+        log through ``index`` (default: the snapshot's last entry)."""
+        node, store = self.nodes[id], self.stores[id]
+        snapshot = node.snapshot_metadata()
+        store.snapshot = snapshot
+        self.handle(id, node.compact(snapshot, index))
+        return snapshot
 
     def commands(self, id: str) -> list[str]:
         return [

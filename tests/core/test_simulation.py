@@ -1,6 +1,7 @@
 """Scenarios drawn as in the paper, and randomised runs of whole clusters
 under message loss, delay, reordering, duplication, crashes (some in the
-middle of a disk write), partitions and single-server membership changes.
+middle of a disk write), partitions, single-server membership changes, and
+snapshots taken at random on random servers, installed on lagging ones.
 
 RAFT_SIM_SEEDS sets how many seeds the randomised run covers (default 300);
 RAFT_SIM_SEED replays a single one.
@@ -261,6 +262,30 @@ def test_a_change_of_more_than_one_voter_at_once_is_refused():
     assert cluster.reconfigure(learners) is not None
 
 
+def test_section_7_a_follower_behind_the_snapshot_catches_up_by_install_snapshot():
+    """Raft §7: the leader has compacted the entries a crashed follower
+    missed, so it sends its snapshot; the follower restores it, then
+    follows by AppendEntries, and restarts from snapshot and log."""
+    cluster = Cluster(n=3, seed=7)
+    leader = elect_any(cluster)
+    lagging = next(id for id in cluster.ids if id != leader)
+    others = [id for id in cluster.ids if id != lagging]
+    cluster.crash(lagging)
+    entries = [cluster.propose(f"c{i}") for i in range(5)]
+    assert cluster.run_until(lambda: committed_everywhere(cluster, entries[-1], others))
+    snapshot = cluster.take_snapshot(leader)
+    assert snapshot.last_included_index >= entries[-1].index
+    assert cluster.status(leader).snapshot_index == snapshot.last_included_index
+    cluster.restart(lagging)
+    later = cluster.propose("after the snapshot")
+    assert cluster.run_until(lambda: committed_everywhere(cluster, later))
+    assert cluster.server(lagging).storage.snapshot.metadata == snapshot
+    assert cluster.counts["restored"] == 1
+    cluster.restart(lagging)
+    assert cluster.applied(lagging)[-1] == later
+    cluster.assert_safety(full=True)
+
+
 def test_section_10_2_1_a_leader_counts_itself_only_once_written():
     """Dissertation §10.2.1: a leader may send AppendEntries before its own
     disk write, but may count itself towards a majority only once written.
@@ -318,6 +343,8 @@ class Nemesis:
         self.partitions = rng.choice([0.0, 0.002, 0.006, 0.02])
         self.target_leader = rng.choice([0.3, 0.9])
         self.proposals = rng.choice([0.02, 0.08])
+        # Per step: a random server snapshots its state machine and compacts.
+        self.snapshots = rng.choice([0.0, 0.003, 0.01, 0.03])
         cluster.max_latency = rng.choice([0, 0, 1, 2])
         self.which = "random" if self.reorder else None
         self.proposed = 0
@@ -325,7 +352,7 @@ class Nemesis:
     def __str__(self) -> str:
         fields = (
             "loss duplication delay reorder batching crashes partitions "
-            "target_leader proposals reconfigurations"
+            "target_leader proposals snapshots reconfigurations"
         )
         profile = " ".join(f"{name}={getattr(self, name)}" for name in fields.split())
         return f"n={len(self.cluster.ids)} {profile} latency={self.cluster.max_latency}"
@@ -346,6 +373,7 @@ class Nemesis:
             (self.partitions, self.partition_or_heal),
             (0.001, self.transfer_leadership),
             (self.reconfigurations, self.reconfigure),
+            (self.snapshots, self.snapshot),
         ):
             if r < weight:
                 action()
@@ -356,6 +384,12 @@ class Nemesis:
     def propose(self) -> None:
         self.proposed += 1
         self.cluster.propose(f"c{self.proposed}")
+
+    def snapshot(self) -> None:
+        """Raft §7: a server snapshots what it applied and compacts its log,
+        keeping a trailing window of a few entries, or none."""
+        cluster, rng = self.cluster, self.rng
+        cluster.take_snapshot(rng.choice(cluster.ids), rng.choice([0, 0, 1, 4]))
 
     def reconfigure(self) -> None:
         """One single-server change (dissertation §4.1): add a learner,

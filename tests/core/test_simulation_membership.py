@@ -1,5 +1,6 @@
 """Membership changes as the runtime makes them (consensus/membership.py),
-mixed with crashes, message loss and partitions, across many seeds.
+mixed with crashes, message loss, partitions and snapshots (a learner
+behind a compacted log catches up by InstallSnapshot), across many seeds.
 
 An Operator replays the leader's procedure in ticks: add a server as a
 learner, catch it up in rounds (CatchUpRounds), promote it or take it out
@@ -114,8 +115,8 @@ class Operator:
             status = cluster.status(leader)
             if status is None or status.term != entry.term:
                 return "interrupted"
-            log = cluster.log(leader)
-            if status.commit_index >= entry.index and log[entry.index - 1] == entry:
+            held = cluster.entry(leader, entry.index)
+            if status.commit_index >= entry.index and held == entry:
                 return "committed"
         return "timeout"
 
@@ -298,6 +299,8 @@ def run_seed(seed: int) -> tuple[Cluster, Operator]:
     cluster = Cluster(n=5, seed=seed, rng=rng, logs=logs, **config)
     operator, faults = Operator(cluster, rng), Faults(cluster, rng)
     proposals = rng.choice([0.03, 0.1])
+    # Raft §7: a random server snapshots and compacts now and then.
+    snapshots = rng.choice([0.0, 0.005, 0.02])
     try:
         for step in range(CHAOS_STEPS):
             r = rng.random()
@@ -309,6 +312,8 @@ def run_seed(seed: int) -> tuple[Cluster, Operator]:
                 cluster.propose(f"c{step}")
             elif r < 0.16 + proposals:
                 operator.step()
+            elif r < 0.16 + proposals + snapshots:
+                cluster.take_snapshot(rng.choice(ids), rng.choice([0, 2]))
             else:
                 faults.deliver()
             cluster.assert_safety()
