@@ -16,7 +16,6 @@ import http.client
 import json
 import logging
 import select
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from .core.messages import (
     TimeoutNow,
     Unreachable,
 )
+from .peer_connection import close_quietly, open_connection
 from .serializers import message_from_dict, message_to_dict
 
 logger = logging.getLogger(__name__)
@@ -214,28 +214,13 @@ class PeerSender:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            host, _, port = self.peer.rpartition(":")
-            connect_timeout, read_timeout = self._timeout
-            connection = http.client.HTTPConnection(
-                host.strip("[]"), int(port), timeout=connect_timeout
-            )
-            connection.connect()
-            # Nagle's algorithm would hold each small request for the
-            # previous one's ACK (about 40 ms on keep-alive connections).
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection.sock.settimeout(read_timeout)
-            self._connection = connection
+            self._connection = open_connection(self.peer, self._timeout)
         return self._connection
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
-                connection.close()
-            except OSError:
-                # Closing a broken socket may fail; the next send connects
-                # afresh either way.
-                logger.debug("closing the connection to %s failed", self.peer)
+            close_quietly(connection, self.peer)
 
 
 class Transport:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from ..peer_connection import close_quietly, open_connection
 from ..transport import SECRET_HEADER
 from .store import SnapshotMeta, SnapshotStore
 from .wire import (
@@ -216,21 +216,10 @@ class SnapshotSender:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            host, _, port = self.peer.rpartition(":")
-            connect_timeout, read_timeout = self._timeout
-            connection = http.client.HTTPConnection(
-                host.strip("[]"), int(port), timeout=connect_timeout
-            )
-            connection.connect()
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection.sock.settimeout(read_timeout)
-            self._connection = connection
+            self._connection = open_connection(self.peer, self._timeout)
         return self._connection
 
     def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
-                connection.close()
-            except OSError:
-                logger.debug("closing the connection to %s failed", self.peer)
+            close_quietly(connection, self.peer)
