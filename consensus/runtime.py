@@ -14,11 +14,14 @@ import logging
 import os
 import queue
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from django.db import DatabaseError
 
 from .core.messages import REPLIES, Message, Unreachable
 from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
@@ -32,6 +35,14 @@ from .storage import Storage
 from .transport import Transport
 
 event_log = logging.getLogger("raft")
+
+# gunicorn's master halts, rather than boot a new worker, when a worker exits
+# with this code (its WORKER_BOOT_ERROR). A node whose disk failed must stay
+# down: a new worker could read back pages a failed fsync never wrote, and
+# acknowledge entries no disk holds.
+STOP_NODE_EXIT_CODE = 3
+# What a failing disk raises through the ORM, sqlite3 or the file system.
+STORAGE_ERRORS = (DatabaseError, sqlite3.Error, OSError)
 logger = logging.getLogger(__name__)
 
 
@@ -298,11 +309,19 @@ class NodeRuntime:
         try:
             while self._run_once():
                 pass
-        except BaseException:
+        except BaseException as exc:
             # If persisting or stepping fails the node must stop: carrying on
-            # could acknowledge what is not on disk.
-            logger.exception("raft loop failed; stopping the node")
-            os._exit(70)
+            # could acknowledge what is not on disk. A failed disk is the
+            # operator's to see in one line; anything else is a bug, logged
+            # with its traceback.
+            if isinstance(exc, STORAGE_ERRORS):
+                logger.error(
+                    "error: storage failed (%s); stopping the node",
+                    " ".join(str(exc).split()) or type(exc).__name__,
+                )
+            else:
+                logger.exception("raft loop failed; stopping the node")
+            os._exit(STOP_NODE_EXIT_CODE)
         finally:
             self._storage.close()
             self._release_lock()
