@@ -60,6 +60,9 @@ class AppliedState(models.Model):
     message_count = models.PositiveBigIntegerField(default=0)
     # The latest configuration applied (its JSON); null before the first.
     configuration = models.TextField(null=True, blank=True)
+    # The index of the CONFIG entry that configuration came from (0: none):
+    # a snapshot's metadata names it (dissertation Figure 5.1).
+    configuration_index = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         verbose_name = "applied state"

@@ -52,12 +52,14 @@ class StateMachine:
         self.last_applied = 0
         self._message_count = 0
         self._configuration: str | None = None
+        self._configuration_index = 0
 
     def load(self) -> None:
         """Read how far the stored state goes (a restart replays nothing)."""
         state, _ = AppliedState.objects.get_or_create(pk=1)
         self._message_count = state.message_count
         self._configuration = state.configuration
+        self._configuration_index = state.configuration_index
         persistent = PersistentState.objects.filter(pk=1).first()
         self.last_applied = persistent.last_applied if persistent else 0
 
@@ -94,21 +96,32 @@ class StateMachine:
             return []
         batch = _Batch()
         answers = []
-        before = (self.last_applied, self._message_count, self._configuration)
+        before = self._mirrors()
         try:
             with applied_state_transaction(), connection.cursor() as cursor:
                 for entry in entries:
                     answers.append(self._apply(entry, batch, cursor))
-                batch.write(
-                    cursor, self.last_applied, self._message_count, self._configuration
-                )
+                batch.write(cursor, *self._mirrors())
         except BaseException:
             # Nothing of the batch is stored: nor may it seem applied here.
-            self.last_applied, self._message_count, self._configuration = before
+            (
+                self.last_applied,
+                self._message_count,
+                self._configuration,
+                self._configuration_index,
+            ) = before
             raise
         for line in batch.lines:
             event_log.info(*line)
         return answers
+
+    def _mirrors(self) -> tuple[int, int, str | None, int]:
+        return (
+            self.last_applied,
+            self._message_count,
+            self._configuration,
+            self._configuration_index,
+        )
 
     def _apply(self, entry: Entry, batch: _Batch, cursor) -> Applied:
         assert entry.index == self.last_applied + 1, (entry, self.last_applied)
@@ -142,6 +155,7 @@ class StateMachine:
         except (ValueError, KeyError, TypeError):
             return  # the core refuses malformed configurations
         old_json, self._configuration = self._configuration, entry.command
+        self._configuration_index = entry.index
         if old_json is None:
             return  # the initial configuration is not a change
         if self.node_id is not None and self.node_id not in new.members:
@@ -170,6 +184,7 @@ class _Batch:
         last_applied: int,
         message_count: int,
         configuration: str | None,
+        configuration_index: int,
     ) -> None:
         if self.messages:
             cursor.executemany(_INSERT_MESSAGE, self.messages)
@@ -179,7 +194,9 @@ class _Batch:
                 [(c, s, a.index, a.term) for (c, s), a in self.sessions.items()],
             )
         cursor.execute(_UPDATE_LAST_APPLIED, [last_applied])
-        cursor.execute(_UPDATE_APPLIED_STATE, [message_count, configuration])
+        cursor.execute(
+            _UPDATE_APPLIED_STATE, [message_count, configuration, configuration_index]
+        )
 
 
 def _table(model) -> str:
@@ -210,7 +227,8 @@ _UPDATE_LAST_APPLIED = (
 )
 _UPDATE_APPLIED_STATE = (
     f"UPDATE {_table(AppliedState)} SET {_col('message_count')} = %s,"
-    f" {_col('configuration')} = %s WHERE id = 1"
+    f" {_col('configuration')} = %s, {_col('configuration_index')} = %s"
+    " WHERE id = 1"
 )
 
 

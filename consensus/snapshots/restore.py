@@ -76,11 +76,17 @@ def restore(
 def _check(cursor, meta: SnapshotMeta) -> None:
     cursor.execute(
         f'SELECT "format", "last_included_index", "last_included_term",'
-        f' "configuration" FROM snap."{META_TABLE}"'
+        f' "configuration", "configuration_index" FROM snap."{META_TABLE}"'
     )
     rows = cursor.fetchall()
     expected = [
-        (FORMAT, meta.last_included_index, meta.last_included_term, meta.configuration)
+        (
+            FORMAT,
+            meta.last_included_index,
+            meta.last_included_term,
+            meta.configuration,
+            meta.configuration_index,
+        )
     ]
     if rows != expected:
         raise SnapshotError(f"{meta.name}: holds {rows}, expected {expected}")

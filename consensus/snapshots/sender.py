@@ -195,6 +195,7 @@ class SnapshotSender:
             last_included_index=s.last_included_index,
             last_included_term=s.last_included_term,
             configuration=s.configuration,
+            configuration_index=s.configuration_index,
             size=s.size,
             checksum=s.checksum,
             offset=offset,

@@ -33,6 +33,8 @@ class SnapshotMeta:
     size: int  # bytes of the data file
     checksum: str  # sha256 of the data file, hex
     created: float = 0.0  # time.time() when it was published
+    # The index of the CONFIG entry ``configuration`` came from (0: none).
+    configuration_index: int = 0
 
     @property
     def name(self) -> str:

@@ -42,6 +42,6 @@ META_TABLE = "raft_snapshot"
 META_COLUMNS = (
     '("format" integer NOT NULL,'
     ' "last_included_index" integer NOT NULL, "last_included_term" integer NOT NULL,'
-    ' "configuration" text NULL)'
+    ' "configuration" text NULL, "configuration_index" integer NOT NULL)'
 )
-FORMAT = 1
+FORMAT = 2

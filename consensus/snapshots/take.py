@@ -42,7 +42,9 @@ def take_snapshot(
     temporary = store.temporary_path("take")
     temporary.unlink(missing_ok=True)
     try:
-        index, term, configuration = _copy(store, Path(db_path), temporary, min_index)
+        index, term, configuration, configuration_index = _copy(
+            store, Path(db_path), temporary, min_index
+        )
         # The copy was written with synchronous=OFF: one fsync here covers
         # all of it before anything can learn that it exists.
         fsync_file(temporary)
@@ -51,6 +53,7 @@ def take_snapshot(
             last_included_index=index,
             last_included_term=term,
             configuration=configuration,
+            configuration_index=configuration_index,
             size=size,
             checksum=checksum,
             created=time.time(),
@@ -62,7 +65,7 @@ def take_snapshot(
 
 def _copy(
     store: SnapshotStore, db_path: Path, temporary: Path, min_index: int
-) -> tuple[int, int, str | None]:
+) -> tuple[int, int, str | None, int]:
     # Not mode=ro: SQLite opens attached files with the main file's flags,
     # and the copy must be writable. Nothing below writes main.
     source = sqlite3.connect(str(db_path), isolation_level=None, timeout=5)
@@ -91,18 +94,18 @@ def _copy(
             if index < max(min_index, 1):
                 raise NothingToSnapshot(f"last_applied {index} < {min_index}")
             term = _term_at(source, store, index)
-            row = source.execute(
-                f'SELECT "configuration" FROM main."{APPLIED_STATE}"' " WHERE id = 1"
-            ).fetchone()
-            configuration = row[0] if row else None
+            configuration, configuration_index = source.execute(
+                f'SELECT "configuration", "configuration_index"'
+                f' FROM main."{APPLIED_STATE}" WHERE id = 1'
+            ).fetchone() or (None, 0)
             for table in APPLIED_TABLES:
                 source.execute(
                     f'INSERT INTO snap."{table.name}" ({table.column_list})'
                     f' SELECT {table.column_list} FROM main."{table.name}"'
                 )
             source.execute(
-                f'INSERT INTO snap."{META_TABLE}" VALUES (?, ?, ?, ?)',
-                (FORMAT, index, term, configuration),
+                f'INSERT INTO snap."{META_TABLE}" VALUES (?, ?, ?, ?, ?)',
+                (FORMAT, index, term, configuration, configuration_index),
             )
             source.execute("COMMIT")
         except BaseException:
@@ -111,7 +114,7 @@ def _copy(
         source.execute("DETACH DATABASE snap")
     finally:
         source.close()
-    return index, term, configuration
+    return index, term, configuration, configuration_index
 
 
 def _term_at(source: sqlite3.Connection, store: SnapshotStore, index: int) -> int:

@@ -33,6 +33,7 @@ class SnapshotChunk:
     last_included_index: int
     last_included_term: int
     configuration: str | None
+    configuration_index: int
     size: int  # of the whole file
     checksum: str  # sha256 of the whole file, hex
     offset: int
@@ -49,6 +50,7 @@ class SnapshotChunk:
             last_included_index=self.last_included_index,
             last_included_term=self.last_included_term,
             configuration=self.configuration,
+            configuration_index=self.configuration_index,
             size=self.size,
             checksum=self.checksum,
         )
@@ -67,7 +69,14 @@ class SnapshotChunkReply:
     done: bool = False
 
 
-_INT_FIELDS = ("term", "last_included_index", "last_included_term", "size", "offset")
+_INT_FIELDS = (
+    "term",
+    "last_included_index",
+    "last_included_term",
+    "configuration_index",
+    "size",
+    "offset",
+)
 
 
 def chunk_to_dict(chunk: SnapshotChunk) -> dict:
@@ -78,6 +87,7 @@ def chunk_to_dict(chunk: SnapshotChunk) -> dict:
         "last_included_index": chunk.last_included_index,
         "last_included_term": chunk.last_included_term,
         "configuration": chunk.configuration,
+        "configuration_index": chunk.configuration_index,
         "size": chunk.size,
         "checksum": chunk.checksum,
         "offset": chunk.offset,
@@ -122,6 +132,7 @@ def chunk_from_dict(data) -> SnapshotChunk:
         last_included_index=data["last_included_index"],
         last_included_term=data["last_included_term"],
         configuration=configuration,
+        configuration_index=data["configuration_index"],
         size=data["size"],
         checksum=checksum,
         offset=data["offset"],

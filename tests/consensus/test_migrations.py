@@ -10,7 +10,7 @@ from consensus.state_machine import Applied, StateMachine
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("consensus", "0001_initial")]
-LATEST = [("consensus", "0003_fill_applied_state")]
+LATEST = [("consensus", "0004_appliedstate_configuration_index")]
 
 
 def migrate(targets):
@@ -47,3 +47,4 @@ def test_an_old_data_directory_gets_its_applied_state():
     assert list(sm.messages()) == ["x", "count"]
     assert sm.lookup("c", 1) == Applied(3, 1)
     assert sm._configuration == '{"voters": ["a:1"], "learners": []}'
+    assert sm._configuration_index == 1

@@ -19,8 +19,9 @@ def raft_db(tmp_path, transactional_db):
     path = tmp_path / "db.sqlite3"
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO consensus_appliedstate (id, message_count)"
-            " VALUES (1, 0) ON CONFLICT DO NOTHING"
+            "INSERT INTO consensus_appliedstate"
+            " (id, message_count, configuration_index)"
+            " VALUES (1, 0, 0) ON CONFLICT DO NOTHING"
         )
         cursor.execute("VACUUM INTO %s", [str(path)])
     db = sqlite3.connect(path)
@@ -66,7 +67,8 @@ def fill(
         )
         db.execute("UPDATE consensus_persistentstate SET last_applied = ?", (messages,))
         db.execute(
-            "UPDATE consensus_appliedstate SET message_count = ?, configuration = ?",
-            (messages, configuration),
+            "UPDATE consensus_appliedstate SET message_count = ?, configuration = ?,"
+            " configuration_index = ?",
+            (messages, configuration, 1 if configuration else 0),
         )
     db.close()

@@ -39,6 +39,7 @@ def chunk(meta, data, offset, term=4, size=CHUNK) -> SnapshotChunk:
         last_included_index=meta.last_included_index,
         last_included_term=meta.last_included_term,
         configuration=meta.configuration,
+        configuration_index=meta.configuration_index,
         size=meta.size,
         checksum=meta.checksum,
         offset=offset,
