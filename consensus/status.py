@@ -27,6 +27,11 @@ class PeerInfo:
     next_index: int
     # Seconds since this node last had a reply from the peer; None: never.
     last_contact_s: float | None
+    # While a snapshot is being sent to the peer (Raft §7): its last
+    # included index, the bytes sent so far and the file's size.
+    snapshot_index: int | None = None
+    snapshot_bytes_sent: int = 0
+    snapshot_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +45,7 @@ class NodeStatus:
     last_log_index: int
     servers: tuple[ServerInfo, ...]
     peers: tuple[PeerInfo, ...] = ()
+    # The last included index of the latest snapshot (Raft §7); 0: none.
+    snapshot_index: int = 0
+    # The first index the log holds (entries before it are compacted).
+    first_log_index: int = 1
