@@ -4,6 +4,7 @@ from django.apps import apps
 from django.conf import settings
 
 from .runtime import NodeRuntime, RuntimeSettings
+from .state_machine import StateMachine
 
 
 def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
@@ -21,6 +22,11 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,
             lock_timeout_s=settings.RAFT_LOCK_TIMEOUT_S,
             owner_pid=owner_pid,
+        ),
+        state_machine=StateMachine(
+            settings.RAFT_NODE_ID,
+            session_ttl_s=settings.RAFT_SESSION_TTL_S,
+            max_answers=settings.RAFT_SESSION_MAX_ANSWERS,
         ),
         data_dir=settings.RAFT_DATA_DIR,
     )
