@@ -139,6 +139,9 @@ class ServerViewSerializer(ServerInfoSerializer):
     match_index = serializers.IntegerField(allow_null=True)
     next_index = serializers.IntegerField(allow_null=True)
     last_contact_s = serializers.FloatField(allow_null=True)
+    # While the leader streams a snapshot to it: bytes sent, of size.
+    snapshot_bytes_sent = serializers.IntegerField(allow_null=True)
+    snapshot_size = serializers.IntegerField(allow_null=True)
 
 
 class ServersSerializer(serializers.Serializer):
