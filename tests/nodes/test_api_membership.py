@@ -186,4 +186,23 @@ def test_leader_view_of_servers_has_progress(api, runtime):
         "match_index": 7,
         "next_index": 8,
         "last_contact_s": 0.042,
+        "snapshot_transfer": None,
     }
+
+
+def test_leader_view_of_servers_has_a_snapshot_transfer(api, runtime):
+    """While the leader sends a member a snapshot (Raft §7), /api/servers
+    says which one and how far it got."""
+    sending = PeerInfo(
+        "127.0.0.1:9991", True, 0, 1, 0.1,
+        snapshot_index=120, snapshot_bytes_sent=4096, snapshot_size=10000,
+    )  # fmt: skip
+    runtime.node_status = replace(runtime.node_status, peers=(sending,))
+    servers = api.get("/api/servers").json()["servers"]
+    transfers = {s["id"]: s["snapshot_transfer"] for s in servers}
+    assert transfers["127.0.0.1:9991"] == {
+        "snapshot_index": 120,
+        "bytes_sent": 4096,
+        "size": 10000,
+    }
+    assert transfers["127.0.0.1:9990"] is None
