@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -71,13 +72,22 @@ def download_name(meta: SnapshotMeta) -> str:
 def take_snapshot_now() -> tuple[int, str]:
     """Ask this process's runtime for a snapshot now; (message level, text)."""
     runtime = current_runtime()
-    if runtime is None or getattr(runtime, "snapshots", None) is None:
+    if runtime is None:
         return messages.ERROR, (
             "Cannot take a snapshot: the node is not running in this process "
             "(start it with runnode). Nothing was taken."
         )
+    if runtime.snapshots is None:
+        # The runtime opens its snapshots with the data directory.
+        return messages.ERROR, (
+            "Cannot take a snapshot: the node is still starting. "
+            "Nothing was taken; try again in a moment."
+        )
     try:
         meta = runtime.take_snapshot(timeout=TAKE_TIMEOUT_S)
+    except (OSError, sqlite3.Error) as exc:
+        # A full or failing disk: the node goes on without it.
+        return messages.ERROR, f"Taking a snapshot failed: {exc}."
     except NothingToSnapshot:
         status = node_status()
         applied = f" (last applied {status.last_applied})" if status else ""

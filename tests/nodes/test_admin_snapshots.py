@@ -273,6 +273,23 @@ def test_take_now_without_a_runtime(admin_client, store):
     ]
 
 
+def test_take_now_while_the_node_starts(admin_client, runtime):
+    runtime.snapshots = None  # opened with the data directory
+    response = admin_client.post(TAKE, follow=True)
+    assert messages_of(response) == [
+        "Cannot take a snapshot: the node is still starting. "
+        "Nothing was taken; try again in a moment."
+    ]
+
+
+def test_take_now_on_a_failing_disk(admin_client, snapshots):
+    snapshots.outcome = OSError(28, "No space left on device")
+    response = admin_client.post(TAKE, follow=True)
+    assert messages_of(response) == [
+        "Taking a snapshot failed: [Errno 28] No space left on device."
+    ]
+
+
 # --- download --------------------------------------------------------------------
 
 
