@@ -87,22 +87,9 @@ class ServerView:
     match_index: int | None = None
     next_index: int | None = None
     last_contact_s: float | None = None  # seconds since its last answer
-    # The snapshot the leader is sending it (Raft §7), while it is.
-    snapshot_transfer: SnapshotTransfer | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotTransfer:
-    snapshot_index: int  # its last included index
-    bytes_sent: int
-    size: int
-
-    @classmethod
-    def of(cls, peer) -> SnapshotTransfer | None:
-        """A PeerInfo's transfer under way, or None."""
-        if peer is None or peer.snapshot_index is None:
-            return None
-        return cls(peer.snapshot_index, peer.snapshot_bytes_sent, peer.snapshot_size)
+    # While the leader sends it a snapshot (Raft §7): bytes sent, of size.
+    snapshot_bytes_sent: int | None = None
+    snapshot_size: int | None = None
 
 
 def _add_learner(address: str) -> Callable[[Configuration], Configuration]:
@@ -160,10 +147,17 @@ def server_views(status) -> list[ServerView]:
                 match_index=peer.match_index if peer else None,
                 next_index=peer.next_index if peer else None,
                 last_contact_s=round(contact, 3) if contact is not None else None,
-                snapshot_transfer=SnapshotTransfer.of(peer),
+                snapshot_bytes_sent=(
+                    peer.snapshot_bytes_sent if sending_snapshot(peer) else None
+                ),
+                snapshot_size=peer.snapshot_size if sending_snapshot(peer) else None,
             )
         )
     return views
+
+
+def sending_snapshot(peer) -> bool:
+    return peer is not None and peer.snapshot_index is not None
 
 
 class Membership:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from functools import wraps
 
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
-from consensus.membership import SnapshotTransfer
+from consensus.membership import sending_snapshot
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
@@ -132,7 +131,7 @@ def _row(address, own_id, members, answer, error, progress) -> dict:
         "match_index": progress.get("match_index"),
         "last_contact_s": progress.get("last_contact_s"),
         # The snapshot the leader is sending it (Raft §7), while it is.
-        "snapshot_transfer": progress.get("snapshot_transfer"),
+        "snapshot_transfer": _transfer(progress),
     }
     for key in ROW_STATUS_KEYS:
         row[key] = answer.get(key) if answer else None
@@ -166,7 +165,11 @@ def _own_progress(status) -> dict:
             "voter": peer.voter,
             "match_index": peer.match_index,
             "last_contact_s": peer.last_contact_s,
-            "snapshot_transfer": _transfer(peer),
+            # As the leader's GET /api/servers gives them (null: none).
+            "snapshot_bytes_sent": (
+                peer.snapshot_bytes_sent if sending_snapshot(peer) else None
+            ),
+            "snapshot_size": peer.snapshot_size if sending_snapshot(peer) else None,
         }
         for peer in status.peers
     }
@@ -174,10 +177,13 @@ def _own_progress(status) -> dict:
     return progress
 
 
-def _transfer(peer) -> dict | None:
-    """A PeerInfo's snapshot transfer as /api/servers reports it."""
-    transfer = SnapshotTransfer.of(peer)
-    return None if transfer is None else asdict(transfer)
+def _transfer(progress) -> dict | None:
+    """The snapshot the leader is sending a server, from its progress:
+    {"bytes_sent", "size"}, or None when no transfer is under way."""
+    size = progress.get("snapshot_size")
+    if size is None:
+        return None
+    return {"bytes_sent": progress.get("snapshot_bytes_sent") or 0, "size": size}
 
 
 def _progress_in(view, leader, leader_status) -> dict:

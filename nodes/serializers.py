@@ -134,26 +134,18 @@ class NodeStatusSerializer(serializers.Serializer):
     first_log_index = serializers.IntegerField()
 
 
-class SnapshotTransferSerializer(serializers.Serializer):
-    """A snapshot a leader is sending to a member: its last included index,
-    the bytes sent so far and the file's size."""
-
-    snapshot_index = serializers.IntegerField()
-    bytes_sent = serializers.IntegerField()
-    size = serializers.IntegerField()
-
-
 class ServerViewSerializer(ServerInfoSerializer):
     """One member in GET /api/servers: the contract's ``id`` and ``voter``,
     then ``role`` as the answering node sees it and, from a leader, its
-    replication progress (null otherwise) and the snapshot it is sending
-    the member (null when none)."""
+    replication progress (null otherwise)."""
 
     role = serializers.CharField()
     match_index = serializers.IntegerField(allow_null=True)
     next_index = serializers.IntegerField(allow_null=True)
     last_contact_s = serializers.FloatField(allow_null=True)
-    snapshot_transfer = SnapshotTransferSerializer(allow_null=True)
+    # While the leader streams a snapshot to it: bytes sent, of size.
+    snapshot_bytes_sent = serializers.IntegerField(allow_null=True)
+    snapshot_size = serializers.IntegerField(allow_null=True)
 
 
 class ServersSerializer(serializers.Serializer):

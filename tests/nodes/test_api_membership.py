@@ -186,23 +186,16 @@ def test_leader_view_of_servers_has_progress(api, runtime):
         "match_index": 7,
         "next_index": 8,
         "last_contact_s": 0.042,
-        "snapshot_transfer": None,
+        "snapshot_bytes_sent": None,
+        "snapshot_size": None,
     }
 
 
-def test_leader_view_of_servers_has_a_snapshot_transfer(api, runtime):
-    """While the leader sends a member a snapshot (Raft §7), /api/servers
-    says which one and how far it got."""
-    sending = PeerInfo(
-        "127.0.0.1:9991", True, 0, 1, 0.1,
-        snapshot_index=120, snapshot_bytes_sent=4096, snapshot_size=10000,
-    )  # fmt: skip
-    runtime.node_status = replace(runtime.node_status, peers=(sending,))
+def test_leader_view_of_servers_shows_a_snapshot_transfer(api, runtime):
+    runtime.node_status = replace(
+        runtime.node_status,
+        peers=(PeerInfo("127.0.0.1:9991", False, 0, 1, 0.5, 900, 2048, 8192),),
+    )
     servers = api.get("/api/servers").json()["servers"]
-    transfers = {s["id"]: s["snapshot_transfer"] for s in servers}
-    assert transfers["127.0.0.1:9991"] == {
-        "snapshot_index": 120,
-        "bytes_sent": 4096,
-        "size": 10000,
-    }
-    assert transfers["127.0.0.1:9990"] is None
+    learner = next(s for s in servers if s["id"] == "127.0.0.1:9991")
+    assert (learner["snapshot_bytes_sent"], learner["snapshot_size"]) == (2048, 8192)

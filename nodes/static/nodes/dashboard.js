@@ -71,7 +71,7 @@
     const transfer = server.snapshot_transfer;
     if (transfer) {
       const box = el("div", null, "snapshot-transfer");
-      box.append(el("span", "receiving " + transfer.snapshot_index + ": " +
+      box.append(el("span", "receiving a snapshot: " +
         bytes(transfer.bytes_sent) + " / " + bytes(transfer.size)));
       const bar = el("progress");
       bar.max = Math.max(transfer.size, 1);
