@@ -128,6 +128,10 @@ class NodeStatusSerializer(serializers.Serializer):
     last_applied = serializers.IntegerField()
     last_log_index = serializers.IntegerField()
     servers = ServerInfoSerializer(many=True)
+    # Beyond the contract: the latest snapshot's last included index (0:
+    # none) and the first index the log still holds (Raft §7).
+    snapshot_index = serializers.IntegerField()
+    first_log_index = serializers.IntegerField()
 
 
 class ServerViewSerializer(ServerInfoSerializer):

@@ -3,7 +3,6 @@ runtime, answer with JSON. Errors take their shape in nodes.errors.
 """
 
 from django.conf import settings
-from django.db.models import Min
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -141,13 +140,17 @@ class LogView(APIView):
         node_status = serving_status()
         # Raft §5.3-5.4: only committed entries are final; a later leader may
         # overwrite the others, so clients never see them.
-        entries = LogEntry.objects.filter(
-            index__gte=start, index__lte=node_status.commit_index
-        ).order_by("index")[:limit]
-        first_index = LogEntry.objects.aggregate(first=Min("index"))["first"]
-        if first_index is None:
-            # An empty log starts after the last index (0 on a new node).
-            first_index = node_status.last_log_index + 1
+        entries = list(
+            LogEntry.objects.filter(
+                index__gte=start, index__lte=node_status.commit_index
+            ).order_by("index")[:limit]
+        )
+        # The status is read first and the first index only grows (Raft §7:
+        # compaction), so a page that starts above ``from`` shows where the
+        # log starts now if a compaction came in between.
+        first_index = node_status.first_log_index
+        if entries and entries[0].index > start:
+            first_index = max(first_index, entries[0].index)
         body = {
             "first_index": first_index,
             "commit_index": node_status.commit_index,
