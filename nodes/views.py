@@ -3,6 +3,7 @@ runtime, answer with JSON. Errors take their shape in nodes.errors.
 """
 
 from django.conf import settings
+from django.db.models import Min
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -145,12 +146,12 @@ class LogView(APIView):
                 index__gte=start, index__lte=node_status.commit_index
             ).order_by("index")[:limit]
         )
-        # The status is read first and the first index only grows (Raft §7:
-        # compaction), so a page that starts above ``from`` shows where the
-        # log starts now if a compaction came in between.
-        first_index = node_status.first_log_index
-        if entries and entries[0].index > start:
-            first_index = max(first_index, entries[0].index)
+        # The lowest index stored, not the core's first (after a restart
+        # the core holds only the entries after its snapshot, while the
+        # trailing window stays on disk until the next compaction).
+        first_index = LogEntry.objects.aggregate(first=Min("index"))["first"]
+        if first_index is None:
+            first_index = node_status.last_log_index + 1
         body = {
             "first_index": first_index,
             "commit_index": node_status.commit_index,
