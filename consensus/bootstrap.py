@@ -4,6 +4,7 @@ from django.apps import apps
 from django.conf import settings
 
 from .runtime import NodeRuntime, RuntimeSettings
+from .snapshots.policy import policy_from_settings
 from .state_machine import StateMachine
 
 
@@ -22,6 +23,7 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,
             lock_timeout_s=settings.RAFT_LOCK_TIMEOUT_S,
             owner_pid=owner_pid,
+            snapshot_policy=policy_from_settings(),
         ),
         state_machine=StateMachine(
             settings.RAFT_NODE_ID,
