@@ -34,10 +34,16 @@ def load(db_path: Path, messages: int, sessions: int) -> None:
         )
         db.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-            " WHERE i < ?) INSERT INTO consensus_clientsession"
+            " WHERE i < ?) INSERT INTO consensus_clientanswer"
             ' (client_id, seq, "index", term)'
             " SELECT 'client-' || (i % 100), i, i * 10, 3 FROM n",
             (sessions,),
+        )
+        db.execute(
+            "INSERT INTO consensus_clientsession"
+            " (client_id, last_active_ms, max_seq, min_seq, answers, ended)"
+            " SELECT client_id, 0, MAX(seq), 0, COUNT(*), 0"
+            " FROM consensus_clientanswer GROUP BY client_id"
         )
         db.execute(
             "WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n"
@@ -86,6 +92,7 @@ def main() -> None:
                 for table in (
                     "consensus_appliedmessage",
                     "consensus_clientsession",
+                    "consensus_clientanswer",
                     "consensus_logentry",
                 ):
                     if _exists(cursor, table):

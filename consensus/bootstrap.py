@@ -5,6 +5,7 @@ from django.conf import settings
 
 from .runtime import NodeRuntime, RuntimeSettings
 from .snapshots.policy import policy_from_settings
+from .state_machine import StateMachine
 
 
 def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
@@ -23,6 +24,11 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             lock_timeout_s=settings.RAFT_LOCK_TIMEOUT_S,
             owner_pid=owner_pid,
             snapshot_policy=policy_from_settings(),
+        ),
+        state_machine=StateMachine(
+            settings.RAFT_NODE_ID,
+            session_ttl_s=settings.RAFT_SESSION_TTL_S,
+            max_answers=settings.RAFT_SESSION_MAX_ANSWERS,
         ),
         data_dir=settings.RAFT_DATA_DIR,
     )

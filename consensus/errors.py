@@ -2,7 +2,7 @@
 
 from .core.api import NotLeader
 
-__all__ = ["CommandLost", "CommandTimeout", "NotLeader"]
+__all__ = ["CommandLost", "CommandTimeout", "NotLeader", "SessionExpired"]
 
 
 class CommandTimeout(Exception):
@@ -12,3 +12,9 @@ class CommandTimeout(Exception):
 class CommandLost(Exception):
     """The command was appended but overwritten by another leader's entry:
     it is known not to have committed (safe to retry)."""
+
+
+class SessionExpired(Exception):
+    """The command's (client_id, seq) belongs to a session that has ended,
+    or its seq is below what the client's session still remembers: it was
+    not applied, and a retry of the pair never will be (409 conflict)."""

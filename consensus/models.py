@@ -18,6 +18,9 @@ class LogEntry(models.Model):
     command = models.TextField(blank=True, default="")
     client_id = models.CharField(max_length=200, null=True, blank=True)
     seq = models.BigIntegerField(null=True, blank=True)
+    # The leader's wall clock when it appended a COMMAND (ms since the
+    # epoch); 0 for other entries. Sessions end by it (consensus.sessions).
+    timestamp_ms = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         ordering = ["index"]
@@ -63,6 +66,10 @@ class AppliedState(models.Model):
     # The index of the CONFIG entry that configuration came from (0: none):
     # a snapshot's metadata names it (dissertation Figure 5.1).
     configuration_index = models.PositiveBigIntegerField(default=0)
+    # The session clock: the highest timestamp_ms of the entries applied so
+    # far (0: none had one). Client sessions end by it, never by a local
+    # clock, so every server ends them at the same entry.
+    session_clock_ms = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "applied state"
@@ -86,8 +93,42 @@ class AppliedMessage(models.Model):
 
 
 class ClientSession(models.Model):
-    """The first answer to a client's (client_id, seq) (dissertation §6.3):
-    the index and term of the first entry that carried it."""
+    """One client's session (dissertation §6.3), keyed by its client_id.
+
+    The rules are consensus.sessions': a session ends once the session
+    clock is more than the TTL past ``last_active_ms``; its answers are
+    then dropped and the row kept as a tombstone (``ended``) until a second
+    TTL has passed, when the client_id is forgotten.
+    """
+
+    client_id = models.CharField(max_length=200, primary_key=True)
+    # The session clock when the client's latest command (applied or a
+    # repeat answered from here) was applied.
+    last_active_ms = models.BigIntegerField()
+    # The highest seq ever applied for the client.
+    max_seq = models.BigIntegerField()
+    # A seq below this is refused: its answer, if it had one, is no longer
+    # kept (evicted beyond the bound, or dropped when the session ended).
+    min_seq = models.BigIntegerField(default=0)
+    # How many ClientAnswer rows the client has (at most the bound).
+    answers = models.PositiveIntegerField(default=0)
+    ended = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # The expiry pass: live sessions idle past the TTL, tombstones
+            # past two, oldest first, without scanning the table.
+            models.Index(fields=["ended", "last_active_ms"], name="session_expiry")
+        ]
+
+    def __str__(self):
+        state = "ended" if self.ended else f"{self.answers} answers"
+        return f"{self.client_id} ({state}, seq {self.min_seq}..{self.max_seq})"
+
+
+class ClientAnswer(models.Model):
+    """The first answer to a client's (client_id, seq): the index and term
+    of the first entry that carried it, while its session keeps it."""
 
     client_id = models.CharField(max_length=200)
     seq = models.BigIntegerField()

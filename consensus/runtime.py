@@ -27,12 +27,12 @@ from .core.messages import NO_SNAPSHOT, REPLIES, Message, Unreachable
 from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
 from .datadir import DataDirectoryDamaged, DataDirLock
-from .errors import CommandLost, CommandTimeout, NotLeader
+from .errors import CommandLost, CommandTimeout, NotLeader, SessionExpired
 from .ready_path import apply_ready
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
 from .snapshots.policy import SnapshotPolicy
 from .snapshots.service import Snapshots
-from .state_machine import Applied, StateMachine
+from .state_machine import Applied, Expired, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
 from .transport import Transport
@@ -47,6 +47,12 @@ STOP_NODE_EXIT_CODE = 3
 # What a failing disk raises through the ORM, sqlite3 or the file system.
 STORAGE_ERRORS = (DatabaseError, sqlite3.Error, OSError)
 logger = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    """The time a leader stamps on the commands it appends (ms since the
+    epoch); client sessions end by it (consensus/sessions.py)."""
+    return time.time_ns() // 1_000_000
 
 
 def current_runtime() -> NodeRuntime | None:
@@ -309,15 +315,20 @@ class NodeRuntime(SnapshotRuntimeMixin):
         """Propose a command and block until the leader applied it.
 
         Raises NotLeader (nothing appended), CommandTimeout (unknown
-        outcome) or CommandLost (known not committed). A repeat of an
-        applied (client_id, seq) returns the first answer.
+        outcome), CommandLost (known not committed) or SessionExpired (the
+        pair's session has ended: not applied). A repeat of an applied
+        (client_id, seq) returns the first answer.
         """
         slot = _Slot()
-        self._inbox.put(_Propose(Proposal(command, client_id, seq), slot))
+        # Stamped here, read by the core only if this node leads.
+        proposal = Proposal(command, client_id, seq, timestamp_ms=wall_clock_ms())
+        self._inbox.put(_Propose(proposal, slot))
         if not slot.wait(timeout):
             raise CommandTimeout(f"not committed within {timeout} s")
         if slot.error is not None:
             raise slot.error
+        if isinstance(slot.value, Expired):
+            raise SessionExpired(slot.value.detail)
         return CommandResult(slot.value.index, slot.value.term)
 
     # --- membership (driven by consensus/membership.py) --------------------
@@ -426,12 +437,21 @@ class NodeRuntime(SnapshotRuntimeMixin):
 
     def _propose(self, items: list[_Propose]) -> Ready:
         fresh = []
+        # Only the leader answers a pair from its applied state: a
+        # follower's may lag behind the entry that ended the pair's session
+        # (it forwards the command, on NotLeader below).
+        leading = self._node.leader_state is not None
         for item in items:
-            first = self._state_machine.lookup(
-                item.proposal.client_id, item.proposal.seq
+            proposal = item.proposal
+            first = (
+                self._state_machine.lookup(proposal.client_id, proposal.seq)
+                if leading
+                else None
             )
             if first is not None:
-                item.slot.set(first)  # already applied: the first answer
+                # Already applied (the first answer), or its session has
+                # ended (Expired): nothing to append.
+                item.slot.set(first)
             else:
                 fresh.append(item)
         if not fresh:
@@ -481,7 +501,7 @@ class NodeRuntime(SnapshotRuntimeMixin):
             self.snapshots.maybe_take(self._state_machine.last_applied)
         self._publish_status()
 
-    def _resolve(self, entry, answer: Applied) -> None:
+    def _resolve(self, entry, answer: Applied | Expired) -> None:
         for waiter in self._waiters.pop(entry.index, ()):
             if waiter.term == entry.term:
                 waiter.slot.set(answer)

@@ -56,6 +56,7 @@ def entry_to_dict(entry: Entry) -> dict:
         "command": entry.command,
         "client_id": entry.client_id,
         "seq": entry.seq,
+        "timestamp_ms": entry.timestamp_ms,
     }
 
 
@@ -68,11 +69,16 @@ def entry_from_dict(data: dict) -> Entry:
             command=data["command"],
             client_id=data.get("client_id"),
             seq=data.get("seq"),
+            # Absent from a server of an older version: no time.
+            timestamp_ms=data.get("timestamp_ms", 0),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValidationError(f"malformed entry: {exc}") from exc
-    if not (isinstance(entry.index, int) and isinstance(entry.term, int)):
-        raise ValidationError("entry index and term must be integers")
+    if not all(
+        isinstance(n, int) and not isinstance(n, bool)
+        for n in (entry.index, entry.term, entry.timestamp_ms)
+    ):
+        raise ValidationError("entry index, term and timestamp_ms must be integers")
     if not isinstance(entry.command, str):
         raise ValidationError("entry command must be a string")
     return entry

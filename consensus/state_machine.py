@@ -3,7 +3,8 @@
 Applying ``print`` logs every message so far, ``count`` logs how many;
 applying a membership change logs ``Added new peer`` / ``Removed peer``.
 (client_id, seq) pairs make a command apply once however often it reached
-the log (dissertation §6.3). Its state lives in the node's database, written
+the log, in client sessions that end (dissertation §6.3; the rules are in
+consensus/sessions.py). Its state lives in the node's database, written
 with last_applied in one transaction per batch, so a restart replays
 nothing and no object here grows with the number of commands applied.
 """
@@ -12,28 +13,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from django.db import connection
 
 from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .eventlog import Streamed
-from .models import AppliedMessage, AppliedState, ClientSession, PersistentState
+from .models import AppliedMessage, AppliedState, PersistentState
+from .sessions import Applied, Expired, ExpiryPace, SessionLimits, Sessions
 from .storage import applied_state_transaction
+
+__all__ = ["Applied", "Expired", "StateMachine"]
 
 event_log = logging.getLogger("raft")
 
 # Rows fetched at a time when a print streams the messages.
 PRINT_CHUNK_ROWS = 2000
 
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """The answer for an applied entry: its own, or the first copy's."""
-
-    index: int
-    term: int
+# The defaults of RAFT_SESSION_TTL_S and RAFT_SESSION_MAX_ANSWERS.
+SESSION_TTL_S = 3600.0
+SESSION_MAX_ANSWERS = 1000
 
 
 class StateMachine:
@@ -41,18 +40,31 @@ class StateMachine:
 
     Only the runtime's loop thread applies; call load() before the first
     apply, once the schema exists (Storage.prepare migrates it).
+
+    ``session_ttl_s`` and ``max_answers`` bound the client sessions
+    (consensus/sessions.py). They decide what is applied, so every server
+    of a cluster must use the same values.
     """
 
-    def __init__(self, node_id: str | None = None):
+    def __init__(
+        self,
+        node_id: str | None = None,
+        *,
+        session_ttl_s: float = SESSION_TTL_S,
+        max_answers: int = SESSION_MAX_ANSWERS,
+    ):
         # Membership changes are announced only by members of the new
         # configuration (None: always, for tests).
         self.node_id = node_id
+        self._limits = SessionLimits.from_settings(session_ttl_s, max_answers)
         # Mirrors of the stored row, read once by load(); the database
         # holds the truth. invariant: last_applied <= commit_index
         self.last_applied = 0
         self._message_count = 0
         self._configuration: str | None = None
         self._configuration_index = 0
+        self._session_clock_ms = 0
+        self._expiry_pace = ExpiryPace()
 
     def load(self) -> None:
         """Read how far the stored state goes (a restart replays nothing)."""
@@ -60,6 +72,7 @@ class StateMachine:
         self._message_count = state.message_count
         self._configuration = state.configuration
         self._configuration_index = state.configuration_index
+        self._session_clock_ms = state.session_clock_ms
         persistent = PersistentState.objects.filter(pk=1).first()
         self.last_applied = persistent.last_applied if persistent else 0
 
@@ -71,18 +84,28 @@ class StateMachine:
         """Every message applied, in apply order, read in chunks."""
         return _messages_upto(self._message_count)
 
-    def lookup(self, client_id: str | None, seq: int | None) -> Applied | None:
-        """The first answer for an already applied (client_id, seq)."""
+    @property
+    def session_clock_ms(self) -> int:
+        """The highest entry timestamp applied so far (0: none)."""
+        return self._session_clock_ms
+
+    def lookup(
+        self, client_id: str | None, seq: int | None
+    ) -> Applied | Expired | None:
+        """What applying (client_id, seq) now would answer without applying
+        anything: the first answer of an applied pair, Expired for a pair
+        whose answer is no longer kept, or None (new, or not a pair)."""
         if client_id is None or seq is None:
             return None
         with connection.cursor() as cursor:
-            return _stored_session(cursor, client_id, seq)
+            sessions = Sessions(cursor, self._limits, self._session_clock_ms)
+            return sessions.peek(client_id, seq)
 
-    def apply(self, entry: Entry) -> Applied:
+    def apply(self, entry: Entry) -> Applied | Expired:
         """Apply one committed entry (a batch of one)."""
         return self.apply_batch([entry])[0]
 
-    def apply_batch(self, entries: Sequence[Entry]) -> list[Applied]:
+    def apply_batch(self, entries: Sequence[Entry]) -> list[Applied | Expired]:
         """Apply committed entries, in log order, in one transaction that
         also records last_applied; then log their lines.
 
@@ -94,13 +117,16 @@ class StateMachine:
         """
         if not entries:
             return []
-        batch = _Batch()
         answers = []
         before = self._mirrors()
         try:
             with applied_state_transaction(), connection.cursor() as cursor:
+                sessions = Sessions(cursor, self._limits, self._session_clock_ms)
+                batch = _Batch(sessions)
                 for entry in entries:
-                    answers.append(self._apply(entry, batch, cursor))
+                    answers.append(self._apply(entry, batch))
+                sessions.finish(len(entries), self._expiry_pace)
+                self._session_clock_ms = sessions.clock_ms
                 batch.write(cursor, *self._mirrors())
         except BaseException:
             # Nothing of the batch is stored: nor may it seem applied here.
@@ -109,34 +135,38 @@ class StateMachine:
                 self._message_count,
                 self._configuration,
                 self._configuration_index,
+                self._session_clock_ms,
             ) = before
             raise
         for line in batch.lines:
             event_log.info(*line)
         return answers
 
-    def _mirrors(self) -> tuple[int, int, str | None, int]:
+    def _mirrors(self) -> tuple[int, int, str | None, int, int]:
         return (
             self.last_applied,
             self._message_count,
             self._configuration,
             self._configuration_index,
+            self._session_clock_ms,
         )
 
-    def _apply(self, entry: Entry, batch: _Batch, cursor) -> Applied:
+    def _apply(self, entry: Entry, batch: _Batch) -> Applied | Expired:
         assert entry.index == self.last_applied + 1, (entry, self.last_applied)
         self.last_applied = entry.index
+        batch.sessions.advance(entry.timestamp_ms)
         answer = Applied(entry.index, entry.term)
         if entry.type is EntryType.CONFIG:
             self._apply_configuration(entry, batch.lines)
         if entry.type is not EntryType.COMMAND:
             return answer
         if entry.client_id is not None and entry.seq is not None:
-            key = (entry.client_id, entry.seq)
-            first = batch.sessions.get(key) or _stored_session(cursor, *key)
-            if first is not None:
-                return first
-            batch.sessions[key] = answer
+            known = batch.sessions.check(entry.client_id, entry.seq)
+            if known is not None:
+                # A repeat (the first answer) or a pair whose answer is no
+                # longer kept (Expired): not applied, no message.
+                return known
+            batch.sessions.remember(entry.client_id, entry.seq, answer)
         self._message_count += 1
         batch.messages.append((self._message_count, entry.command))
         if entry.command == "print":
@@ -172,10 +202,11 @@ class StateMachine:
 class _Batch:
     """What one apply_batch writes, and the lines it logs after the commit."""
 
-    def __init__(self):
+    def __init__(self, sessions: Sessions):
         self.messages: list[tuple[int, str]] = []
-        # This batch's new sessions: a repeat within it sees the first.
-        self.sessions: dict[tuple[str, int], Applied] = {}
+        # The client sessions as this batch changes them (written by their
+        # own finish()): a repeat within the batch sees the first answer.
+        self.sessions = sessions
         self.lines: list[tuple] = []
 
     def write(
@@ -185,17 +216,14 @@ class _Batch:
         message_count: int,
         configuration: str | None,
         configuration_index: int,
+        session_clock_ms: int,
     ) -> None:
         if self.messages:
             cursor.executemany(_INSERT_MESSAGE, self.messages)
-        if self.sessions:
-            cursor.executemany(
-                _INSERT_SESSION,
-                [(c, s, a.index, a.term) for (c, s), a in self.sessions.items()],
-            )
         cursor.execute(_UPDATE_LAST_APPLIED, [last_applied])
         cursor.execute(
-            _UPDATE_APPLIED_STATE, [message_count, configuration, configuration_index]
+            _UPDATE_APPLIED_STATE,
+            [message_count, configuration, configuration_index, session_clock_ms],
         )
 
 
@@ -207,17 +235,6 @@ def _col(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-# Uses the (client_id, seq) unique index; no ORDER BY, which could make
-# SQLite scan the table in id order instead.
-_SELECT_SESSION = (
-    f"SELECT {_col('index')}, {_col('term')} FROM {_table(ClientSession)}"
-    f" WHERE {_col('client_id')} = %s AND {_col('seq')} = %s LIMIT 1"
-)
-_INSERT_SESSION = (
-    f"INSERT INTO {_table(ClientSession)}"
-    f" ({_col('client_id')}, {_col('seq')}, {_col('index')}, {_col('term')})"
-    " VALUES (%s, %s, %s, %s)"
-)
 _INSERT_MESSAGE = (
     f"INSERT INTO {_table(AppliedMessage)} ({_col('position')}, {_col('command')})"
     " VALUES (%s, %s)"
@@ -227,15 +244,9 @@ _UPDATE_LAST_APPLIED = (
 )
 _UPDATE_APPLIED_STATE = (
     f"UPDATE {_table(AppliedState)} SET {_col('message_count')} = %s,"
-    f" {_col('configuration')} = %s, {_col('configuration_index')} = %s"
-    " WHERE id = 1"
+    f" {_col('configuration')} = %s, {_col('configuration_index')} = %s,"
+    f" {_col('session_clock_ms')} = %s WHERE id = 1"
 )
-
-
-def _stored_session(cursor, client_id: str, seq: int) -> Applied | None:
-    cursor.execute(_SELECT_SESSION, [client_id, seq])
-    row = cursor.fetchone()
-    return None if row is None else Applied(*row)
 
 
 def _messages_upto(position: int) -> Iterator[str]:

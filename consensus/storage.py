@@ -141,14 +141,16 @@ def applied_state_transaction() -> Iterator[None]:
 def _iter_rows():
     return (
         LogEntry.objects.order_by("index")
-        .values_list("index", "term", "type", "command", "client_id", "seq")
+        .values_list(
+            "index", "term", "type", "command", "client_id", "seq", "timestamp_ms"
+        )
         .iterator(chunk_size=5000)
     )
 
 
 def _to_entry(row) -> Entry:
-    index, term, type_, command, client_id, seq = row
-    return Entry(index, term, EntryType(type_), command, client_id, seq)
+    index, term, type_, command, client_id, seq, timestamp_ms = row
+    return Entry(index, term, EntryType(type_), command, client_id, seq, timestamp_ms)
 
 
 def _to_rows(entries: Sequence[Entry]) -> list[LogEntry]:
@@ -160,6 +162,7 @@ def _to_rows(entries: Sequence[Entry]) -> list[LogEntry]:
             command=e.command,
             client_id=e.client_id,
             seq=e.seq,
+            timestamp_ms=e.timestamp_ms,
         )
         for e in entries
     ]

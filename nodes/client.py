@@ -178,6 +178,11 @@ class RaftClient:
                 f"the timeout must be a positive number of seconds, not {timeout_s:g}"
             )
         self.timeout_s = timeout_s
+        # One client session per client object (dissertation §6.3): each
+        # command gets the next seq, and its retries repeat the pair, so the
+        # cluster applies it once.
+        self.client_id = str(uuid.uuid4())
+        self._seq = 0
         self._session = session or new_session()
         self._clock = clock
         self._sleep = sleep
@@ -200,10 +205,12 @@ class RaftClient:
     def submit(self, command: str) -> Commit:
         """POST /api/commands until committed, or a ClientError.
 
-        A fresh (client_id, seq) for this command, sent again unchanged on
-        every retry, makes retrying safe: the cluster applies a pair once.
+        The next (client_id, seq) of this client, sent again unchanged on
+        every retry, makes retrying safe: the cluster applies a pair once
+        (a retry after its session ended gets 409 conflict, never applied).
         """
-        body = {"command": command, "client_id": str(uuid.uuid4()), "seq": 1}
+        self._seq += 1
+        body = {"command": command, "client_id": self.client_id, "seq": self._seq}
         deadline = self._clock() + self.timeout_s
         maybe_sent = False  # whether an earlier attempt may have reached a log
         while (remaining := deadline - self._clock()) > 0:

@@ -8,12 +8,12 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consensus.errors import CommandLost, CommandTimeout
+from consensus.errors import CommandLost, CommandTimeout, SessionExpired
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
 from .client import Answer
-from .errors import TimedOut, Unavailable
+from .errors import Conflict, TimedOut, Unavailable
 from .forwarding import (
     Write,
     is_commit,
@@ -69,6 +69,10 @@ def submit_command(
                 "it did not commit and nothing of it remains. Retry.",
                 leader=None,
             ) from None
+        except SessionExpired as exc:
+            # Never applied: the pair's answer is no longer kept (README,
+            # Client sessions).
+            raise Conflict(str(exc)) from None
         return {
             "index": result.index,
             "term": result.term,

@@ -37,6 +37,15 @@ RAFT_LOCK_TIMEOUT_S = float(os.environ.get("RAFT_LOCK_TIMEOUT_S", "20"))
 # behind it (a follower just behind catches up without a snapshot).
 RAFT_SNAPSHOT_ENTRIES = int(os.environ.get("RAFT_SNAPSHOT_ENTRIES", "10000"))
 RAFT_SNAPSHOT_TRAILING = int(os.environ.get("RAFT_SNAPSHOT_TRAILING", "5000"))
+# Client sessions (consensus/sessions.py, README "Client sessions"): a
+# client's session ends after RAFT_SESSION_TTL_S without a command (by the
+# leaders' clocks, as stamped in the log), and it is forgotten after twice
+# that. At most RAFT_SESSION_MAX_ANSWERS answers are kept per client: enough
+# for any client's commands in flight (the CLI has one at a time; a
+# pipelining client its window), at about 150 bytes each on disk with the
+# index. Both decide what is applied: the same on every server.
+RAFT_SESSION_TTL_S = float(os.environ.get("RAFT_SESSION_TTL_S", "3600"))
+RAFT_SESSION_MAX_ANSWERS = int(os.environ.get("RAFT_SESSION_MAX_ANSWERS", "1000"))
 
 SECRET_KEY = os.environ.get(
     "DJANGO_SECRET_KEY", "insecure-local-development-key-set-DJANGO_SECRET_KEY"

@@ -35,6 +35,8 @@ class Proposal:
     client_id: str | None = None
     seq: int | None = None
     type: EntryType = EntryType.COMMAND
+    # The proposer's wall clock in ms, copied into the entry (Entry's field).
+    timestamp_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

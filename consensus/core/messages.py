@@ -28,6 +28,11 @@ class Entry:
     # Optional client session: a repeat of (client_id, seq) applies once.
     client_id: str | None = None
     seq: int | None = None
+    # COMMAND: the leader's wall clock (ms since the epoch) when it appended
+    # the entry, from the runtime's Proposal (the core reads no clock). The
+    # state machine ends idle client sessions by these (dissertation §6.3).
+    # 0: none (NOOP and CONFIG entries, and entries from older versions).
+    timestamp_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,15 @@ class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin
             raise NotLeader(None)
         first = self.log.last_index + 1
         entries = [
-            Entry(first + n, self.current_term, p.type, p.command, p.client_id, p.seq)
+            Entry(
+                first + n,
+                self.current_term,
+                p.type,
+                p.command,
+                p.client_id,
+                p.seq,
+                p.timestamp_ms,
+            )
             for n, p in enumerate(proposals)
         ]
         membership.check_changes(

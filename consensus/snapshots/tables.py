@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..models import (
     AppliedMessage,
     AppliedState,
+    ClientAnswer,
     ClientSession,
     LogEntry,
     PersistentState,
@@ -31,7 +32,9 @@ def _table(model) -> Table:
 
 # Everything the state machine writes beside PersistentState.last_applied
 # (consensus/state_machine.py), which a snapshot records as its index.
-APPLIED_TABLES = tuple(_table(m) for m in (AppliedState, AppliedMessage, ClientSession))
+APPLIED_TABLES = tuple(
+    _table(m) for m in (AppliedState, AppliedMessage, ClientSession, ClientAnswer)
+)
 APPLIED_STATE = AppliedState._meta.db_table
 PERSISTENT_STATE = PersistentState._meta.db_table
 LOG_ENTRY = LogEntry._meta.db_table
@@ -44,4 +47,6 @@ META_COLUMNS = (
     ' "last_included_index" integer NOT NULL, "last_included_term" integer NOT NULL,'
     ' "configuration" text NULL, "configuration_index" integer NOT NULL)'
 )
-FORMAT = 2
+# 3: client sessions with an end (ClientSession per client, ClientAnswer,
+# AppliedState.session_clock_ms).
+FORMAT = 3

@@ -43,6 +43,7 @@ RAFT_TABLES = {
     "consensus_appliedstate",
     "consensus_appliedmessage",
     "consensus_clientsession",
+    "consensus_clientanswer",
     "django_migrations",
 }
 # A data directory as the layout before accounts.sqlite3 left it: every app

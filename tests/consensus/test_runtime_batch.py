@@ -7,6 +7,7 @@ never blocks because the inbox is never empty when it is called.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from consensus.core.messages import (
@@ -20,7 +21,7 @@ from consensus.core.messages import (
 )
 from consensus.core.node import Proposal
 from consensus.core.ready import HardState, Ready, Role
-from consensus.errors import CommandLost, NotLeader
+from consensus.errors import CommandLost, NotLeader, SessionExpired
 from consensus.runtime import (
     NodeRuntime,
     RuntimeSettings,
@@ -31,7 +32,7 @@ from consensus.runtime import (
     _Stop,
     _Tick,
 )
-from consensus.state_machine import Applied
+from consensus.state_machine import Applied, Expired
 from consensus.storage import Restored
 
 A, B, C, D, E = (f"10.0.0.{i}:9990" for i in range(1, 6))
@@ -92,15 +93,15 @@ class RecordingStateMachine:
     def __init__(self, events: list):
         self.events = events
         self.last_applied = 0
-        self._sessions: dict[tuple[str, int], Applied] = {}
+        self._sessions: dict[tuple[str, int], Applied | Expired] = {}
 
     def load(self) -> None:
         pass
 
-    def lookup(self, client_id, seq) -> Applied | None:
+    def lookup(self, client_id, seq) -> Applied | Expired | None:
         return self._sessions.get((client_id, seq))
 
-    def apply(self, entry: Entry) -> Applied:
+    def apply(self, entry: Entry) -> Applied | Expired:
         self.events.append(("apply", entry.index))
         assert entry.index == self.last_applied + 1
         self.last_applied = entry.index
@@ -359,6 +360,83 @@ def test_a_repeated_client_id_and_seq_gets_the_first_answer():
     assert repeat.slot.value == first.slot.value == Applied(last_index, 1)
     assert h.status.last_log_index == last_index
     assert "save" not in kinds(events)
+
+
+class Submitter:
+    """NodeRuntime.submit_command on a thread of its own, as a request
+    thread calls it, while the test steps the loop."""
+
+    def __init__(self, runtime: NodeRuntime, *args):
+        self.result = self.error = None
+
+        def submit():
+            try:
+                self.result = runtime.submit_command(*args, timeout=5)
+            except Exception as exc:  # noqa: BLE001 - the test looks at it
+                self.error = exc
+
+        self.thread = threading.Thread(target=submit, daemon=True)
+        self.thread.start()
+
+    def join(self):
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        return self
+
+
+def test_a_follower_forwards_a_pair_rather_than_answer_it_from_its_state():
+    """Its applied state may lag behind the entry that ended the pair's
+    session: only the leader answers a pair without appending."""
+    h = Harness()
+    h.runtime._state_machine._sessions[("c", 1)] = Applied(1, 0)
+    heartbeat = AppendEntries(1, B, A, 1, 0, leader_commit=1)
+    h.run(incoming(heartbeat, h.slot("heartbeat")))
+    repeat = h.propose("x", client_id="c", seq=1)
+    h.run(repeat)
+    assert isinstance(repeat.slot.error, NotLeader)
+    assert repeat.slot.error.leader_id == B
+
+
+def test_a_command_carries_the_leaders_wall_clock(monkeypatch):
+    """The runtime stamps each proposal; the core copies the time into the
+    entry it appends (sessions end by it)."""
+    monkeypatch.setattr("consensus.runtime.wall_clock_ms", lambda: 1_234_567)
+    h = Harness()
+    h.elect()
+    submitter = Submitter(h.runtime, "x", "c", 1)
+    events = h.run()  # blocks until the proposal is on the inbox
+    entry = h.storage.log[-1]
+    assert (entry.command, entry.client_id, entry.seq) == ("x", "c", 1)
+    assert entry.timestamp_ms == 1_234_567
+    h.acknowledge(sent(events, AppendEntries))
+    assert submitter.join().result.index == entry.index
+
+
+def test_a_pair_whose_session_ended_is_refused_without_appending():
+    """The leader's pre-check: a pair the state machine answers Expired is
+    refused at once (SessionExpired, a 409 at the API), nothing appended."""
+    h = Harness()
+    h.elect()
+    h.runtime._state_machine._sessions[("c", 1)] = Expired("session ended")
+    last_index = h.status.last_log_index
+    submitter = Submitter(h.runtime, "x", "c", 1)
+    events = h.run()
+    assert isinstance(submitter.join().error, SessionExpired)
+    assert str(submitter.error) == "session ended"
+    assert h.status.last_log_index == last_index
+    assert "save" not in kinds(events)
+
+
+def test_an_entry_refused_when_applied_raises_session_expired():
+    """The state machine has the last word: an entry it answers Expired (its
+    session ended while it was in flight) ends the wait with SessionExpired."""
+    h = Harness()
+    h.elect()
+    submitter = Submitter(h.runtime, "x", "c", 1)
+    events = h.run()
+    h.runtime._state_machine._sessions[("c", 1)] = Expired("ended meanwhile")
+    h.acknowledge(sent(events, AppendEntries))
+    assert str(submitter.join().error) == "ended meanwhile"
 
 
 # --- entries of ours that another leader's replace ---------------------------

@@ -27,7 +27,7 @@ MESSAGES = [
         prev_log_index=4,
         prev_log_term=2,
         entries=(
-            Entry(5, 3, EntryType.COMMAND, "I like beer.", "c1", 7),
+            Entry(5, 3, EntryType.COMMAND, "I like beer.", "c1", 7, 1_700_000_000_123),
             Entry(6, 3, EntryType.NOOP),
             Entry(7, 3, EntryType.CONFIG, '{"voters":[],"learners":[]}'),
         ),
@@ -100,6 +100,20 @@ def test_malformed_entries_are_rejected():
     data["entries"] = "nope"
     with pytest.raises(ValidationError):
         message_from_dict(AppendEntries, data)
+
+
+def test_entry_timestamp_is_carried_and_checked():
+    """The leader's timestamp rides with each entry; one from a server that
+    sends none is 0, and anything but an integer is refused."""
+    data = message_to_dict(MESSAGES[0])
+    assert data["entries"][0]["timestamp_ms"] == 1_700_000_000_123
+    assert data["entries"][1]["timestamp_ms"] == 0
+    del data["entries"][0]["timestamp_ms"]
+    assert message_from_dict(AppendEntries, data).entries[0].timestamp_ms == 0
+    for bad in ("5", 1.5, True, None):
+        data["entries"][0]["timestamp_ms"] = bad
+        with pytest.raises(ValidationError):
+            message_from_dict(AppendEntries, data)
 
 
 def test_timeout_now_without_the_leaders_last_entry_is_never_acted_on():

@@ -16,7 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from consensus import state_machine
 from consensus.core.messages import Entry, EntryType
 from consensus.eventlog import EventHandler, Streamed
-from consensus.models import AppliedMessage, ClientSession, PersistentState
+from consensus.models import (
+    AppliedMessage,
+    ClientAnswer,
+    ClientSession,
+    PersistentState,
+)
 from consensus.state_machine import Applied, StateMachine
 from consensus.storage import Storage
 
@@ -132,6 +137,7 @@ def test_a_failed_batch_leaves_no_trace(caplog, monkeypatch):
     assert PersistentState.objects.get().last_applied == 1
     assert list(AppliedMessage.objects.values_list("command", flat=True)) == ["a"]
     assert not ClientSession.objects.exists()
+    assert not ClientAnswer.objects.exists()
     monkeypatch.undo()
     sm.apply_batch([command(2, "print", "s", 1), command(3, "c")])
     assert list(sm.messages()) == ["a", "print", "c"]
@@ -244,7 +250,14 @@ def test_a_batch_is_one_synchronous_normal_transaction():
     assert statements[-1] == "PRAGMA synchronous=FULL", statements
     writes = [s for s in statements if s.startswith(("INSERT", "UPDATE"))]
     # One statement per table, whatever the batch's size.
-    assert len(writes) == 4, writes
+    tables = [re.search(r'(?:INTO|UPDATE) "(\w+)"', s).group(1) for s in writes]
+    assert sorted(tables) == [
+        "consensus_appliedmessage",
+        "consensus_appliedstate",
+        "consensus_clientanswer",
+        "consensus_clientsession",
+        "consensus_persistentstate",
+    ], writes
     assert PersistentState.objects.get().last_applied == 3
 
 

@@ -26,6 +26,17 @@ def test_new_data_directory_gets_bootstrap_log():
     assert Storage().prepare([Entry(1, 0, EntryType.NOOP)]).entries == boot
 
 
+def test_entries_keep_their_client_pair_and_timestamp():
+    stamped = [
+        Entry(1, 2, EntryType.COMMAND, "a", "c", 4, 1_700_000_000_123),
+        Entry(2, 2, EntryType.NOOP),
+    ]
+    storage = Storage()
+    storage.prepare([])
+    storage.save(None, stamped, None)
+    assert Storage().prepare([]).entries == stamped
+
+
 def test_save_and_restore_hard_state_and_entries():
     """last_applied is the state machine's to record, with its state: a
     save of the entries leaves it alone."""

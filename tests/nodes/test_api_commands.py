@@ -5,7 +5,7 @@ import json
 import pytest
 from rest_framework import status
 
-from consensus.errors import CommandLost, CommandTimeout, NotLeader
+from consensus.errors import CommandLost, CommandTimeout, NotLeader, SessionExpired
 
 from .conftest import NODE_ID
 from .stub import Reply
@@ -165,6 +165,27 @@ def test_lost_command_is_503_and_says_it_did_not_commit(api, runtime):
     response = api.post(URL, {"command": "x"}, format="json")
     body = assert_error(response, status.HTTP_503_SERVICE_UNAVAILABLE, "no_leader")
     assert "did not commit" in body["detail"]
+
+
+def test_a_pair_whose_session_ended_is_409_conflict(api, runtime):
+    """README, Client sessions: a repeat of a pair whose answer is no longer
+    kept is refused, never applied; the detail says why."""
+    runtime.outcome = SessionExpired("The session of client 'c' has ended (...)")
+    body = {"command": "x", "client_id": "c", "seq": 1}
+    response = api.post(URL, body, format="json")
+    answer = assert_error(response, status.HTTP_409_CONFLICT, "conflict")
+    assert answer["detail"] == "The session of client 'c' has ended (...)"
+    assert "Retry-After" not in response
+
+
+def test_a_leaders_409_is_relayed(api, runtime, forwarder, stub_server):
+    refused = {"error": "conflict", "detail": "seq 1 of client 'c' is too old"}
+    leader = stub_server(Reply(409, refused))
+    runtime.outcome = NotLeader(leader.address)
+    body = {"command": "x", "client_id": "c", "seq": 1}
+    response = api.post(URL, body, format="json")
+    assert response.status_code == status.HTTP_409_CONFLICT
+    assert response.json() == {**refused, "forwarded": True}
 
 
 # -- forwarding ---------------------------------------------------------------

@@ -66,6 +66,32 @@ def test_clientcommand_prints_the_committing_server_and_index(stub_server):
     uuid.UUID(received.body["client_id"])
 
 
+def test_one_client_is_one_session_with_a_seq_per_command(stub_server):
+    """A client object keeps its client_id and numbers its commands, so
+    its retries (same pair) apply once and its commands are distinct."""
+    node = stub_server(NO_LEADER, Reply(200, COMMITTED))
+    with RaftClient(node.address, 10, sleep=lambda s: None) as client:
+        client.submit("a")
+        client.submit("b")
+    pairs = [(r.body["client_id"], r.body["seq"]) for r in node.received]
+    assert pairs == [
+        (client.client_id, 1),
+        (client.client_id, 1),
+        (client.client_id, 2),
+    ]
+    with RaftClient(node.address, 10) as other:
+        other.submit("c")
+    assert node.received[-1].body["client_id"] != client.client_id
+
+
+def test_a_pair_whose_session_ended_is_one_line_and_not_retried(stub_server):
+    detail = "The session of client 'x' has ended; this command was not applied."
+    node = stub_server(Reply(409, {"error": "conflict", "detail": detail}))
+    message = fails("clientcommand", "-m", "x", "-S", node.address)
+    assert message == f"{node.address} answered 409 conflict: {detail}"
+    assert len(node.received) == 1
+
+
 def test_direct_commit_says_not_forwarded(stub_server):
     node = stub_server(Reply(200, {**COMMITTED, "leader": "x", "forwarded": False}))
     output = run("clientcommand", "-m", "hi", "-S", node.address)

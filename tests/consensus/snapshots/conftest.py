@@ -54,11 +54,17 @@ def fill(
             (messages,),
         )
         if sessions:
+            # One client's session with ``sessions`` remembered answers.
             db.execute(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
-                " WHERE i < ?) INSERT INTO consensus_clientsession"
+                " WHERE i < ?) INSERT INTO consensus_clientanswer"
                 " (client_id, seq, \"index\", term) SELECT 'client', i, i, ? FROM n",
                 (sessions, term),
+            )
+            db.execute(
+                "INSERT INTO consensus_clientsession (client_id, last_active_ms,"
+                " max_seq, min_seq, answers, ended) VALUES ('client', 0, ?, 0, ?, 0)",
+                (sessions, sessions),
             )
         db.execute(
             'INSERT INTO consensus_logentry ("index", term, type, command)'

@@ -9,7 +9,13 @@ import pytest
 from django.db import connection
 
 from consensus.core.messages import Entry, EntryType
-from consensus.models import AppliedMessage, ClientSession, LogEntry, PersistentState
+from consensus.models import (
+    AppliedMessage,
+    ClientAnswer,
+    ClientSession,
+    LogEntry,
+    PersistentState,
+)
 from consensus.snapshots.restore import SnapshotError, compact_log, restore
 from consensus.state_machine import StateMachine
 from consensus.storage import Storage
@@ -53,7 +59,8 @@ def test_restore_replaces_the_applied_state_and_discards_the_log(store, snapshot
     assert sm.last_applied == 1000 and sm.message_count == 1000
     assert list(sm.messages())[:2] == ["message number 1", "message number 2"]
     assert AppliedMessage.objects.count() == 1000
-    assert ClientSession.objects.count() == 10
+    assert ClientAnswer.objects.count() == 10
+    assert list(ClientSession.objects.values_list("client_id", flat=True)) == ["client"]
     assert sm.lookup("client", 7).index == 7
     assert sm.lookup("me", 3) is None
     assert PersistentState.objects.get(pk=1).last_applied == 1000
@@ -92,10 +99,10 @@ def test_a_restore_that_fails_half_way_changes_nothing(store, snapshot):
     every table as it was."""
     local_state(5)
     db = sqlite3.connect(store.data_path(snapshot))
-    db.execute("DROP TABLE consensus_clientsession")
+    db.execute("DROP TABLE consensus_clientanswer")
     db.commit()
     db.close()
-    with pytest.raises(Exception, match="consensus_clientsession"):
+    with pytest.raises(Exception, match="consensus_clientanswer"):
         restore(store, snapshot, keep_log_after=False, verify=False)
     assert AppliedMessage.objects.count() == 5
     assert PersistentState.objects.get(pk=1).last_applied == 5

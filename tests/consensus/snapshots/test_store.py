@@ -40,7 +40,8 @@ def test_take_copies_the_applied_state_with_its_index_term_and_configuration(
         path, "SELECT count(*), max(position) FROM consensus_appliedmessage"
     ) == [(1000, 1000)]
     assert rows(path, "SELECT message_count FROM consensus_appliedstate") == [(1000,)]
-    assert rows(path, "SELECT count(*) FROM consensus_clientsession") == [(10,)]
+    assert rows(path, "SELECT count(*) FROM consensus_clientanswer") == [(10,)]
+    assert rows(path, "SELECT answers FROM consensus_clientsession") == [(10,)]
     # The log is not part of a snapshot.
     assert (
         rows(path, "SELECT name FROM sqlite_master WHERE name LIKE '%logentry%'") == []
@@ -176,7 +177,8 @@ def test_list_latest_and_remove_older_than(raft_db, store):
         db = sqlite3.connect(raft_db)
         with db:
             db.execute(
-                "INSERT INTO consensus_logentry VALUES (?, 2, 'noop', '', NULL, NULL)",
+                'INSERT INTO consensus_logentry ("index", term, type, command)'
+                " VALUES (?, 2, 'noop', '')",
                 (count,),
             )
             db.execute(
