@@ -147,8 +147,14 @@ def test_a_new_server_joins_a_compacted_cluster(cluster):
     assert first_stored_index(leader) > 1
     newcomer = cluster.start_node(3)
     cluster.wait_until(lambda: cluster.try_status(newcomer), 20, "newcomer serving")
-    result = manage("addserver", newcomer.address, "-S", leader.address, timeout=60)
+    result = manage(
+        "addserver", newcomer.address, "-S", leader.address, "--progress", timeout=60
+    )
     assert result.returncode == 0, one_line_failure(result)
+    assert result.stdout.startswith(f"Added {newcomer.address}"), result.stdout
+    # Progress lines, if the catch-up lasted long enough for one, name it.
+    for line in result.stderr.splitlines():
+        assert line.startswith(f"catching up {newcomer.address}: "), line
     members = [*members, newcomer]
     commands, last = write_many(cluster, 5, "joined")
     cluster.wait_applied(last, members, timeout=20)
