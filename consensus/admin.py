@@ -5,6 +5,8 @@ command, a membership change), never through a form, so every change
 permission here is off and operators get view permission only.
 """
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -16,6 +18,7 @@ from django.utils.text import Truncator
 
 from .models import LogEntry, PersistentState
 from .runtime import current_runtime
+from .snapshots.store import SNAPSHOT_DIR, SnapshotStore
 
 # The admin's title names the node: an operator often has several open.
 admin.site.site_header = f"raftsite {settings.RAFT_NODE_ID}".strip()
@@ -30,6 +33,40 @@ def node_status():
     a test) or has not published one yet."""
     runtime = current_runtime()
     return runtime.status() if runtime is not None else None
+
+
+def snapshot_store() -> SnapshotStore | None:
+    """This node's snapshot files: its runtime's store when this process
+    serves the node, else the data directory's (settings.RAFT_DATA_DIR), or
+    None when that has no snapshots folder (nothing is created to look)."""
+    runtime = current_runtime()
+    snapshots = getattr(runtime, "snapshots", None)
+    if snapshots is not None:
+        return snapshots.store
+    if not (Path(settings.RAFT_DATA_DIR) / SNAPSHOT_DIR).is_dir():
+        return None
+    return SnapshotStore(settings.RAFT_DATA_DIR)
+
+
+def compaction() -> dict | None:
+    """{"first_log_index", "snapshot_index"} once the log's head has been
+    compacted into a snapshot (Raft §7), else None.
+
+    From the runtime's status when this process serves the node; otherwise
+    from the log's first row and the newest snapshot file.
+    """
+    status = node_status()
+    if status is not None:
+        first, snapshot_index = status.first_log_index, status.snapshot_index
+    else:
+        store = snapshot_store()
+        latest = store.latest() if store is not None else None
+        snapshot_index = latest.last_included_index if latest else 0
+        bounds = log_bounds()
+        first = bounds[0] if bounds else snapshot_index + 1
+    if first <= 1:
+        return None
+    return {"first_log_index": first, "snapshot_index": snapshot_index}
 
 
 def log_bounds() -> tuple[int, int] | None:
@@ -184,6 +221,11 @@ class LogEntryAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(committed=committed_expression())
+
+    def changelist_view(self, request, extra_context=None):
+        # The template says where the entries below the first one went.
+        extra_context = {"compaction": compaction(), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
 
     def get_search_results(self, request, queryset, search_term):
         found, may_have_duplicates = super().get_search_results(

@@ -4,6 +4,7 @@ from django.apps import apps
 from django.conf import settings
 
 from .runtime import NodeRuntime, RuntimeSettings
+from .snapshots.policy import policy_from_settings
 
 
 def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
@@ -21,6 +22,7 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,
             lock_timeout_s=settings.RAFT_LOCK_TIMEOUT_S,
             owner_pid=owner_pid,
+            snapshot_policy=policy_from_settings(),
         ),
         data_dir=settings.RAFT_DATA_DIR,
     )

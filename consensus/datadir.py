@@ -26,6 +26,11 @@ class DataDirectoryInUse(Exception):
         )
 
 
+class DataDirectoryDamaged(Exception):
+    """The data directory does not hold a state a node could have written
+    (e.g. a compacted log whose snapshot file was deleted)."""
+
+
 class DataDirLock:
     """The exclusive lock on a data directory, held until release() or the
     process's exit."""

@@ -7,6 +7,8 @@ has loaded any app.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
 
 # Stands in for a Streamed argument while the rest of the line is formatted.
@@ -33,9 +35,55 @@ class EventHandler(logging.StreamHandler):
     The output is byte for byte what StreamHandler would write for the
     joined text (one line, formatted the same way), so a ``Logs [...]`` line
     of a million messages needs no million-message string.
+
+    With ``background`` a line with a Streamed argument is written by a
+    thread of its own, and so is every line logged until it is out, so
+    the order of lines stays the order they were logged: the Raft loop,
+    which logs the ``Logs [...]`` line of a print, does not wait the half
+    second a million messages take to read and write.
     """
 
+    def __init__(self, stream=None, background: bool = False):
+        super().__init__(stream)
+        self._background = background
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        # Lines queued and not yet written; while any is, every line queues.
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+
     def emit(self, record: logging.LogRecord) -> None:
+        if self._background:
+            with self._pending_lock:
+                if self._pending or _has_streamed(record):
+                    self._pending += 1
+                    self._start_writer()
+                    self._queue.put(record)
+                    return
+        self._write(record)
+
+    def close(self) -> None:
+        """Write what is queued, then close (logging.shutdown at exit)."""
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            self._queue.put(None)
+            writer.join(timeout=30)
+        super().close()
+
+    def _start_writer(self) -> None:
+        if self._writer is None or not self._writer.is_alive():
+            self._writer = threading.Thread(
+                target=self._drain, name="raft-event-writer", daemon=True
+            )
+            self._writer.start()
+
+    def _drain(self) -> None:
+        while (record := self._queue.get()) is not None:
+            self._write(record)
+            with self._pending_lock:
+                self._pending -= 1
+
+    def _write(self, record: logging.LogRecord) -> None:
         args = record.args
         if not isinstance(args, tuple) or not any(
             isinstance(a, Streamed) for a in args
@@ -51,7 +99,8 @@ class EventHandler(logging.StreamHandler):
                 record.args = args
             parts = text.split(_MARKER)
             stream = self.stream
-            # Handler.handle holds the handler's lock: no other line lands
+            # Handler.handle holds the handler's lock, or (background) the
+            # lines logged meanwhile wait in the queue: no other line lands
             # between the pieces.
             for part, value in zip(parts, streamed, strict=False):
                 stream.write(part)
@@ -63,3 +112,8 @@ class EventHandler(logging.StreamHandler):
             raise
         except Exception:  # noqa: BLE001 - logging's own rule: never raise
             self.handleError(record)
+
+
+def _has_streamed(record: logging.LogRecord) -> bool:
+    args = record.args
+    return isinstance(args, tuple) and any(isinstance(a, Streamed) for a in args)

@@ -87,6 +87,9 @@ class ServerView:
     match_index: int | None = None
     next_index: int | None = None
     last_contact_s: float | None = None  # seconds since its last answer
+    # While the leader sends it a snapshot (Raft §7): bytes sent, of size.
+    snapshot_bytes_sent: int | None = None
+    snapshot_size: int | None = None
 
 
 def _add_learner(address: str) -> Callable[[Configuration], Configuration]:
@@ -144,9 +147,17 @@ def server_views(status) -> list[ServerView]:
                 match_index=peer.match_index if peer else None,
                 next_index=peer.next_index if peer else None,
                 last_contact_s=round(contact, 3) if contact is not None else None,
+                snapshot_bytes_sent=(
+                    peer.snapshot_bytes_sent if sending_snapshot(peer) else None
+                ),
+                snapshot_size=peer.snapshot_size if sending_snapshot(peer) else None,
             )
         )
     return views
+
+
+def sending_snapshot(peer) -> bool:
+    return peer is not None and peer.snapshot_index is not None
 
 
 class Membership:

@@ -23,12 +23,15 @@ from pathlib import Path
 
 from django.db import DatabaseError
 
-from .core.messages import REPLIES, Message, Unreachable
+from .core.messages import NO_SNAPSHOT, REPLIES, Message, Unreachable
 from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
-from .datadir import DataDirLock
+from .datadir import DataDirectoryDamaged, DataDirLock
 from .errors import CommandLost, CommandTimeout, NotLeader
 from .ready_path import apply_ready
+from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
+from .snapshots.policy import SnapshotPolicy
+from .snapshots.service import Snapshots
 from .state_machine import Applied, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
@@ -120,10 +123,14 @@ class RuntimeSettings:
     lock_timeout_s: float = 20.0
     # The pid the data directory's lock names to others (default: ours).
     owner_pid: int | None = None
+    # Raft §7: when to take snapshots (None: never; needs a data_dir).
+    snapshot_policy: SnapshotPolicy | None = None
+    # How long a follower may take to restore a leader's snapshot.
+    restore_timeout_s: float = 60.0
     extra: dict = field(default_factory=dict)
 
 
-class NodeRuntime:
+class NodeRuntime(SnapshotRuntimeMixin):
     def __init__(
         self,
         node_id: str,
@@ -161,6 +168,14 @@ class NodeRuntime:
         self._last_contact: dict[str, float] = {}
         self._node: RaftNode | None = None
         self._status: NodeStatus | None = None
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        # Built by open() once the data directory is ours.
+        self.snapshots: Snapshots | None = None
+        # Peer -> the InstallSnapshot its transfer answers (loop thread).
+        self._snapshot_requests: dict[str, Message] = {}
+        # Peer -> bytes of its transfer seen sent at the last tick.
+        self._snapshot_bytes_seen: dict[str, int] = {}
+        self._transport_routed = RoutedTransport(transport, self._send_snapshot)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._configuration = None  # the core's, as last published
@@ -198,6 +213,21 @@ class NodeRuntime:
             bootstrap_entries(self._cluster) if self.node_id in self._cluster else []
         )
         restored = self._storage.prepare(bootstrap)
+        snapshot = NO_SNAPSHOT
+        if self._settings.snapshot_policy is not None and self._data_dir is not None:
+            self.snapshots = self._open_snapshots()
+            if self.snapshots.recover(restored.last_applied) is not None:
+                restored = self._storage.load()
+            latest = self.snapshots.store.latest()
+            if latest is not None:
+                snapshot = core_metadata(latest)
+        first = restored.entries[0].index if restored.entries else None
+        if first is not None and first > snapshot.last_included_index + 1:
+            raise DataDirectoryDamaged(
+                f"{self._data_dir}: the log starts at index {first} but no"
+                " snapshot covers the entries before it (latest:"
+                f" {snapshot.last_included_index})"
+            )
         # The applied state is on disk with last_applied: nothing to replay.
         self._state_machine.load()
         seed = self._settings.rng_seed
@@ -212,8 +242,28 @@ class NodeRuntime:
             restored.hard_state,
             restored.entries,
             last_applied=restored.last_applied,
+            snapshot=snapshot,
         )
         self._publish_status()
+
+    def _open_snapshots(self) -> Snapshots:
+        from django.db import connection
+
+        return Snapshots(
+            self._data_dir,
+            connection.settings_dict["NAME"],
+            node_id=self.node_id,
+            policy=self._settings.snapshot_policy,
+            on_taken=self._on_snapshot_taken,
+            on_sent=self._on_snapshot_sent,
+            on_received=self._on_snapshot_received,
+            secret=self._settings.secret,
+        )
+
+    @property
+    def snapshot_receiver(self):
+        """Where /raft/install_snapshot writes chunks (None: no snapshots)."""
+        return self.snapshots.receiver if self.snapshots is not None else None
 
     def stop(self) -> None:
         self._stopped.set()
@@ -221,6 +271,8 @@ class NodeRuntime:
         for thread in self._threads:
             thread.join(timeout=5)
         self._transport.close()
+        if self.snapshots is not None:
+            self.snapshots.close()
         if not any(thread.is_alive() for thread in self._threads):
             # The loop has closed the database (or never ran). One still
             # running keeps the lock until the process exits.
@@ -292,7 +344,14 @@ class NodeRuntime:
     def _configuration_changed(self, configuration) -> None:
         # One sender thread per member: close those of removed servers.
         self._configuration = configuration
-        self._transport.retain(configuration.members - {self.node_id})
+        peers = configuration.members - {self.node_id}
+        self._transport.retain(peers)
+        self._stop_sending(keep=frozenset(peers))
+
+    def _post(self, fn: Callable[[RaftNode], Ready]) -> None:
+        """Have the loop thread run ``fn(node)`` and handle its Ready; no
+        one waits for it."""
+        self._inbox.put(_Call(lambda node: (None, fn(node)), _Slot()))
 
     # --- the loop thread -------------------------------------------------
 
@@ -340,9 +399,17 @@ class NodeRuntime:
         proposals = [item for item in items if isinstance(item, _Propose)]
         if proposals:
             ready.merge(self._propose(proposals))
+        ticked = False
         for item in items:
             if isinstance(item, _Tick):
-                ready.merge(node.tick())
+                # One tick per batch: ticks that queued while the loop was
+                # busy (a long fsync, a snapshot restore) measure this
+                # node's own delay, not a silent leader; counting them all
+                # would start an election the leader gave no cause for.
+                if not ticked:
+                    ticked = True
+                    self._snapshot_liveness(node)
+                    ready.merge(node.tick())
             elif isinstance(item, _Incoming):
                 step = node.step(item.message)
                 if item.slot is not None:
@@ -398,13 +465,20 @@ class NodeRuntime:
             for slot, reply in answers:
                 slot.set(reply)
 
+        if ready.snapshot is not None:
+            self._install(ready)
+            ready.snapshot = None
         results = apply_ready(
-            ready, self._storage, self._transport, self._state_machine, answer
+            ready, self._storage, self._transport_routed, self._state_machine, answer
         )
         for entry, result in zip(ready.committed_entries, results, strict=True):
             self._resolve(entry, result)
         if ready.soft_state is not None:
+            if ready.soft_state.role is not Role.LEADER:
+                self._stop_sending()
             self._announce(ready)
+        if self.snapshots is not None:
+            self.snapshots.maybe_take(self._state_machine.last_applied)
         self._publish_status()
 
     def _resolve(self, entry, answer: Applied) -> None:
@@ -444,6 +518,8 @@ class NodeRuntime:
             last_log_index=s.last_log_index,
             servers=servers,
             peers=self._peers(s),
+            snapshot_index=s.snapshot_index,
+            first_log_index=s.first_log_index,
         )
 
     def _peers(self, s) -> tuple[PeerInfo, ...]:
@@ -451,6 +527,7 @@ class NodeRuntime:
         peers = []
         for address, progress in sorted(s.progress.items()):
             contact = self._last_contact.get(address)
+            sender = self.snapshots.sending(address) if self.snapshots else None
             peers.append(
                 PeerInfo(
                     id=address,
@@ -458,6 +535,11 @@ class NodeRuntime:
                     match_index=progress.match_index,
                     next_index=progress.next_index,
                     last_contact_s=None if contact is None else now - contact,
+                    snapshot_index=(
+                        sender.snapshot.last_included_index if sender else None
+                    ),
+                    snapshot_bytes_sent=sender.bytes_sent if sender else 0,
+                    snapshot_size=sender.snapshot.size if sender else 0,
                 )
             )
         return tuple(peers)

@@ -13,6 +13,7 @@ from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from .errors import CommandTimeout
 from .runtime import current_runtime
 from .snapshots.receiver import ChecksumMismatch
 from .snapshots.wire import SnapshotChunkReply, chunk_from_dict, reply_to_dict
@@ -30,6 +31,7 @@ class InstallSnapshotView(PeerView):
         node = runtime.status() if runtime is not None else None
         if receiver is None or node is None:
             raise NodeUnavailable()
+        runtime.snapshot_chunk_received(chunk.source, chunk.term)
         if chunk.term < node.term:
             # Raft Figure 13: reply immediately if term < currentTerm; the
             # leader learns the newer term from the reply and stops.
@@ -39,7 +41,13 @@ class InstallSnapshotView(PeerView):
                 received = receiver.receive(chunk)
             except ChecksumMismatch as exc:
                 raise ValidationError(str(exc)) from exc
+            except CommandTimeout as exc:
+                # The loop has not restored it yet: the leader retries the
+                # last chunk, and is told again (receiver.receive).
+                raise NodeUnavailable(str(exc)) from exc
             received_offset, done = received.offset, received.done
+            # The restore may have moved the term on.
+            node = runtime.status()
         reply = SnapshotChunkReply(
             term=node.term,
             source=chunk.dest,

@@ -41,12 +41,19 @@ class Storage:
 
     def prepare(self, bootstrap: Sequence[Entry]) -> Restored:
         """Create the schema if needed; on a new data directory write the
-        bootstrap log; return what was persisted."""
+        bootstrap log; return what was persisted (load())."""
         call_command("migrate", verbosity=0, interactive=False)
         with transaction.atomic():
-            state, created = PersistentState.objects.get_or_create(pk=1)
+            _, created = PersistentState.objects.get_or_create(pk=1)
             if created and bootstrap:
                 LogEntry.objects.bulk_create(_to_rows(bootstrap))
+        return self.load()
+
+    def load(self) -> Restored:
+        """What was persisted: term, vote, last_applied and the stored log.
+        Log compaction (consensus/snapshots) bounds the log: the entries
+        after the latest snapshot and a trailing window before it."""
+        state = PersistentState.objects.get(pk=1)
         entries = [_to_entry(row) for row in _iter_rows()]
         self._last_index = entries[-1].index if entries else 0
         return Restored(
@@ -54,6 +61,11 @@ class Storage:
             entries=entries,
             last_applied=state.last_applied,
         )
+
+    def restored(self, snapshot_index: int) -> None:
+        """A snapshot through ``snapshot_index`` replaced the whole stored
+        log (consensus/snapshots/restore.py): appends resume after it."""
+        self._last_index = snapshot_index
 
     def save(
         self,

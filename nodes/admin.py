@@ -17,7 +17,8 @@ from django.urls import path, reverse
 
 from consensus.addresses import InvalidAddress, normalise_address
 
-from . import local
+# snapshot_admin registers the snapshots page: autodiscover imports admin.py.
+from . import local, snapshot_admin  # noqa: F401
 from .client import ClientError
 from .membership_client import (
     ADD_TIMEOUT_S,

@@ -347,6 +347,13 @@ def describe_status(status: dict) -> list[str]:
         f"last applied:   {status['last_applied']}",
         f"last log index: {status['last_log_index']}",
     ]
+    # Not in the contract's /api/status: a node that predates snapshots
+    # leaves them out.
+    if "snapshot_index" in status:
+        snapshot = status["snapshot_index"] or "none"
+        first = status.get("first_log_index") or 1
+        compacted = f" (log starts at {first})" if first > 1 else ""
+        lines.append(f"snapshot index: {snapshot}{compacted}")
     if not servers:
         lines.append("servers:        none")
     for position, server in enumerate(servers):

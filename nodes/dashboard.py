@@ -21,6 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
+from consensus.membership import sending_snapshot
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
@@ -39,6 +40,12 @@ from .local import LocalNode
 STATUS_TIMEOUT_S = (0.3, 1.0)
 POLL_MS = 1500
 NEWEST_ENTRIES = 10
+# What each server's row shows of its own /api/status (this node's: of its
+# NodeStatus). snapshot_index is null from a node that predates snapshots.
+ROW_STATUS_KEYS = (
+    "role", "term", "last_log_index", "commit_index", "last_applied",
+    "snapshot_index",
+)  # fmt: skip
 
 
 def fetch_json(address: str, path: str) -> dict:
@@ -103,6 +110,8 @@ def cluster_snapshot(status, fetch=None) -> dict:
         "leader": status.leader,
         "commit_index": status.commit_index,
         "last_applied": status.last_applied,
+        "snapshot_index": status.snapshot_index,
+        "first_log_index": status.first_log_index,
         # Whose match indexes these are, and why there are none if so.
         "progress_from": None if progress_error else progress_from,
         "progress_error": progress_error,
@@ -121,8 +130,10 @@ def _row(address, own_id, members, answer, error, progress) -> dict:
         "error": error,
         "match_index": progress.get("match_index"),
         "last_contact_s": progress.get("last_contact_s"),
+        # The snapshot the leader is sending it (Raft §7), while it is.
+        "snapshot_transfer": _transfer(progress),
     }
-    for key in ("role", "term", "last_log_index", "commit_index", "last_applied"):
+    for key in ROW_STATUS_KEYS:
         row[key] = answer.get(key) if answer else None
     return row
 
@@ -145,13 +156,7 @@ def _attempt(fetch, address, path):
 
 
 def _own_status(status) -> dict:
-    return {
-        "role": status.role,
-        "term": status.term,
-        "last_log_index": status.last_log_index,
-        "commit_index": status.commit_index,
-        "last_applied": status.last_applied,
-    }
+    return {key: getattr(status, key) for key in ROW_STATUS_KEYS}
 
 
 def _own_progress(status) -> dict:
@@ -160,11 +165,25 @@ def _own_progress(status) -> dict:
             "voter": peer.voter,
             "match_index": peer.match_index,
             "last_contact_s": peer.last_contact_s,
+            # As the leader's GET /api/servers gives them (null: none).
+            "snapshot_bytes_sent": (
+                peer.snapshot_bytes_sent if sending_snapshot(peer) else None
+            ),
+            "snapshot_size": peer.snapshot_size if sending_snapshot(peer) else None,
         }
         for peer in status.peers
     }
     progress[status.id] = {"match_index": status.last_log_index, "last_contact_s": 0.0}
     return progress
+
+
+def _transfer(progress) -> dict | None:
+    """The snapshot the leader is sending a server, from its progress:
+    {"bytes_sent", "size"}, or None when no transfer is under way."""
+    size = progress.get("snapshot_size")
+    if size is None:
+        return None
+    return {"bytes_sent": progress.get("snapshot_bytes_sent") or 0, "size": size}
 
 
 def _progress_in(view, leader, leader_status) -> dict:
@@ -197,10 +216,11 @@ def newest_committed(commit_index: int) -> list[dict]:
     ]
 
 
-def servers_admin_url() -> str | None:
-    """The membership admin's servers page (nodes.admin), if registered."""
+def admin_url(name: str) -> str | None:
+    """An admin page's URL (nodes.admin's servers or snapshots page), if
+    registered."""
     try:
-        return reverse("admin:nodes_server_changelist")
+        return reverse(name)
     except NoReverseMatch:
         return None
 
@@ -237,7 +257,8 @@ def dashboard(request):
         "title": "Cluster dashboard",
         "snapshot": _snapshot_or_none(),
         "poll_ms": POLL_MS,
-        "servers_admin_url": servers_admin_url(),
+        "servers_admin_url": admin_url("admin:nodes_server_changelist"),
+        "snapshots_admin_url": admin_url("admin:nodes_snapshot_changelist"),
     }
     return render(request, "nodes/dashboard.html", context)
 

@@ -128,6 +128,10 @@ class NodeStatusSerializer(serializers.Serializer):
     last_applied = serializers.IntegerField()
     last_log_index = serializers.IntegerField()
     servers = ServerInfoSerializer(many=True)
+    # Beyond the contract: the latest snapshot's last included index (0:
+    # none) and the first index the log still holds (Raft §7).
+    snapshot_index = serializers.IntegerField()
+    first_log_index = serializers.IntegerField()
 
 
 class ServerViewSerializer(ServerInfoSerializer):
@@ -139,6 +143,9 @@ class ServerViewSerializer(ServerInfoSerializer):
     match_index = serializers.IntegerField(allow_null=True)
     next_index = serializers.IntegerField(allow_null=True)
     last_contact_s = serializers.FloatField(allow_null=True)
+    # While the leader streams a snapshot to it: bytes sent, of size.
+    snapshot_bytes_sent = serializers.IntegerField(allow_null=True)
+    snapshot_size = serializers.IntegerField(allow_null=True)
 
 
 class ServersSerializer(serializers.Serializer):

@@ -141,12 +141,16 @@ class LogView(APIView):
         node_status = serving_status()
         # Raft §5.3-5.4: only committed entries are final; a later leader may
         # overwrite the others, so clients never see them.
-        entries = LogEntry.objects.filter(
-            index__gte=start, index__lte=node_status.commit_index
-        ).order_by("index")[:limit]
+        entries = list(
+            LogEntry.objects.filter(
+                index__gte=start, index__lte=node_status.commit_index
+            ).order_by("index")[:limit]
+        )
+        # The lowest index stored, not the core's first (after a restart
+        # the core holds only the entries after its snapshot, while the
+        # trailing window stays on disk until the next compaction).
         first_index = LogEntry.objects.aggregate(first=Min("index"))["first"]
         if first_index is None:
-            # An empty log starts after the last index (0 on a new node).
             first_index = node_status.last_log_index + 1
         body = {
             "first_index": first_index,

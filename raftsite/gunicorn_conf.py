@@ -39,7 +39,7 @@ def post_worker_init(worker):
     from gunicorn.arbiter import Arbiter
 
     from consensus.bootstrap import start_runtime
-    from consensus.datadir import DataDirectoryInUse
+    from consensus.datadir import DataDirectoryDamaged, DataDirectoryInUse
     from raftsite.accounts import prepare_accounts
 
     # Logins and sessions have their own database (raftsite.routers); the
@@ -50,7 +50,7 @@ def post_worker_init(worker):
     # below gunicorn's 30 s worker timeout), so two never run at once.
     try:
         start_runtime(owner_pid=worker.ppid)
-    except DataDirectoryInUse as exc:
+    except (DataDirectoryInUse, DataDirectoryDamaged) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         # A worker that cannot boot makes the master give up and exit.
         sys.exit(Arbiter.WORKER_BOOT_ERROR)

@@ -151,6 +151,8 @@ LOGGING = {
             "class": "consensus.eventlog.EventHandler",
             "stream": "ext://sys.stdout",
             "formatter": "event",
+            # A print's Logs [...] line is read and written off the loop.
+            "background": True,
         },
     },
     "loggers": {

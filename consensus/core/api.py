@@ -62,6 +62,8 @@ class Status:
     configuration_term: int = 0  # 0 also once its entry is compacted
     # The last included index of the node's latest snapshot (§5.1); 0: none.
     snapshot_index: int = 0
+    # The first index the log holds; the entries before it are compacted.
+    first_log_index: int = 1
     # Leader only: the voter leadership is being handed to (dissertation
     # §3.10), or None.
     transfer_target: str | None = None

@@ -229,6 +229,7 @@ class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin
             configuration_index=self.configuration_index,
             configuration_term=self.log.term_at(self.configuration_index) or 0,
             snapshot_index=self.snapshot.last_included_index,
+            first_log_index=self.log.first_index,
             transfer_target=leader.transfer_target if leader is not None else None,
             progress=leader.peer_progress() if leader is not None else {},
         )

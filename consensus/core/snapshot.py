@@ -69,6 +69,26 @@ class SnapshotMixin:
             self.log.compact(self.snapshot_metadata(index))
         return self._end()
 
+    # A transfer's liveness. The runtime streams a snapshot's data in many
+    # requests for one InstallSnapshot (Figure 5.3's offset and done), which
+    # may take longer than an election timeout; meanwhile neither side
+    # hears an AppendEntries. These keep the follower from campaigning
+    # (§5.2) and the leader's check quorum (dissertation §6.2) from
+    # counting the peer as silent while chunks flow.
+
+    def heard_from_leader(self, leader: str, term: int) -> None:
+        """The runtime received a chunk of ``leader``'s snapshot in ``term``."""
+        if term == self.current_term and self.leader_id == leader:
+            if self.leader_state is None and self.campaign is None:
+                self.timer.heard_from_leader()
+
+    def heard_from_peer(self, peer: str) -> None:
+        """A peer acknowledged a chunk of this leader's snapshot."""
+        if self.leader_state is not None:
+            progress = self.leader_state.progress.get(peer)
+            if progress is not None:
+                progress.recent_active = True
+
     # InstallSnapshot, the follower's side.
 
     def _handle_install_snapshot(self, request: InstallSnapshot) -> None:

@@ -66,6 +66,11 @@ class Snapshots:
 
     # --- taking (loop thread decides, a thread of its own copies) ----------
 
+    @property
+    def covered(self) -> int:
+        """The latest snapshot's last included index (0: none)."""
+        return self._covered
+
     def maybe_take(self, last_applied: int) -> bool:
         """Loop thread, after a Ready is applied: start a snapshot if the
         policy asks for one and none is being taken. Returns whether it
@@ -81,6 +86,15 @@ class Snapshots:
         self._taking.start()
         return True
 
+    def take_now(self) -> SnapshotMeta:
+        """Take a snapshot at last_applied on the calling thread (not the
+        loop's), whatever the policy; on_taken is called as for maybe_take.
+        Raises NothingToSnapshot if the latest one covers last_applied."""
+        meta = self.store.take(self.db_path, min_index=self._covered + 1)
+        self._covered = max(self._covered, meta.last_included_index)
+        self._on_taken(meta)
+        return meta
+
     def _take(self, min_index: int) -> None:
         try:
             meta = self.store.take(self.db_path, min_index=min_index)
@@ -93,33 +107,36 @@ class Snapshots:
         self._covered = max(self._covered, meta.last_included_index)
         self._on_taken(meta)
 
-    def compact(self, meta: SnapshotMeta, first_log_index: int) -> int:
-        """Loop thread, once the core has been told of ``meta``: delete the
-        log the policy no longer keeps, then older snapshots. Returns the
-        highest index deleted (first_log_index - 1 if none)."""
-        through = self.policy.compact_through(meta.last_included_index, first_log_index)
-        if through >= first_log_index:
+    def compact(self, meta: SnapshotMeta, through: int) -> None:
+        """Loop thread, once the core has been told of ``meta`` and has
+        dropped its entries through ``through`` (policy.compact_through):
+        delete them from the stored log, then the older snapshots."""
+        if through > 0:
             compact_log(self.store, through)
         self.store.remove_older_than(meta.last_included_index)
-        return through
 
     # --- sending (leader) --------------------------------------------------
 
-    def send(self, peer: str, term: int) -> SnapshotSender | None:
-        """Loop thread: stream the latest snapshot to ``peer`` unless a
-        transfer of it in this term is under way; None if there is no
-        snapshot."""
-        latest = self.store.latest()
-        if latest is None:
-            return None
+    def send(self, peer: str, term: int, index: int, snapshot_term: int):
+        """Loop thread: stream the snapshot through ``index`` (of
+        ``snapshot_term``), the one the core names, to ``peer`` unless a
+        transfer of it in this term is under way. A newer file stands in
+        for one already removed. Returns the sender, or None if no file
+        covers ``index``."""
+        wanted = self.store.find(index)
+        if wanted is None or wanted.last_included_term != snapshot_term:
+            latest = self.store.latest()
+            if latest is None or latest.last_included_index < index:
+                return None
+            wanted = latest
         current = self._senders.get(peer)
         if current is not None and current.running:
-            if current.term == term and current.snapshot.same_snapshot(latest):
+            if current.term == term and current.snapshot.same_snapshot(wanted):
                 return current
             current.cancel()
         sender = SnapshotSender(
             self.store,
-            latest,
+            wanted,
             peer=peer,
             leader_id=self.node_id,
             term=term,
@@ -129,6 +146,11 @@ class Snapshots:
         )
         self._senders[peer] = sender.start()
         return sender
+
+    def sending(self, peer: str) -> SnapshotSender | None:
+        """The transfer to ``peer`` under way, if any (for status)."""
+        sender = self._senders.get(peer)
+        return sender if sender is not None and sender.running else None
 
     def sent(self, result: SendResult) -> None:
         """Loop thread, when the runtime handles an on_sent item."""
@@ -144,10 +166,12 @@ class Snapshots:
 
     # --- receiving (follower) ----------------------------------------------
 
-    def install(self, meta: SnapshotMeta) -> bool:
+    def install(self, meta: SnapshotMeta, keep_log_after: bool | None = None) -> bool:
         """Loop thread: restore a received snapshot; returns whether the log
-        after it was kept (Raft Figure 13). Call StateMachine.load() next."""
-        keep = log_matches(meta)
+        after it was kept (Raft Figure 13: if the log holds the snapshot's
+        last entry; ``keep_log_after`` says so when the core decided).
+        Call StateMachine.load() next."""
+        keep = log_matches(meta) if keep_log_after is None else keep_log_after
         restore(self.store, meta, keep_log_after=keep)
         self._covered = max(self._covered, meta.last_included_index)
         self.store.remove_older_than(meta.last_included_index)

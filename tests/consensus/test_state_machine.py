@@ -3,8 +3,10 @@ sessions, state that survives a restart without replay, and a print that
 streams its messages from the database."""
 
 import hashlib
+import io
 import logging
 import re
+import threading
 import tracemalloc
 
 import pytest
@@ -244,3 +246,34 @@ def test_a_batch_is_one_synchronous_normal_transaction():
     # One statement per table, whatever the batch's size.
     assert len(writes) == 4, writes
     assert PersistentState.objects.get().last_applied == 3
+
+
+def test_a_background_handler_writes_a_streamed_line_off_the_callers_thread():
+    """The loop logs a print's line and goes on; the line, and every line
+    logged after it, are written in order by the handler's own thread."""
+    stream = io.StringIO()
+    handler = EventHandler(stream, background=True)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    release = threading.Event()
+    writers = []
+
+    def pieces():
+        writers.append(threading.current_thread())
+        release.wait(5)
+        yield "a b"
+
+    logger = logging.getLogger("test-background-events")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("Count %d", 1)
+        logger.warning("Logs [%s]", Streamed(pieces))
+        logger.warning("Count %d", 2)  # queued behind the Logs line
+        # The caller did not wait for the line, nor the line after it.
+        assert "Count 2" not in stream.getvalue()
+        release.set()
+    finally:
+        handler.close()
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "Count 1\nLogs [a b]\nCount 2\n"
+    assert writers and writers[0] is not threading.current_thread()

@@ -279,3 +279,37 @@ def test_a_merged_ready_keeps_nothing_a_later_snapshot_replaces():
     earlier.merge(Ready(entries_to_persist=[Entry(5, 2)]))
     assert earlier.snapshot == snapshot and not earlier.committed_entries
     assert earlier.entries_to_persist == [Entry(5, 2)]
+
+
+# A transfer's liveness: chunks stand in for AppendEntries.
+
+
+def test_a_snapshot_chunk_from_the_leader_holds_off_an_election():
+    """While the runtime streams a snapshot no AppendEntries arrives; the
+    chunks keep the follower from campaigning (heard_from_leader)."""
+    net = Net(ABC)
+    net.elect("a")
+    b = net.nodes["b"]
+    for _ in range(10 * ELECTION_TICKS):
+        b.heard_from_leader("a", b.current_term)
+        assert b.tick().messages == []
+    # From another server, or in another term, a chunk counts for nothing.
+    for _ in range(3 * ELECTION_TICKS):
+        b.heard_from_leader("c", b.current_term)
+        b.heard_from_leader("a", b.current_term - 1)
+        if b.tick().messages:
+            break
+    else:
+        raise AssertionError("no election without word from the leader")
+
+
+def test_a_peer_acknowledging_chunks_counts_for_check_quorum():
+    net = Net(ABC)
+    a = net.elect("a")
+    for _ in range(5 * ELECTION_TICKS):
+        a.heard_from_peer("b")
+        a.tick()
+    assert a.status().role is Role.LEADER
+    for _ in range(5 * ELECTION_TICKS):
+        a.tick()
+    assert a.status().role is Role.FOLLOWER

@@ -35,6 +35,7 @@ class FakeRuntime:
         self.node_id = NODE_ID
         self.outcome = CommandResult(index=7, term=2)
         self.submitted: list[Submitted] = []
+        self.snapshots = None  # a NodeRuntime opens them with its data directory
         self.node_status = NodeStatus(
             id=NODE_ID,
             role="leader",

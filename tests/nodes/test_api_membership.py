@@ -186,4 +186,16 @@ def test_leader_view_of_servers_has_progress(api, runtime):
         "match_index": 7,
         "next_index": 8,
         "last_contact_s": 0.042,
+        "snapshot_bytes_sent": None,
+        "snapshot_size": None,
     }
+
+
+def test_leader_view_of_servers_shows_a_snapshot_transfer(api, runtime):
+    runtime.node_status = replace(
+        runtime.node_status,
+        peers=(PeerInfo("127.0.0.1:9991", False, 0, 1, 0.5, 900, 2048, 8192),),
+    )
+    servers = api.get("/api/servers").json()["servers"]
+    learner = next(s for s in servers if s["id"] == "127.0.0.1:9991")
+    assert (learner["snapshot_bytes_sent"], learner["snapshot_size"]) == (2048, 8192)

@@ -25,7 +25,21 @@ def test_status_shape(api, runtime):
             {"id": "127.0.0.1:9991", "voter": True},
             {"id": "127.0.0.1:9993", "voter": False},
         ],
+        "snapshot_index": 0,
+        "first_log_index": 1,
     }
+
+
+def test_status_reports_the_snapshot_index_and_first_log_index(api, runtime):
+    """Beyond the contract's fields: the latest snapshot's last included
+    index and the first index the log still holds (Raft §7)."""
+    from dataclasses import replace
+
+    runtime.node_status = replace(
+        runtime.node_status, snapshot_index=6, first_log_index=4
+    )
+    body = api.get("/api/status").json()
+    assert (body["snapshot_index"], body["first_log_index"]) == (6, 4)
 
 
 def test_status_with_no_leader_known_says_null(api, runtime):
@@ -129,7 +143,37 @@ def test_log_reads_a_bounded_slice(api, runtime, log_entries):
     assert "LIMIT 3" in page_query
 
 
-def test_log_first_index_is_the_lowest_held(api, runtime, db):
+def test_log_first_index_is_where_the_compacted_log_starts(api, runtime, db):
+    """A compacted log (Raft §7) starts at its first stored index,
+    whatever page is asked for."""
+    from dataclasses import replace
+
+    runtime.node_status = replace(runtime.node_status, first_log_index=5)
+    for index in (5, 6, 7):
+        LogEntry.objects.create(index=index, term=1, command="x")
+    for query, expected in (({}, [5, 6, 7]), ({"from": 6}, [6, 7]), ({"from": 8}, [])):
+        body = api.get("/api/log", query).json()
+        assert body["first_index"] == 5
+        assert [e["index"] for e in body["entries"]] == expected
+
+
+def test_log_first_index_follows_a_compaction_after_the_status(api, runtime, db):
+    """A page that starts above ``from`` shows the log was compacted after
+    the status was read: first_index is where the log starts now."""
+    for index in (5, 6, 7):
+        LogEntry.objects.create(index=index, term=1, command="x")
+    body = api.get("/api/log").json()  # the FakeRuntime's first_log_index: 1
+    assert body["first_index"] == 5
+    assert [e["index"] for e in body["entries"]] == [5, 6, 7]
+
+
+def test_log_first_index_is_the_lowest_stored_not_the_cores(api, runtime, db):
+    """After a restart the core holds only the entries after its snapshot
+    while the trailing window is still stored: first_index is what the
+    log holds."""
+    from dataclasses import replace
+
+    runtime.node_status = replace(runtime.node_status, first_log_index=7)
     for index in (5, 6, 7):
         LogEntry.objects.create(index=index, term=1, command="x")
     body = api.get("/api/log").json()

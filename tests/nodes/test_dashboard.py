@@ -243,6 +243,68 @@ def test_a_learner_catching_up_is_shown(runtime, log):
     assert (row["member"], row["voter"], row["match_index"]) == (False, False, 2)
 
 
+def test_a_snapshot_transfer_in_progress_is_shown(
+    admin_client, runtime, log, monkeypatch
+):
+    """Each server's latest snapshot index, and the leader's transfer of a
+    snapshot to a peer (Raft §7) with its bytes sent and size."""
+    sending = PeerInfo(
+        DOWN, True, match_index=0, next_index=1, last_contact_s=0.3,
+        snapshot_index=120, snapshot_bytes_sent=3 << 20, snapshot_size=8 << 20,
+    )  # fmt: skip
+    runtime.node_status = leader_status(
+        snapshot_index=120,
+        first_log_index=21,
+        peers=(leader_status().peers[0], sending),
+    )
+    monkeypatch.setattr(
+        dashboard,
+        "fetch_json",
+        fake_fetch({(OTHER, "/api/status"): dict(OTHER_STATUS, snapshot_index=100)}),
+    )
+    response = admin_client.get("/dashboard/")
+    assert "<th>Snapshot</th>" in response.content.decode()
+    assert 'href="/admin/nodes/snapshot/"' in response.content.decode()
+    snapshot = response.context["snapshot"]
+    assert (snapshot["snapshot_index"], snapshot["first_log_index"]) == (120, 21)
+    rows = {row["id"]: row for row in snapshot["servers"]}
+    assert [rows[a]["snapshot_index"] for a in (SELF, OTHER, DOWN)] == [120, 100, None]
+    assert rows[DOWN]["snapshot_transfer"] == {"bytes_sent": 3 << 20, "size": 8 << 20}
+    assert rows[SELF]["snapshot_transfer"] is None
+    assert rows[OTHER]["snapshot_transfer"] is None
+    # The page's script draws what the JSON it embeds says.
+    embedded = re.search(
+        r'<script id="dashboard-snapshot" type="application/json">(.*?)</script>',
+        response.content.decode(),
+        re.S,
+    )
+    data = json.loads(embedded.group(1))
+    assert data["servers"] == json.loads(json.dumps(snapshot["servers"]))
+
+
+def test_a_follower_shows_the_leaders_snapshot_transfers(runtime, log):
+    status = leader_status(id=OTHER, role="follower", leader=SELF, peers=())
+    leader_view = {
+        "id": SELF, "leader": SELF,
+        "servers": [
+            {"id": SELF, "voter": True, "role": "leader", "match_index": None},
+            {"id": DOWN, "voter": True, "role": "follower", "match_index": 0,
+             "snapshot_bytes_sent": 10, "snapshot_size": 99},
+        ],
+    }  # fmt: skip
+    fetch = fake_fetch(
+        {
+            (SELF, "/api/status"): dict(OTHER_STATUS, id=SELF, role="leader"),
+            (SELF, "/api/servers"): leader_view,
+        }
+    )
+    rows = {
+        row["id"]: row for row in dashboard.cluster_snapshot(status, fetch)["servers"]
+    }
+    assert rows[DOWN]["snapshot_transfer"] == {"bytes_sent": 10, "size": 99}
+    assert rows[OTHER]["snapshot_transfer"] is None
+
+
 def test_data_endpoint(admin_client, runtime, log, monkeypatch):
     monkeypatch.setattr(dashboard, "fetch_json", fake_fetch({}))
     response = admin_client.get("/dashboard/data")

@@ -226,6 +226,23 @@ def test_status_prints_a_summary(stub_server):
     assert node.received[0].path == "/api/status"
 
 
+@pytest.mark.parametrize(
+    "fields, line",
+    [
+        ({"snapshot_index": 0, "first_log_index": 1}, "snapshot index: none"),
+        ({"snapshot_index": 8, "first_log_index": 1}, "snapshot index: 8"),
+        (
+            {"snapshot_index": 10, "first_log_index": 6},
+            "snapshot index: 10 (log starts at 6)",
+        ),
+    ],
+)
+def test_status_shows_the_snapshot_index(stub_server, fields, line):
+    node = stub_server(Reply(200, {**STATUS, **fields}))
+    lines = run("status", "-S", node.address).splitlines()
+    assert lines[7] == line  # after the last log index, before the servers
+
+
 def test_status_without_leader(stub_server):
     node = stub_server(Reply(200, {**STATUS, "leader": None}))
     assert "leader:         none known" in run("status", "-S", node.address)

@@ -45,6 +45,7 @@
     tr.append(el("td", dash(server.term)));
     tr.append(el("td", dash(server.last_log_index)));
     tr.append(el("td", dash(server.commit_index)));
+    tr.append(snapshotCell(server));
     tr.append(el("td", dash(server.match_index), "match-index"));
     const contact = server.last_contact_s;
     tr.append(el("td", contact === null || contact === undefined
@@ -53,6 +54,32 @@
       ? el("td", "yes", "reachable")
       : el("td", "no: " + server.error, "unreachable"));
     return tr;
+  }
+
+  function bytes(count) {
+    if (count < 1024) return count + " B";
+    if (count < 1024 * 1024) return (count / 1024).toFixed(1) + " KiB";
+    return (count / (1024 * 1024)).toFixed(1) + " MiB";
+  }
+
+  // The server's latest snapshot index and, while the leader sends it one
+  // (Raft section 7), that transfer's progress.
+  function snapshotCell(server) {
+    const td = el("td", null, "snapshot");
+    const index = server.snapshot_index;
+    td.append(el("span", index ? index : "\u2013", "snapshot-index"));
+    const transfer = server.snapshot_transfer;
+    if (transfer) {
+      const box = el("div", null, "snapshot-transfer");
+      box.append(el("span", "receiving a snapshot: " +
+        bytes(transfer.bytes_sent) + " / " + bytes(transfer.size)));
+      const bar = el("progress");
+      bar.max = Math.max(transfer.size, 1);
+      bar.value = transfer.bytes_sent;
+      box.append(bar);
+      td.append(box);
+    }
+    return td;
   }
 
   function entryRow(entry) {
@@ -69,13 +96,16 @@
       " in term " + snapshot.term + "; leader: ",
       el("strong", snapshot.leader || "none known"),
       "; commit index " + snapshot.commit_index +
-      ", last applied " + snapshot.last_applied + "."
+      ", last applied " + snapshot.last_applied +
+      (snapshot.snapshot_index
+        ? ", snapshot " + snapshot.snapshot_index + ", log from " + snapshot.first_log_index
+        : "") + "."
     );
     fillRows(document.querySelector("#servers tbody"),
       snapshot.servers.map((server) => serverRow(server, snapshot)));
     const note = document.getElementById("progress-note");
     if (snapshot.progress_from) {
-      note.textContent = "Match index and last contact as the leader " +
+      note.textContent = "Match index, last contact and snapshot transfers as the leader " +
         snapshot.progress_from + " sees them.";
     } else if (snapshot.progress_error) {
       note.textContent = "The leader's view is unavailable: " + snapshot.progress_error + ".";

@@ -45,6 +45,9 @@ class FollowerRuntime:
     def status(self):
         return NodeStatus(FOLLOWER, "follower", self.term, LEADER, 0, 0, 0, ())
 
+    def snapshot_chunk_received(self, leader, term):
+        self.chunks_from = (leader, term)
+
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args):

@@ -91,11 +91,15 @@ def test_compaction_keeps_the_trailing_entries_and_the_latest_snapshot(
     snapshots.maybe_take(200)
     (first,), (second,) = events["taken"].wait(2)
     Storage().save(None, [Entry(i, 3, EntryType.NOOP) for i in range(1, 221)], None)
-    assert snapshots.compact(second, first_log_index=1) == 150
+    through = snapshots.policy.compact_through(200, 1)
+    assert through == 150
+    snapshots.compact(second, through)
     assert LogEntry.objects.order_by("index").first().index == 151
     assert snapshots.store.list() == [second]
     # Nothing more to delete: the log already starts after the trailing part.
-    assert snapshots.compact(second, first_log_index=151) == 150
+    assert snapshots.policy.compact_through(200, 151) == 150
+    snapshots.compact(second, 150)
+    assert LogEntry.objects.order_by("index").first().index == 151
 
 
 def test_one_transfer_per_peer_and_term(snapshots, raft_db, events, tmp_path):
@@ -108,13 +112,13 @@ def test_one_transfer_per_peer_and_term(snapshots, raft_db, events, tmp_path):
     try:
         block = threading.Event()
         follower.snapshot_receiver._on_complete = lambda m, c: block.wait(10)
-        sender = snapshots.send(server.address, term=4)
-        assert snapshots.send(server.address, term=4) is sender
+        sender = snapshots.send(server.address, 4, 100, 3)
+        assert snapshots.send(server.address, 4, 100, 3) is sender
         block.set()
         ((result,),) = events["sent"].wait()
         assert result.outcome is Outcome.INSTALLED
         snapshots.sent(result)
-        again = snapshots.send(server.address, term=4)
+        again = snapshots.send(server.address, 4, 100, 3)
         assert again is not sender
         events["sent"].wait(2)
         snapshots.sent(events["sent"].items[1][0])
@@ -167,6 +171,9 @@ class _Follower:
     def status(self):
         return FollowerRuntime.status(self)
 
+    def snapshot_chunk_received(self, leader, term):
+        pass
+
 
 def test_a_leaders_snapshot_reaches_a_followers_state_machine(
     snapshots, raft_db, events, tmp_path
@@ -189,7 +196,7 @@ def test_a_leaders_snapshot_reaches_a_followers_state_machine(
     apps.get_app_config("consensus").runtime = _Follower(follower)
     server = DjangoServer()
     try:
-        snapshots.send(server.address, term=4)
+        snapshots.send(server.address, 4, 3000, 3)
         ((result,),) = events["sent"].wait()
     finally:
         server.close()
