@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,6 +191,9 @@ class _JoinWatch(threading.Thread):
         self.node = node
         self.started = time.monotonic()
         self.transfer_start: float | None = None
+        # The last poll that saw neither the temporary file nor a manifest:
+        # a transfer shorter than a poll starts after it.
+        self.before_transfer = self.started
         self.transfer_end: float | None = None
         self.snapshot: dict | None = None
         self.voter_at: float | None = None
@@ -202,13 +206,14 @@ class _JoinWatch(threading.Thread):
             now = time.monotonic()
             if self.transfer_end is None and directory.is_dir():
                 names = [p.name for p in directory.iterdir()]
-                if self.transfer_start is None and any(
-                    n.startswith("tmp-receive") for n in names
-                ):
+                receiving = any(n.startswith("tmp-receive") for n in names)
+                if self.transfer_start is None and receiving:
                     self.transfer_start = now
                 snapshot = latest_snapshot(self.node.data_dir)
                 if snapshot is not None:
                     self.transfer_end, self.snapshot = now, snapshot
+                elif not receiving:
+                    self.before_transfer = now
             if self.voter_at is None:
                 try:
                     status = session.get(
@@ -266,15 +271,45 @@ def add_server(cluster, joiner, args) -> dict:
         "disk": disk_usage(new.data_dir),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
-    if watch.snapshot is not None and watch.transfer_start is not None:
-        seconds = watch.transfer_end - watch.transfer_start
+    if watch.snapshot is not None:
+        # Not seen receiving: it took less than one poll, and started after
+        # the last poll that saw nothing (the rate is then a lower bound).
+        start = watch.transfer_start or watch.before_transfer
+        seconds = watch.transfer_end - start
         row["snapshot"] = {
             "index": watch.snapshot["last_included_index"],
             "size_mb": watch.snapshot["size"] / MB,
             "seconds": seconds,
-            "mb_per_s": watch.snapshot["size"] / MB / max(seconds, 0.02),
+            "start_seen": watch.transfer_start is not None,
+            "mb_per_s": watch.snapshot["size"] / MB / seconds,
         }
+    row["snapshot_sent"] = sent_lines(cluster, new.address)
     return row
+
+
+SENT = re.compile(
+    r"^Sent snapshot through (\d+) to (\S+) \((\d+) bytes in ([\d.]+) s\)$"
+)
+
+
+def sent_lines(cluster, peer: str) -> list[dict]:
+    """The leaders' own account of each snapshot sent to ``peer``: its
+    "Sent snapshot through N to P (B bytes in S s)" lines."""
+    sent = []
+    for node in cluster.nodes:
+        for event in cluster.events(node, all_incarnations=True):
+            m = SENT.match(event)
+            if m and m.group(2) == peer:
+                index, size, seconds = int(m.group(1)), int(m.group(3)), m.group(4)
+                sent.append(
+                    {
+                        "leader": node.address,
+                        "index": index,
+                        "size_mb": size / MB,
+                        "seconds": float(seconds),
+                    }
+                )
+    return sent
 
 
 # -- report ----------------------------------------------------------------
@@ -300,7 +335,7 @@ def report(lr: dict) -> list[str]:
             f"  {row['applied']:>9,} applied ({row['via']}, load {fmt_load(row['loadavg'])}):"
             f" RSS {_per_node([n['total_mb'] for n in nodes])} MB,"
             f" disk {_per_node([d['total_mb'] for d in disks])} MB"
-            f" (snapshots {_per_node([d['snapshots_mb'] for d in disks])} MB,"
+            f" (snapshots {_per_node([d['snapshots_mb'] for d in disks], '{:.1f}')} MB,"
             f" log {_per_node([d['log_entries'] for d in disks])} entries)"
         )
         if "cold_start" in row:
@@ -322,12 +357,19 @@ def report(lr: dict) -> list[str]:
         )
         snap = add.get("snapshot")
         if snap:
+            bound = "" if snap["start_seen"] else " (under one poll: at least)"
             out.append(
                 f"      snapshot {snap['size_mb']:.1f} MB (index {snap['index']:,})"
                 f" received in {snap['seconds']:.2f} s: {snap['mb_per_s']:.1f} MB/s"
+                + bound
             )
         else:
-            out.append("      no snapshot was transferred")
+            out.append("      no snapshot was received")
+        for sent in add.get("snapshot_sent", []):
+            out.append(
+                f"      {sent['leader']} says: sent {sent['size_mb']:.1f} MB"
+                f" (index {sent['index']:,}) in {sent['seconds']:.1f} s"
+            )
     return out
 
 

@@ -236,7 +236,7 @@ def parse_args(argv):
                         help="client threads per client process")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="3 s levels, 3 failover rounds, 10,000 entries,"
-                        " long run to 50,000, 2 snapshot rounds")  # fmt: skip
+                        " long run to 50,000, 2 snapshot rounds of 1,000-entry snapshots")  # fmt: skip
     parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
     parser.add_argument("--only", action="append", default=[], choices=SECTIONS,
                         help="run only these sections (repeatable)")  # fmt: skip
@@ -259,6 +259,8 @@ def parse_args(argv):
                       help="RAFT_SNAPSHOT_ENTRIES of the cluster with snapshots")  # fmt: skip
     snap.add_argument("--snap-trailing", type=int, default=None,
                       help="its RAFT_SNAPSHOT_TRAILING (default: the nodes')")  # fmt: skip
+    snap.add_argument("--snap-warmup", type=int, default=7000,
+                      help="entries written to each cluster before the rounds")  # fmt: skip
     snap.add_argument("--snap-rounds", type=int, default=4,
                       help="rounds; each measures both clusters")  # fmt: skip
     parser.add_argument("--output", type=Path, help="JSON results (default artifacts/)")
@@ -270,6 +272,8 @@ def parse_args(argv):
         args.duration, args.warmup, args.rounds = 3.0, 0.5, 3
         args.entries = min(args.entries, 10_000)
         args.snap_rounds = min(args.snap_rounds, 2)
+        args.snap_entries = min(args.snap_entries, 1000)
+        args.snap_warmup = min(args.snap_warmup, 2000)
         args.settle_entries = min(args.settle_entries, 2000)
         if args.sizes is None:
             args.sizes = [10_000, 50_000]

@@ -9,7 +9,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench.closedloop import measure_level
+from bench.closedloop import measure_level, run_clients
 from bench.nodestats import disk_usage
 from tests.cluster.harness import LocalCluster, free_ports
 
@@ -36,8 +36,19 @@ def run_snapwrite(args, base: Path) -> dict:
     try:
         for cluster in clusters.values():
             cluster.start()
-        for cluster in clusters.values():
-            cluster.leader(timeout=30)
+        for label, cluster in clusters.items():
+            leader = cluster.leader(timeout=30)
+            if args.snap_warmup:
+                # Past the first snapshots (and, at the default trailing
+                # window, the first compaction), as a node long in service.
+                print(f"snapwrite: warm-up, snapshots {label} ...", flush=True)
+                run_clients(
+                    leader.base_url,
+                    CLIENTS,
+                    args.threads_per_proc,
+                    f"warm-{label}",
+                    total=args.snap_warmup,
+                )
         for i in range(args.snap_rounds):
             # on, off, off, on, ...: a drift in the machine's load over the
             # run weighs on both alike.
@@ -47,8 +58,10 @@ def run_snapwrite(args, base: Path) -> dict:
                 print(f"snapwrite: round {i + 1}, snapshots {label} ...", flush=True)
                 leader = cluster.leader(timeout=15)
                 before = disk_usage(leader.data_dir)
+                taken_before = snapshots_taken(cluster)
                 level = measure_level(cluster, CLIENTS, args)
-                after = disk_usage(cluster.node(leader.address).data_dir)
+                after = disk_usage(leader.data_dir)
+                taken = snapshots_taken(cluster) - taken_before
                 rounds.append(
                     {
                         "round": i + 1,
@@ -57,6 +70,7 @@ def run_snapwrite(args, base: Path) -> dict:
                         "snapshot_index_before": before["snapshot_index"],
                         "snapshot_index_after": after["snapshot_index"],
                         "log_entries_after": after["log_entries"],
+                        "snapshots_taken": taken,
                         **level,
                     }
                 )
@@ -79,6 +93,7 @@ def run_snapwrite(args, base: Path) -> dict:
         "clients": CLIENTS,
         "snapshot_entries_on": args.snap_entries,
         "snapshot_trailing_on": args.snap_trailing,
+        "warmup_entries": args.snap_warmup,
         "rounds": rounds,
         "mean_on": mean["on"],
         "mean_off": mean["off"],
@@ -88,20 +103,31 @@ def run_snapwrite(args, base: Path) -> dict:
     }
 
 
+def snapshots_taken(cluster) -> int:
+    """How many "Took snapshot" lines the three nodes have printed."""
+    return sum(
+        1
+        for node in cluster.nodes
+        for event in cluster.events(node, all_incarnations=True)
+        if event.startswith("Took snapshot")
+    )
+
+
 def report(sw: dict) -> list[str]:
     out = [
         "",
         f"snapshots on/off: {sw['clients']} clients, alternate rounds;"
         f" on: RAFT_SNAPSHOT_ENTRIES {sw['snapshot_entries_on']},"
-        f" off: {NEVER}",
+        f" off: {NEVER}; {sw['warmup_entries']} entries written to each first",
         f"{'round':>6} {'snaps':>6} {'cmds/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-        f"  {'snapshot index':>16} {'log':>7}  errors",
+        f"  {'snapshot index':>16} {'taken':>6} {'log':>7}  errors",
     ]
     for r in sw["rounds"]:
         moved = f"{r['snapshot_index_before']}->{r['snapshot_index_after']}"
         out.append(
             f"{r['round']:>6} {r['snapshots']:>6} {r['commands_per_s']:>9.1f}"
             f" {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}  {moved:>16}"
+            f" {r['snapshots_taken']:>6}"
             f" {r['log_entries_after'] or 0:>7}  {r['errors'] or '-'}"
         )
     ratio = "-" if sw["ratio"] is None else f"{sw['ratio']:.3f}"
