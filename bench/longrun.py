@@ -246,7 +246,10 @@ def add_server(cluster, joiner, args) -> dict:
             str(args.add_timeout),
             timeout=args.add_timeout + 30,
         )
-        code, output = result.returncode, (result.stdout + result.stderr).strip()
+        # Its answer is on stdout, or its error last on stderr (after the
+        # catch-up progress lines).
+        code = result.returncode
+        output = result.stdout.strip() or result.stderr.strip()
     except subprocess.TimeoutExpired:
         code, output = None, f"no answer within {args.add_timeout + 30:.0f} s"
     elapsed = time.monotonic() - started
