@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Benchmark a local 3-node cluster: throughput, latency, failover, memory.
+"""Benchmark local 3-node clusters: throughput, latency, failover, memory, the
+long run (issue 9) and write throughput with snapshots on and off.
 
-Starts its own cluster on free loopback ports in a temporary directory (make
+Starts its own clusters on free loopback ports in a temporary directory (make
 bench). See bench/README.md for what each figure means.
 """
 
@@ -9,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,123 +23,20 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster.harness import LocalCluster, group_members  # noqa: E402
+from bench import longrun, snapwrite  # noqa: E402
+from bench.closedloop import measure_level  # noqa: E402
+from bench.memory import measure_memory  # noqa: E402
+from bench.nodestats import fmt_load, machine  # noqa: E402
+from tests.cluster.harness import LocalCluster  # noqa: E402
 
-LOAD = Path(__file__).resolve().parent / "load.py"
 CLIENT_LEVELS = (1, 16, 64)
+SECTIONS = ("throughput", "failover", "memory", "longrun", "snapwrite")
 TARGETS = {
     "commands_per_s_64": 500.0,
     "p50_ms_1": 5.0,
     "failover_median_s": 1.5,
     "rss_mb_per_node": 200.0,
 }
-
-
-# -- machine ------------------------------------------------------------------
-
-
-def machine() -> dict:
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "python": sys.version.split()[0],
-    }
-
-
-def fmt_load(load) -> str:
-    return " ".join(f"{x:.2f}" for x in load)
-
-
-# -- load generation ----------------------------------------------------------
-
-
-def spread(clients: int, threads_per_proc: int) -> list[int]:
-    """Split ``clients`` threads over as few processes as allow at most
-    ``threads_per_proc`` each, as evenly as possible."""
-    procs = max(1, math.ceil(clients / threads_per_proc))
-    base, extra = divmod(clients, procs)
-    return [base + (1 if i < extra else 0) for i in range(procs)]
-
-
-def run_clients(
-    url: str,
-    clients: int,
-    threads_per_proc: int,
-    prefix: str,
-    seconds: float | None = None,
-    total: int | None = None,
-) -> tuple[list, dict, float]:
-    """Closed-loop writers in client processes; all start at one instant.
-
-    Runs for ``seconds`` or until ``total`` commands succeeded. Returns
-    (samples as (start, latency_s), error counts, start time).
-    """
-    # Interpreter and requests start-up of every client process fits in
-    # this lead time, so all threads start writing together.
-    start_at = time.time() + 1.0 + 0.15 * math.ceil(clients / threads_per_proc)
-    per_proc = spread(clients, threads_per_proc)
-    procs = []
-    for i, threads in enumerate(per_proc):
-        spec = {
-            "url": url,
-            "threads": threads,
-            "start_at": start_at,
-            "prefix": f"{prefix}-{i}",
-        }
-        if seconds is not None:
-            spec["stop_at"] = start_at + seconds
-        if total is not None:
-            spec["per_thread"] = math.ceil(total / clients)
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, str(LOAD), json.dumps(spec)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-        )
-    samples, errors = [], {}
-    for proc in procs:
-        out, _ = proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"client process exited with {proc.returncode}")
-        result = json.loads(out)
-        samples.extend(result["samples"])
-        for code, count in result["errors"].items():
-            errors[code] = errors.get(code, 0) + count
-    return samples, errors, start_at
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-def measure_level(cluster, clients, args) -> dict:
-    leader = cluster.leader(timeout=15)
-    samples, errors, start_at = run_clients(
-        leader.base_url,
-        clients,
-        args.threads_per_proc,
-        prefix=f"c{clients}",
-        seconds=args.warmup + args.duration,
-    )
-    # Only the steady window after the warm-up counts.
-    window_start = start_at + args.warmup
-    window_end = window_start + args.duration
-    done = [(s, lat) for s, lat in samples if window_start <= s + lat <= window_end]
-    latencies = sorted(
-        lat * 1000 for s, lat in samples if window_start <= s < window_end
-    )
-    return {
-        "clients": clients,
-        "client_procs": len(spread(clients, args.threads_per_proc)),
-        "commands_per_s": len(done) / args.duration,
-        "p50_ms": percentile(latencies, 0.50),
-        "p99_ms": percentile(latencies, 0.99),
-        "committed": len(done),
-        "errors": errors,
-    }
 
 
 # -- failover -------------------------------------------------------------------
@@ -210,83 +105,6 @@ def failover_round(cluster) -> dict:
     }
 
 
-# -- memory ---------------------------------------------------------------------
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def node_memory(cluster) -> list[dict]:
-    rows = []
-    for node in cluster.nodes:
-        master = node.pid
-        workers = [p for p in group_members(master) if p != master]
-        rows.append(
-            {
-                "node": node.address,
-                "restarts": node.incarnation,
-                "master_mb": rss_mb(master),
-                "worker_mb": sum(rss_mb(p) for p in workers),
-                "workers": len(workers),
-            }
-        )
-        rows[-1]["total_mb"] = rows[-1]["master_mb"] + rows[-1]["worker_mb"]
-    return rows
-
-
-def disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def measure_memory(cluster, args) -> dict:
-    leader = cluster.leader(timeout=15)
-    before = node_memory(cluster)
-    have = cluster.status(leader)["last_log_index"]
-    missing = max(0, args.entries - have)
-    started = time.monotonic()
-    errors = {}
-    if missing:
-        print(
-            f"  loading {missing} entries with {args.load_clients} clients ...",
-            flush=True,
-        )
-        _, errors, _ = run_clients(
-            leader.base_url,
-            args.load_clients,
-            args.threads_per_proc,
-            "mem",
-            total=missing,
-        )
-    load_s = time.monotonic() - started
-    leader = cluster.leader(timeout=15)
-    last = cluster.status(leader)["commit_index"]
-    cluster.wait_applied(last, cluster.nodes, timeout=300)
-    after = node_memory(cluster)
-    disk_mb = {n.address: disk_bytes(n.data_dir) / 2**20 for n in cluster.nodes}
-    # A node that starts on the full log: what start-up loads stays resident.
-    follower = cluster.others(leader)[0]
-    started = time.monotonic()
-    cluster.restart(follower)
-    cluster.wait_applied(last, [follower], timeout=300)
-    restart_s = time.monotonic() - started
-    restarted = next(r for r in node_memory(cluster) if r["node"] == follower.address)
-    return {
-        "entries": cluster.status(leader)["last_log_index"],
-        "loaded": missing,
-        "load_s": load_s,
-        "load_errors": errors,
-        "disk_mb": disk_mb,
-        "before": before,
-        "after": after,
-        "restarted": {**restarted, "catch_up_s": restart_s},
-    }
-
-
 # -- report -------------------------------------------------------------------------
 
 
@@ -297,11 +115,13 @@ def report(results: dict) -> str:
         f"raftsite bench: nproc {m0['nproc']}, load average "
         f"{fmt_load(m0['loadavg'])} at start, {fmt_load(m1['loadavg'])} at end"
     )
-    out.append("")
-    out.append("throughput: closed-loop POST /api/commands to the leader")
-    out.append(
-        f"{'clients':>8} {'procs':>6} {'cmds/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors"
-    )
+    if results["throughput"]:
+        out.append("")
+        out.append("throughput: closed-loop POST /api/commands to the leader")
+        out.append(
+            f"{'clients':>8} {'procs':>6} {'cmds/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+            "  errors"
+        )
     for lv in results["throughput"]:
         out.append(
             f"{lv['clients']:>8} {lv['client_procs']:>6} {lv['commands_per_s']:>9.1f}"
@@ -337,46 +157,70 @@ def report(results: dict) -> str:
             )
         r = mem["restarted"]
         out.append(
-            f"  {r['node']} restarted on the full log: serving and applied in"
+            f"  {r['node']} restarted on the full log: serving its commit index"
+            f" {r['restart_s']:.2f} s after its start, applied all in"
             f" {r['catch_up_s']:.1f} s, RSS {r['total_mb']:.1f} MB"
             f" (master {r['master_mb']:.1f}, worker {r['worker_mb']:.1f})"
         )
+    if results.get("longrun"):
+        out.extend(longrun.report(results["longrun"]))
+    if results.get("snapwrite"):
+        out.extend(snapwrite.report(results["snapwrite"]))
     out.append("")
     out.append("targets (2-core machine)")
     for name, (value, target, ok) in results["targets"].items():
-        shown = "n/a" if value is None else f"{value:.2f}"
+        if value is None:
+            shown = "n/a"
+        elif isinstance(value, int):
+            shown = f"{value:,}"
+        else:
+            shown = f"{value:.2f}"
         verdict = "skipped" if value is None else ("PASS" if ok else "FAIL")
-        out.append(f"  {name:<40} {shown:>9}  target {target:<8} {verdict}")
+        out.append(f"  {name:<44} {shown:>9}  target {target:<8} {verdict}")
     return "\n".join(out)
 
 
 def check_targets(results: dict) -> dict:
-    by_clients = {lv["clients"]: lv for lv in results["throughput"]}
+    by_clients = {lv["clients"]: lv for lv in results.get("throughput", [])}
     checks = {}
 
     def check(name, value, target, ok):
         checks[name] = (value, target, value is not None and ok(value))
 
-    t64 = by_clients.get(64, {}).get("commands_per_s")
-    check("commands/s at 64 clients", t64, f">= {TARGETS['commands_per_s_64']:.0f}",
-          lambda v: v >= TARGETS["commands_per_s_64"])  # fmt: skip
-    p50 = by_clients.get(1, {}).get("p50_ms")
-    check("p50 ms at 1 client", p50, f"< {TARGETS['p50_ms_1']:.0f}",
-          lambda v: v < TARGETS["p50_ms_1"])  # fmt: skip
-    fo = results.get("failover", {}).get("median_s")
-    check("failover median s", fo, f"< {TARGETS['failover_median_s']}",
-          lambda v: v < TARGETS["failover_median_s"])  # fmt: skip
+    sections = results["sections"]
+    if "throughput" in sections:
+        t64 = by_clients.get(64, {}).get("commands_per_s")
+        check("commands/s at 64 clients", t64,
+              f">= {TARGETS['commands_per_s_64']:.0f}",
+              lambda v: v >= TARGETS["commands_per_s_64"])  # fmt: skip
+        p50 = by_clients.get(1, {}).get("p50_ms")
+        check("p50 ms at 1 client", p50, f"< {TARGETS['p50_ms_1']:.0f}",
+              lambda v: v < TARGETS["p50_ms_1"])  # fmt: skip
+    if "failover" in sections:
+        fo = results.get("failover", {}).get("median_s")
+        check("failover median s", fo, f"< {TARGETS['failover_median_s']}",
+              lambda v: v < TARGETS["failover_median_s"])  # fmt: skip
     mem = results.get("memory")
-    worst = None
-    if mem:
-        worst = max(r["total_mb"] for r in [*mem["after"], mem["restarted"]])
-    label = f"max RSS MB per node ({mem['entries'] if mem else '-'} entries)"
-    check(label, worst, f"< {TARGETS['rss_mb_per_node']:.0f}",
-          lambda v: v < TARGETS["rss_mb_per_node"])  # fmt: skip
+    if "memory" in sections:
+        worst = None
+        if mem:
+            worst = max(r["total_mb"] for r in [*mem["after"], mem["restarted"]])
+        label = f"max RSS MB per node ({mem['entries'] if mem else '-'} entries)"
+        check(label, worst, f"< {TARGETS['rss_mb_per_node']:.0f}",
+              lambda v: v < TARGETS["rss_mb_per_node"])  # fmt: skip
+    if results.get("longrun"):
+        longrun.targets(results["longrun"], check)
+    if results.get("snapwrite"):
+        snapwrite.targets(results["snapwrite"], check)
     return checks
 
 
-def main(argv=None) -> int:
+def sizes(text: str) -> list[int]:
+    """--sizes: comma-separated counts, underscores allowed (10_000)."""
+    return sorted({int(part.replace("_", "")) for part in text.split(",") if part})
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--duration", type=float, default=10.0, help="seconds per client level"
@@ -385,44 +229,74 @@ def main(argv=None) -> int:
         "--warmup", type=float, default=1.0, help="seconds discarded per level"
     )
     parser.add_argument("--rounds", type=int, default=5, help="failover rounds")
-    parser.add_argument(
-        "--entries", type=int, default=100_000, help="log size for memory"
-    )
+    parser.add_argument("--entries", type=int, default=100_000,
+                        help="log size for memory: loaded through the API")  # fmt: skip
     parser.add_argument("--load-clients", type=int, default=64)
     parser.add_argument("--threads-per-proc", type=int, default=8,
                         help="client threads per client process")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
-                        help="3 s levels, 3 failover rounds, 10,000 entries")  # fmt: skip
-    parser.add_argument("--skip", action="append", default=[],
-                        choices=["throughput", "failover", "memory"])  # fmt: skip
+                        help="3 s levels, 3 failover rounds, 10,000 entries,"
+                        " long run to 50,000, 2 snapshot rounds of 1,000-entry snapshots")  # fmt: skip
+    parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    parser.add_argument("--only", action="append", default=[], choices=SECTIONS,
+                        help="run only these sections (repeatable)")  # fmt: skip
+    long = parser.add_argument_group("long run (issue 9)")
+    long.add_argument("--sizes", type=sizes, default=None,
+                      help="applied commands to measure at; those up to --entries"
+                      " through the API, the rest written by bench/fill.py"
+                      " (default 10000,100000,1000000)")  # fmt: skip
+    long.add_argument("--fill-compact", choices=["auto", "yes", "no"],
+                      default="auto", help="fill.py takes snapshots and compacts"
+                      " (auto: if the nodes took any during the API load)")  # fmt: skip
+    long.add_argument("--fill-timeout", type=float, default=600.0)
+    long.add_argument("--settle-entries", type=int, default=5000,
+                      help="written through the API after a filled restart")  # fmt: skip
+    long.add_argument("--restart-timeout", type=float, default=300.0)
+    long.add_argument("--add-timeout", type=float, default=90.0,
+                      help="addserver's --timeout")  # fmt: skip
+    snap = parser.add_argument_group("snapshots on/off (issue 9)")
+    snap.add_argument("--snap-entries", type=int, default=2000,
+                      help="RAFT_SNAPSHOT_ENTRIES of the cluster with snapshots")  # fmt: skip
+    snap.add_argument("--snap-trailing", type=int, default=None,
+                      help="its RAFT_SNAPSHOT_TRAILING (default: the nodes')")  # fmt: skip
+    snap.add_argument("--snap-warmup", type=int, default=7000,
+                      help="entries written to each cluster before the rounds")  # fmt: skip
+    snap.add_argument("--snap-rounds", type=int, default=4,
+                      help="rounds; each measures both clusters")  # fmt: skip
     parser.add_argument("--output", type=Path, help="JSON results (default artifacts/)")
     parser.add_argument(
-        "--keep", action="store_true", help="keep the cluster's directory"
+        "--keep", action="store_true", help="keep the clusters' directory"
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.rounds = 3.0, 0.5, 3
         args.entries = min(args.entries, 10_000)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    output = args.output or ROOT / "artifacts" / f"bench-{stamp}.json"
+        args.snap_rounds = min(args.snap_rounds, 2)
+        args.snap_entries = min(args.snap_entries, 1000)
+        args.snap_warmup = min(args.snap_warmup, 2000)
+        args.settle_entries = min(args.settle_entries, 2000)
+        if args.sizes is None:
+            args.sizes = [10_000, 50_000]
+    if args.sizes is None:
+        args.sizes = [10_000, 100_000, 1_000_000]
+    args.sections = [
+        s for s in SECTIONS if (s in args.only if args.only else s not in args.skip)
+    ]
+    return args
 
-    results = {
-        "machine_start": machine(),
-        "args": {k: str(v) for k, v in vars(args).items()},
-    }
-    print(f"nproc {results['machine_start']['nproc']}, load average "
-          f"{fmt_load(results['machine_start']['loadavg'])}", flush=True)  # fmt: skip
-    base = Path(tempfile.mkdtemp(prefix="raftsite-bench-"))
-    cluster = LocalCluster(3, base_dir=base)
+
+def run_main_cluster(args, base: Path, results: dict) -> None:
+    """Throughput, failover and (when the long run does not measure it on
+    its own cluster) memory, on one cluster."""
+    cluster = LocalCluster(3, base_dir=base / "main")
     try:
         cluster.start()
         cluster.leader(timeout=30)
-        results["throughput"] = []
-        if "throughput" not in args.skip:
+        if "throughput" in args.sections:
             for clients in CLIENT_LEVELS:
                 print(f"throughput: {clients} clients ...", flush=True)
                 results["throughput"].append(measure_level(cluster, clients, args))
-        if "failover" not in args.skip:
+        if "failover" in args.sections:
             rounds = []
             for i in range(args.rounds):
                 print(f"failover: round {i + 1}/{args.rounds} ...", flush=True)
@@ -431,7 +305,7 @@ def main(argv=None) -> int:
                 "rounds": rounds,
                 "median_s": statistics.median(r["write_resumed_s"] for r in rounds),
             }
-        if "memory" not in args.skip:
+        if "memory" in args.sections and "longrun" not in args.sections:
             print(f"memory: {args.entries} entries ...", flush=True)
             results["memory"] = measure_memory(cluster, args)
     except BaseException:
@@ -439,10 +313,39 @@ def main(argv=None) -> int:
         raise
     finally:
         cluster.close()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    output = args.output or ROOT / "artifacts" / f"bench-{stamp}.json"
+
+    results = {
+        "machine_start": machine(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "sections": args.sections,
+        "throughput": [],
+    }
+    print(f"nproc {results['machine_start']['nproc']}, load average "
+          f"{fmt_load(results['machine_start']['loadavg'])}", flush=True)  # fmt: skip
+    base = Path(tempfile.mkdtemp(prefix="raftsite-bench-"))
+    try:
+        if {"throughput", "failover"} & set(args.sections) or (
+            "memory" in args.sections and "longrun" not in args.sections
+        ):
+            run_main_cluster(args, base, results)
+        if "longrun" in args.sections:
+            memory, results["longrun"] = longrun.run_longrun(args, base)
+            if "memory" in args.sections:
+                results["memory"] = memory
+            results["machine_after_longrun"] = machine()
+        if "snapwrite" in args.sections:
+            results["snapwrite"] = snapwrite.run_snapwrite(args, base)
+    finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
         else:
-            print(f"cluster directory kept: {base}")
+            print(f"clusters' directory kept: {base}")
     results["machine_end"] = machine()
     results["targets"] = check_targets(results)
     print()
