@@ -17,6 +17,8 @@ from django.db.models import BooleanField, Case, Value, When
 from django.utils.functional import cached_property
 from django.utils.text import Truncator
 
+from raftsite.login_throttle import ThrottledAdminLoginForm
+
 from .models import LogEntry, PersistentState
 from .runtime import current_runtime
 from .snapshots.store import SNAPSHOT_DIR, SnapshotStore
@@ -27,6 +29,8 @@ admin.site.site_title = admin.site.site_header
 admin.site.index_title = "Node administration"
 # The dashboard is linked from every admin page; there is no public site.
 admin.site.site_url = None
+# Too many failed logins refuse the form for a while (README "Security").
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 def node_status():
