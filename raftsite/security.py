@@ -96,17 +96,21 @@ def missing_for_network(environ: Mapping[str, str]) -> list[str]:
 # --- the Django secret key ----------------------------------------------------
 
 
-def secret_key(environ: Mapping[str, str], data_dir: Path | None) -> str:
-    """DJANGO_SECRET_KEY when given; else, for a process serving the node
-    whose data directory is ``data_dir``, that node's own key; else (a
-    client command, a shell, a test) the development key, which signs
-    nothing another machine sees."""
+def secret_key(environ: Mapping[str, str], data_dir: Path, *, serving: bool) -> str:
+    """DJANGO_SECRET_KEY when given; else the key of the node whose data
+    directory is ``data_dir``: made there by a process ``serving`` it, only
+    read by another (an admin beside a stopped node); else (a client
+    command, a shell, a test) the development key, which signs nothing
+    another machine sees."""
     given = environ.get("DJANGO_SECRET_KEY", "")
     if given:
         return given
-    if data_dir is None:
+    if serving:
+        return node_secret_key(data_dir)
+    try:
+        return _read_key(Path(data_dir) / SECRET_KEY_FILE)
+    except OSError:
         return DEVELOPMENT_SECRET_KEY
-    return node_secret_key(data_dir)
 
 
 def node_secret_key(data_dir: Path) -> str:

@@ -50,8 +50,9 @@ RAFT_SESSION_TTL_S = float(os.environ.get("RAFT_SESSION_TTL_S", "3600"))
 RAFT_SESSION_MAX_ANSWERS = int(os.environ.get("RAFT_SESSION_MAX_ANSWERS", "1000"))
 
 # DJANGO_SECRET_KEY, else a node's own key kept in its data directory (made
-# at its first start); a process serving no node gets a development key.
-SECRET_KEY = security.secret_key(os.environ, RAFT_DATA_DIR if RAFT_NODE_ID else None)
+# at its first start); a process serving no node's directory gets a
+# development key.
+SECRET_KEY = security.secret_key(os.environ, RAFT_DATA_DIR, serving=bool(RAFT_NODE_ID))
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
 # A node answers requests addressed to any host name or address it serves on,
 # and only those (400 otherwise): a web page whose name resolves to a node's

@@ -55,23 +55,26 @@ def test_what_a_node_beyond_loopback_lacks(environ, missing):
 def test_a_node_makes_its_own_secret_key_once(tmp_path):
     """No DJANGO_SECRET_KEY: the serving node's key is made at first use,
     readable by its owner only, and the same at every start."""
-    key = security.secret_key({}, tmp_path)
+    key = security.secret_key({}, tmp_path, serving=True)
     assert key != security.DEVELOPMENT_SECRET_KEY and len(key) >= 50
     path = tmp_path / security.SECRET_KEY_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert security.secret_key({}, tmp_path) == key
+    assert security.secret_key({}, tmp_path, serving=True) == key
+    # An admin run beside the stopped node signs with the node's key.
+    assert security.secret_key({}, tmp_path, serving=False) == key
     other = tmp_path / "other"
     other.mkdir()
-    assert security.secret_key({}, other) != key
+    assert security.secret_key({}, other, serving=True) != key
 
 
 def test_a_given_key_wins_and_a_client_command_needs_none(tmp_path):
-    assert security.secret_key({"DJANGO_SECRET_KEY": STRONG_KEY}, tmp_path) == (
-        STRONG_KEY
-    )
+    given = {"DJANGO_SECRET_KEY": STRONG_KEY}
+    assert security.secret_key(given, tmp_path, serving=True) == STRONG_KEY
     assert not (tmp_path / security.SECRET_KEY_FILE).exists()
     # A process serving no node (clientcommand, a shell) writes nothing.
-    assert security.secret_key({}, None) == security.DEVELOPMENT_SECRET_KEY
+    key = security.secret_key({}, tmp_path, serving=False)
+    assert key == security.DEVELOPMENT_SECRET_KEY
+    assert not (tmp_path / security.SECRET_KEY_FILE).exists()
 
 
 @pytest.mark.parametrize(
