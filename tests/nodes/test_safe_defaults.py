@@ -102,8 +102,11 @@ def test_allowed_hosts_of_a_wildcard_bind_are_the_machines_names():
 def test_dns_rebinding_gets_400(client):
     """A page on evil.com resolving to 127.0.0.1 reaches the node with
     Host: evil.com: refused before any view runs."""
-    assert client.get("/api/status", HTTP_HOST="evil.com").status_code == 400
+    response = client.get("/api/status", HTTP_HOST="evil.com")
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
     assert client.get("/api/status", HTTP_HOST="evil.com:9990").status_code == 400
+    assert client.get("/admin/", HTTP_HOST="evil.com").status_code == 400
 
 
 def test_the_data_directory_is_made_for_its_owner_only(tmp_path):
