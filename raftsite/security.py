@@ -163,7 +163,8 @@ def allowed_hosts(node_id: str, extra: str = "") -> list[str]:
 
 
 def machine_names() -> list[str]:
-    """This machine's host name, full name and their addresses."""
+    """This machine's host name, full name, their addresses and the
+    addresses of its network interfaces (what a wildcard bind serves on)."""
     names = [socket.gethostname(), socket.getfqdn()]
     addresses = []
     for name in names:
@@ -172,9 +173,43 @@ def machine_names() -> list[str]:
         except OSError:
             continue
         for family, *_, sockaddr in infos:
-            ip = sockaddr[0]
-            addresses.append(f"[{ip}]" if family == socket.AF_INET6 else ip)
-    return [n for n in names + addresses if n]
+            addresses.append(_host_form(family, sockaddr[0]))
+    addresses += _interface_addresses()
+    return list(dict.fromkeys(n for n in names + addresses if n))
+
+
+def _host_form(family, ip: str) -> str:
+    return f"[{ip}]" if family == socket.AF_INET6 else ip
+
+
+def _interface_addresses() -> list[str]:
+    """The IPv4 address of each interface (ioctl SIOCGIFADDR) and every IPv6
+    address (/proc/net/if_inet6); Linux only, empty elsewhere."""
+    found = []
+    try:
+        import fcntl
+        import struct
+
+        interfaces = socket.if_nameindex()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            for _, name in interfaces:
+                request = struct.pack("256s", name.encode()[:15])
+                try:
+                    reply = fcntl.ioctl(probe.fileno(), 0x8915, request)
+                except OSError:
+                    continue  # no IPv4 address
+                found.append(socket.inet_ntoa(reply[20:24]))
+    except (ImportError, OSError):
+        pass
+    try:
+        with open("/proc/net/if_inet6") as f:
+            for line in f:
+                raw = line.split()[0]
+                ip = ipaddress.IPv6Address(bytes.fromhex(raw))
+                found.append(_host_form(socket.AF_INET6, str(ip)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return found
 
 
 # --- the data directory -------------------------------------------------------

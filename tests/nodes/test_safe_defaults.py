@@ -3,6 +3,7 @@ own secret key, the host names it answers and a private data directory."""
 
 import os
 import stat
+import sys
 
 import pytest
 
@@ -97,6 +98,15 @@ def test_allowed_hosts_of_a_wildcard_bind_are_the_machines_names():
     assert {"0.0.0.0", "127.0.0.1", "localhost", "proxy.example.com"} <= set(hosts)
     assert set(security.machine_names()) <= set(hosts)
     assert "*" not in hosts and "evil.com" not in hosts
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux interfaces")
+def test_a_wildcard_bind_answers_every_interface_address():
+    """The contract: a node answers any address it serves on; 0.0.0.0
+    serves on every interface's."""
+    addresses = security._interface_addresses()
+    assert "127.0.0.1" in addresses
+    assert set(addresses) <= set(security.allowed_hosts("0.0.0.0:9990"))
 
 
 def test_dns_rebinding_gets_400(client):
