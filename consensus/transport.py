@@ -16,6 +16,7 @@ import http.client
 import json
 import logging
 import select
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -62,9 +63,11 @@ class PeerSender:
         deliver: Callable[[Message], None],
         secret: str,
         timeout: tuple[float, float],
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.node_id = node_id
         self.peer = peer
+        self._ssl_context = ssl_context
         self._deliver = deliver
         self._timeout = timeout
         self._ready = threading.Condition()
@@ -214,7 +217,9 @@ class PeerSender:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            self._connection = open_connection(self.peer, self._timeout)
+            self._connection = open_connection(
+                self.peer, self._timeout, self._ssl_context
+            )
         return self._connection
 
     def _disconnect(self) -> None:
@@ -230,11 +235,14 @@ class Transport:
         deliver: Callable[[Message], None],
         secret: str = "",
         timeout: tuple[float, float] = (0.25, 0.5),
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.node_id = node_id
         self._deliver = deliver
         self._secret = secret
         self._timeout = timeout
+        # With TLS: HTTPS, verifying each peer's certificate (consensus/tls.py).
+        self._ssl_context = ssl_context
         self._senders: dict[str, PeerSender] = {}
 
     def send(self, message: Message) -> None:
@@ -246,6 +254,7 @@ class Transport:
                 self._deliver,
                 self._secret,
                 self._timeout,
+                self._ssl_context,
             )
             self._senders[message.dest] = sender
         sender.send(message)

@@ -18,6 +18,7 @@ from .core.messages import AppendEntries, RequestVote, TimeoutNow
 from .errors import CommandTimeout
 from .runtime import current_runtime
 from .serializers import message_from_dict, message_to_dict
+from .tls import verified_peer
 from .transport import SECRET_HEADER
 
 
@@ -32,6 +33,12 @@ class PeerView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        # With TLS a peer shows a certificate from the cluster's CA (a client
+        # without one reaches /api/ only).
+        if settings.RAFT_TLS_CA and not verified_peer(request.META):
+            raise AuthenticationFailed(
+                "peer calls need a client certificate signed by the cluster's CA"
+            )
         secret = settings.RAFT_CLUSTER_SECRET
         if secret:
             given = request.headers.get(SECRET_HEADER, "")

@@ -1,0 +1,99 @@
+"""TLS between nodes: the SSL contexts of both ends and the check that a
+peer call came with a certificate the cluster's CA signed. No Django
+imports: runnode, gunicorn_conf and the runtime share it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+
+class TLSConfigError(ValueError):
+    """The certificate, key or CA cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """This node's certificate and key, and the CA every node's is from."""
+
+    cert: str
+    key: str
+    ca: str
+
+    def client_context(self) -> ssl.SSLContext:
+        """For calls to other nodes: verify the server's certificate against
+        the CA and its name against the address called (an IP address needs
+        an IP subjectAltName), and show this node's own certificate."""
+        context = _context(ssl.Purpose.SERVER_AUTH, self.ca)
+        self._load_chain(context)
+        return context
+
+    def server_context(self) -> ssl.SSLContext:
+        """For gunicorn: ask every client for a certificate, refuse one the
+        CA did not sign, and let a client without one in (the API's CLI and
+        browsers); /raft/ then requires one (verified_peer)."""
+        context = _context(ssl.Purpose.CLIENT_AUTH, self.ca)
+        self._load_chain(context)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
+    def check(self) -> None:
+        """Raise TLSConfigError unless both contexts can be made."""
+        self.client_context()
+        self.server_context()
+
+    def _load_chain(self, context: ssl.SSLContext) -> None:
+        try:
+            context.load_cert_chain(self.cert, self.key)
+        except FileNotFoundError as exc:
+            raise TLSConfigError(f"cannot read {exc.filename}: no such file") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSConfigError(
+                f"cannot use the certificate {self.cert} with the key {self.key}: "
+                f"{_reason(exc)}"
+            ) from None
+
+
+def client_context(ca: str) -> ssl.SSLContext:
+    """Verify servers against ``ca``, without a certificate of one's own."""
+    return _context(ssl.Purpose.SERVER_AUTH, ca)
+
+
+def _context(purpose: ssl.Purpose, ca: str) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(purpose, cafile=ca)
+    except FileNotFoundError:
+        raise TLSConfigError(f"cannot read the CA {ca}: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSConfigError(f"cannot use the CA {ca}: {_reason(exc)}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+
+
+def verified_peer(meta: dict) -> bool:
+    """Whether the request whose WSGI environ is ``meta`` came over TLS with
+    a client certificate the CA signed. gunicorn puts the connection's
+    socket in the environ; with CERT_OPTIONAL, getpeercert() is empty when
+    the client showed none (one the CA did not sign never gets this far:
+    the handshake fails)."""
+    sock = meta.get("gunicorn.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return False
+    try:
+        return bool(getpeercert())
+    except (OSError, ValueError):
+        return False
+
+
+def tls_files(settings) -> TLSFiles | None:
+    """The TLSFiles named by ``settings`` (RAFT_TLS_CERT, RAFT_TLS_KEY,
+    RAFT_TLS_CA: all three or none, as runnode checks), or None."""
+    if not settings.RAFT_TLS_CERT:
+        return None
+    return TLSFiles(settings.RAFT_TLS_CERT, settings.RAFT_TLS_KEY, settings.RAFT_TLS_CA)
