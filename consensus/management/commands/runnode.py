@@ -74,6 +74,7 @@ class Command(BaseCommand):
         if len(set(cluster)) != len(cluster):
             raise CommandError("--cluster names a server twice")
         cluster = cluster or [node_id]
+        tls = _tls_environment(options)
         data_dir = Path(
             options["data_dir"] or Path.home() / ".raftsite" / f"{host}_{port}"
         ).expanduser()
@@ -96,7 +97,6 @@ class Command(BaseCommand):
         lock.release()
         if options["threads"] < 4:
             raise CommandError("--threads must be at least 4")
-        tls = _tls_environment(options)
         env = dict(
             os.environ,
             **tls,

@@ -1,0 +1,182 @@
+"""TLS between nodes: /raft/ needs a client certificate from the CA, the
+peer connection verifies the server's certificate and address, and runnode
+refuses TLS files it cannot use, in one line."""
+
+import http.server
+import ssl
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from consensus.peer_connection import close_quietly, open_connection
+from consensus.serializers import message_to_dict
+from consensus.tls import TLSConfigError, TLSFiles, verified_peer
+from scripts.tls_certs import make_ca, make_cert
+
+from .test_peer_views import VOTE, runtime  # noqa: F401 - a fixture
+
+
+class FakeSocket:
+    """What gunicorn puts in the environ: getpeercert() of the connection."""
+
+    def __init__(self, cert):
+        self.cert = cert
+
+    def getpeercert(self):
+        return self.cert
+
+
+PEER_CERT = {"subject": ((("commonName", "127.0.0.1"),),)}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pki")
+    ca = make_ca(base, common_name="test CA")
+    return {
+        "ca": ca[0],
+        "node": make_cert(base, ca, "node", ips=("127.0.0.1",), dns=()),
+        "elsewhere": make_cert(base, ca, "elsewhere", ips=("127.0.0.2",), dns=()),
+    }
+
+
+@pytest.mark.parametrize("sock", [None, FakeSocket(None), FakeSocket({})])
+def test_with_tls_a_peer_call_without_a_client_certificate_gets_401(
+    runtime, settings, sock  # noqa: F811
+):
+    settings.RAFT_TLS_CA = "/ca.crt"
+    extra = {"gunicorn.socket": sock} if sock is not None else {}
+    response = APIClient().post(
+        "/raft/request_vote", message_to_dict(VOTE), format="json", **extra
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert "certificate" in response.json()["detail"]
+    assert runtime.received == []
+
+
+def test_with_tls_a_snapshot_chunk_without_a_client_certificate_gets_401(settings):
+    settings.RAFT_TLS_CA = "/ca.crt"
+    response = APIClient().post("/raft/install_snapshot", {}, format="json")
+    assert response.status_code == 401
+
+
+def test_with_tls_a_peer_with_a_verified_certificate_is_served(
+    runtime, settings  # noqa: F811
+):
+    settings.RAFT_TLS_CA = "/ca.crt"
+    response = APIClient().post(
+        "/raft/request_vote",
+        message_to_dict(VOTE),
+        format="json",
+        **{"gunicorn.socket": FakeSocket(PEER_CERT)},
+    )
+    assert response.status_code == 200
+    assert runtime.received == [VOTE]
+
+
+def test_verified_peer_reads_the_connection_certificate():
+    assert verified_peer({"gunicorn.socket": FakeSocket(PEER_CERT)})
+    assert not verified_peer({"gunicorn.socket": FakeSocket({})})
+    assert not verified_peer({"gunicorn.socket": object()})
+    assert not verified_peer({})
+
+
+@pytest.fixture
+def serve(pki):
+    """serve(name): a TLS server on a free loopback port with the
+    certificate ``name`` of ``pki``, answering every GET with 204 and
+    requiring no client certificate; returns its address."""
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    servers = []
+
+    def start(name):
+        files = TLSFiles(*map(str, pki[name]), str(pki["ca"]))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        server.socket = files.server_context().wrap_socket(
+            server.socket, server_side=True
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_peer_connection_verifies_the_certificate_against_the_ca(pki, serve):
+    https_server = serve("node")
+    files = TLSFiles(*map(str, pki["node"]), str(pki["ca"]))
+    connection = open_connection(https_server, (2.0, 2.0), files.client_context())
+    try:
+        connection.request("GET", "/")
+        assert connection.getresponse().status == 204
+    finally:
+        close_quietly(connection, https_server)
+
+
+def test_a_peer_connection_refuses_a_certificate_for_another_address(pki, serve):
+    # A certificate from the CA, but for 127.0.0.2 (another node's), at
+    # 127.0.0.1: it does not verify.
+    address = serve("elsewhere")
+    files = TLSFiles(*map(str, pki["node"]), str(pki["ca"]))
+    with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch"):
+        open_connection(address, (2.0, 2.0), files.client_context())
+
+
+def test_a_peer_connection_refuses_a_server_of_another_ca(pki, serve, tmp_path):
+    https_server = serve("node")
+    other_ca = make_ca(tmp_path, common_name="another CA")
+    files = TLSFiles(*map(str, pki["node"]), str(other_ca[0]))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        open_connection(https_server, (2.0, 2.0), files.client_context())
+
+
+def test_tls_files_name_what_cannot_be_used(pki, tmp_path):
+    cert, key = map(str, pki["node"])
+    ca = str(pki["ca"])
+    TLSFiles(cert, key, ca).check()
+    with pytest.raises(TLSConfigError, match="cannot read the CA /nowhere"):
+        TLSFiles(cert, key, "/nowhere").check()
+    other_key = str(pki["elsewhere"][1])
+    with pytest.raises(TLSConfigError, match="cannot use the certificate"):
+        TLSFiles(cert, other_key, ca).check()
+
+
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        (["--tls-cert", "c.pem"], "--tls-key, --tls-ca"),
+        (["--tls-cert", "c.pem", "--tls-key", "k.pem"], "--tls-ca"),
+        (["--tls-ca", "ca.pem"], "--tls-cert, --tls-key"),
+    ],
+)
+def test_runnode_needs_all_three_tls_files(tmp_path, monkeypatch, given, missing):
+    for name in ("RAFT_TLS_CERT", "RAFT_TLS_KEY", "RAFT_TLS_CA"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(CommandError, match=f"missing {missing}$"):
+        call_command("runnode", "--port", "9990", "--data-dir", str(tmp_path), *given)
+
+
+def test_runnode_refuses_a_key_that_is_not_the_certificate(pki, tmp_path):
+    cert, ca, other_key = pki["node"][0], pki["ca"], pki["elsewhere"][1]
+    with pytest.raises(CommandError, match="cannot use the certificate"):
+        call_command(
+            "runnode", "--port", "9990", "--data-dir", str(tmp_path / "d"),
+            "--tls-cert", str(cert), "--tls-key", str(other_key), "--tls-ca", str(ca),
+        )  # fmt: skip
+    assert not (tmp_path / "d").exists()
