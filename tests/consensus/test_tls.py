@@ -2,9 +2,8 @@
 peer connection verifies the server's certificate and address, and runnode
 refuses TLS files it cannot use, in one line."""
 
-import http.server
+import contextlib
 import ssl
-import threading
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,7 +12,7 @@ from rest_framework.test import APIClient
 from consensus.peer_connection import close_quietly, open_connection
 from consensus.serializers import message_to_dict
 from consensus.tls import TLSConfigError, TLSFiles, verified_peer
-from scripts.tls_certs import make_ca, make_cert
+from tests.tls_helpers import https_server, make_pki
 
 from .test_peer_views import VOTE, runtime  # noqa: F401 - a fixture
 
@@ -33,13 +32,7 @@ PEER_CERT = {"subject": ((("commonName", "127.0.0.1"),),)}
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    base = tmp_path_factory.mktemp("pki")
-    ca = make_ca(base, common_name="test CA")
-    return {
-        "ca": ca[0],
-        "node": make_cert(base, ca, "node", ips=("127.0.0.1",), dns=()),
-        "elsewhere": make_cert(base, ca, "elsewhere", ips=("127.0.0.2",), dns=()),
-    }
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.mark.parametrize("sock", [None, FakeSocket(None), FakeSocket({})])
@@ -86,36 +79,15 @@ def test_verified_peer_reads_the_connection_certificate():
 
 @pytest.fixture
 def serve(pki):
-    """serve(name): a TLS server on a free loopback port with the
-    certificate ``name`` of ``pki``, answering every GET with 204 and
-    requiring no client certificate; returns its address."""
+    """serve(name): an HTTPS server with the certificate ``name`` of
+    ``pki``; returns its address."""
+    with contextlib.ExitStack() as stack:
 
-    class Quiet(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+        def start(name):
+            files = TLSFiles(*map(str, pki[name]), str(pki["ca"]))
+            return stack.enter_context(https_server(files))
 
-        def do_GET(self):
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    servers = []
-
-    def start(name):
-        files = TLSFiles(*map(str, pki[name]), str(pki["ca"]))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-        server.socket = files.server_context().wrap_socket(
-            server.socket, server_side=True
-        )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 def test_a_peer_connection_verifies_the_certificate_against_the_ca(pki, serve):
@@ -138,12 +110,11 @@ def test_a_peer_connection_refuses_a_certificate_for_another_address(pki, serve)
         open_connection(address, (2.0, 2.0), files.client_context())
 
 
-def test_a_peer_connection_refuses_a_server_of_another_ca(pki, serve, tmp_path):
-    https_server = serve("node")
-    other_ca = make_ca(tmp_path, common_name="another CA")
-    files = TLSFiles(*map(str, pki["node"]), str(other_ca[0]))
+def test_a_peer_connection_refuses_a_server_of_another_ca(pki, serve):
+    address = serve("node")
+    files = TLSFiles(*map(str, pki["node"]), str(pki["other_ca"]))
     with pytest.raises(ssl.SSLCertVerificationError):
-        open_connection(https_server, (2.0, 2.0), files.client_context())
+        open_connection(address, (2.0, 2.0), files.client_context())
 
 
 def test_tls_files_name_what_cannot_be_used(pki, tmp_path):
