@@ -328,7 +328,11 @@ class RaftClient:
                 raise ClientError(
                     f"no answer from {self.server} within {self.timeout_s:g} s"
                 ) from None
-            raise ClientError(f"no answer from {self.server}: {exc.reason}") from None
+            # A node on TLS closes a plain HTTP connection without a word.
+            hint = "" if self.ca else " (if it serves HTTPS, give --ca)"
+            raise ClientError(
+                f"no answer from {self.server}: {exc.reason}{hint}"
+            ) from None
         if answer.status != 200:
             raise ClientError(self._describe(answer))
         body = answer.body

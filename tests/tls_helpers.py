@@ -4,16 +4,25 @@ the certificates: scripts/tls_certs.py)."""
 import contextlib
 import http.server
 import json
+import shutil
 import threading
 from pathlib import Path
+
+import pytest
 
 from consensus.tls import TLSFiles
 from scripts.tls_certs import make_ca, make_cert
 
 
+def skip_without_openssl() -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is missing (Debian's openssl package)")
+
+
 def make_pki(base: Path) -> dict:
     """A CA with a node certificate for 127.0.0.1 ("node"), one for
     127.0.0.2 ("elsewhere"), and another CA ("other_ca")."""
+    skip_without_openssl()
     ca = make_ca(base / "cluster", common_name="test CA")
     return {
         "ca": ca[0],

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from scripts.tls_certs import make_ca, make_cert
+from tests.tls_helpers import skip_without_openssl
 
 from .harness import ROOT, STATUS_TIMEOUT, LocalCluster, one_line_failure
 
@@ -55,6 +56,7 @@ class TLSCluster(LocalCluster):
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
+    skip_without_openssl()
     base = tmp_path_factory.mktemp("pki")
     ca = make_ca(base / "cluster", common_name="cluster CA")
     node = make_cert(base / "cluster", ca, "node", ips=("127.0.0.1",))
@@ -137,7 +139,7 @@ def test_the_cli_speaks_https_and_verifies_with_ca(cluster, pki):
     assert f"cannot reach {follower.address}: TLS: certificate verify failed" in line
     # Plain HTTP to a node on TLS gets no answer.
     plain = manage("status", "-S", follower.address, "--timeout", "3")
-    one_line_failure(plain)
+    assert "if it serves HTTPS, give --ca" in one_line_failure(plain)
     entries = [e["command"] for e in cluster.log(leader)]
     assert "cli-tls" in entries and "never" not in entries
 
