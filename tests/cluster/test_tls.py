@@ -219,6 +219,14 @@ def test_a_server_with_a_certificate_of_another_ca_cannot_join(cluster, pki):
                        "--ca", str(pki["ca"]), "--timeout", "30")  # fmt: skip
         line = one_line_failure(added)
         assert "422 catchup_failed" in line, line
+        # The leader says why, once.
+        said = [
+            line
+            for line in cluster.stderr_lines(leader)
+            if f"TLS with {intruder.address} failed" in line
+        ]
+        assert len(said) == 1, cluster.stderr_lines(leader)
+        assert "certificate verify failed" in said[0]
         status = intruder_status()
         assert status["last_log_index"] == 0, status
         assert status["role"] == "none", status
@@ -288,4 +296,9 @@ def test_a_snapshot_streams_over_tls(cluster):
         line.startswith("Restored snapshot through")
         for line in cluster.events(follower)
     ), cluster.events(follower)
-    assert cluster.log(follower, start=last) == cluster.log(leader, start=last)
+    # And the entries after it, from the log.
+    after = cluster.write(leader, "after-snapshot")
+    cluster.wait_applied(after["index"], [follower])
+    assert cluster.log(follower, start=after["index"])[0]["command"] == (
+        "after-snapshot"
+    )
