@@ -38,10 +38,6 @@ class TLSCluster(LocalCluster):
         for node in self.nodes:
             node.scheme = "https"
 
-    @property
-    def cluster_arg(self) -> str:
-        return ",".join(n.address for n in self.nodes[:INITIAL])
-
     def live_nodes(self):
         # The node of another CA is no member, and the harness cannot read it.
         return [n for n in super().live_nodes() if n.index < INITIAL]
@@ -81,11 +77,10 @@ def cluster(tmp_path_factory, pki):
         ca=ca,
         base_dir=tmp_path_factory.mktemp("tls"),
         env=env,
+        members=INITIAL,
     )
     try:
-        for node in cluster.nodes[:INITIAL]:
-            cluster.start_node(node)
-        cluster.leader(timeout=20)
+        cluster.start_members()
         yield cluster
     finally:
         cluster.close()
