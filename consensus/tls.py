@@ -55,11 +55,6 @@ class TLSFiles:
             ) from None
 
 
-def client_context(ca: str) -> ssl.SSLContext:
-    """Verify servers against ``ca``, without a certificate of one's own."""
-    return _context(ssl.Purpose.SERVER_AUTH, ca)
-
-
 def _context(purpose: ssl.Purpose, ca: str) -> ssl.SSLContext:
     try:
         context = ssl.create_default_context(purpose, cafile=ca)
@@ -78,7 +73,7 @@ def _reason(exc: Exception) -> str:
 def verified_peer(meta: dict) -> bool:
     """Whether the request whose WSGI environ is ``meta`` came over TLS with
     a client certificate the CA signed. gunicorn puts the connection's
-    socket in the environ; with CERT_OPTIONAL, getpeercert() is empty when
+    socket in the environ; with CERT_OPTIONAL, getpeercert() is None when
     the client showed none (one the CA did not sign never gets this far:
     the handshake fails)."""
     sock = meta.get("gunicorn.socket")
