@@ -8,6 +8,44 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
+# gunicorn's gthread worker does the handshake on a request thread, on a
+# blocking socket: a client that starts one and stalls would hold the
+# thread for good.
+HANDSHAKE_TIMEOUT_S = 10.0
+
+
+class _ServerContext(ssl.SSLContext):
+    """An SSLContext whose server sockets finish their handshake within
+    ``handshake_timeout_s`` or fail with an SSLError (which gunicorn logs in
+    one line and closes). The socket's own timeout is left as it was."""
+
+    handshake_timeout_s = HANDSHAKE_TIMEOUT_S
+
+    def wrap_socket(self, sock, *args, **kwargs):
+        if not kwargs.get("server_side") or not _connected(sock):
+            return super().wrap_socket(sock, *args, **kwargs)
+        before = sock.gettimeout()
+        sock.settimeout(self.handshake_timeout_s)
+        kwargs["do_handshake_on_connect"] = False
+        wrapped = super().wrap_socket(sock, *args, **kwargs)
+        try:
+            wrapped.do_handshake()
+        except TimeoutError:
+            wrapped.close()
+            raise ssl.SSLError(
+                f"TLS handshake not done within {self.handshake_timeout_s:g} s"
+            ) from None
+        wrapped.settimeout(before)
+        return wrapped
+
+
+def _connected(sock) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False  # a listening socket: its accepted ones are wrapped too
+    return True
+
 
 class TLSConfigError(ValueError):
     """The certificate, key or CA cannot be used; the message is one line."""
@@ -29,11 +67,26 @@ class TLSFiles:
         self._load_chain(context)
         return context
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(
+        self, handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+    ) -> ssl.SSLContext:
         """For gunicorn: ask every client for a certificate, refuse one the
         CA did not sign, and let a client without one in (the API's CLI and
-        browsers); /raft/ then requires one (verified_peer)."""
-        context = _context(ssl.Purpose.CLIENT_AUTH, self.ca)
+        browsers); /raft/ then requires one (verified_peer). A handshake
+        not done within ``handshake_timeout_s`` fails."""
+        context = _ServerContext(ssl.PROTOCOL_TLS_SERVER)
+        context.handshake_timeout_s = handshake_timeout_s
+        try:
+            context.load_verify_locations(cafile=self.ca)
+        except FileNotFoundError:
+            raise TLSConfigError(
+                f"cannot read the CA {self.ca}: no such file"
+            ) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSConfigError(
+                f"cannot use the CA {self.ca}: {_reason(exc)}"
+            ) from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         self._load_chain(context)
         context.verify_mode = ssl.CERT_OPTIONAL
         return context

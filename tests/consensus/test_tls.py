@@ -3,7 +3,10 @@ peer connection verifies the server's certificate and address, and runnode
 refuses TLS files it cannot use, in one line."""
 
 import contextlib
+import socket
 import ssl
+import threading
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -151,3 +154,35 @@ def test_runnode_refuses_a_key_that_is_not_the_certificate(pki, tmp_path):
             "--tls-cert", str(cert), "--tls-key", str(other_key), "--tls-ca", str(ca),
         )  # fmt: skip
     assert not (tmp_path / "d").exists()
+
+
+def test_a_stalled_handshake_fails_in_time(pki):
+    """A client that starts a handshake and stalls must not hold a request
+    thread (gunicorn's gthread worker shakes hands on one)."""
+    files = TLSFiles(*map(str, pki["node"]), str(pki["ca"]))
+    context = files.server_context(handshake_timeout_s=0.2)
+    server, client = socket.socketpair()
+    with server, client:
+        client.sendall(b"\x16")  # the first byte of a ClientHello, then nothing
+        started = time.monotonic()
+        with pytest.raises(ssl.SSLError, match="not done within 0.2 s"):
+            context.wrap_socket(server, server_side=True)
+        assert time.monotonic() - started < 2
+
+
+def test_a_handshake_leaves_the_socket_timeout_as_it_was(pki):
+    files = TLSFiles(*map(str, pki["node"]), str(pki["ca"]))
+    server, client = socket.socketpair()
+    server.settimeout(None)
+    shaken = threading.Thread(
+        target=lambda: files.client_context().wrap_socket(
+            client, server_hostname="127.0.0.1"
+        )
+    )
+    shaken.start()
+    with server, client:
+        wrapped = files.server_context().wrap_socket(server, server_side=True)
+        shaken.join()
+        assert wrapped.gettimeout() is None
+        assert wrapped.getpeercert()  # the client showed its certificate
+        wrapped.close()
