@@ -5,6 +5,7 @@ imports: runnode, gunicorn_conf and the runtime share it.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from dataclasses import dataclass
 
@@ -123,20 +124,54 @@ def _reason(exc: Exception) -> str:
     return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
 
 
+def peer_certificate(meta: dict) -> dict | None:
+    """The verified client certificate of the request whose WSGI environ
+    is ``meta`` (getpeercert()'s dict), or None: see verified_peer."""
+    sock = meta.get("gunicorn.socket")
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return None
+    try:
+        return getpeercert() or None
+    except (OSError, ValueError):
+        return None
+
+
+def names_host(certificate: dict, host: str) -> bool:
+    """Whether ``certificate`` (getpeercert()'s dict) names ``host``, an IP
+    address or a DNS name, in its subjectAltName: what a peer calling it at
+    ``host`` would check (a leftmost ``*`` label matches one label)."""
+    try:
+        wanted_ip = ipaddress.ip_address(host)
+    except ValueError:
+        wanted_ip = None
+    for kind, value in certificate.get("subjectAltName", ()):
+        if kind == "IP Address" and wanted_ip is not None:
+            try:
+                if ipaddress.ip_address(value.strip()) == wanted_ip:
+                    return True
+            except ValueError:
+                continue
+        elif kind == "DNS" and wanted_ip is None:
+            if _dns_matches(value.lower(), host.lower().rstrip(".")):
+                return True
+    return False
+
+
+def _dns_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        first, _, rest = host.partition(".")
+        return bool(first) and rest == pattern[2:]
+    return pattern == host
+
+
 def verified_peer(meta: dict) -> bool:
     """Whether the request whose WSGI environ is ``meta`` came over TLS with
     a client certificate the CA signed. gunicorn puts the connection's
     socket in the environ; with CERT_OPTIONAL, getpeercert() is None when
     the client showed none (one the CA did not sign never gets this far:
     the handshake fails)."""
-    sock = meta.get("gunicorn.socket")
-    getpeercert = getattr(sock, "getpeercert", None)
-    if getpeercert is None:
-        return False
-    try:
-        return bool(getpeercert())
-    except (OSError, ValueError):
-        return False
+    return peer_certificate(meta) is not None
 
 
 def tls_files(settings) -> TLSFiles | None:

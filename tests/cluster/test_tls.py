@@ -56,9 +56,16 @@ def pki(tmp_path_factory):
     base = tmp_path_factory.mktemp("pki")
     ca = make_ca(base / "cluster", common_name="cluster CA")
     node = make_cert(base / "cluster", ca, "node", ips=("127.0.0.1",))
+    elsewhere = make_cert(base / "cluster", ca, "elsewhere", ips=("127.0.0.2",))
     other_ca = make_ca(base / "other", common_name="another CA")
     other = make_cert(base / "other", other_ca, "node", ips=("127.0.0.1",))
-    return {"ca": ca[0], "node": node, "other_ca": other_ca[0], "other": other}
+    return {
+        "ca": ca[0],
+        "node": node,
+        "elsewhere": elsewhere,
+        "other_ca": other_ca[0],
+        "other": other,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +180,29 @@ def test_a_peer_call_without_a_client_certificate_gets_401(cluster, pki):
         assert r.json()["error"] == "unauthorized"
     assert max(terms(cluster)) <= max(before) < HIGH_TERM
     assert cluster.leader() == leader
+
+
+def test_a_peer_cannot_speak_for_a_host_its_certificate_does_not_name(cluster, pki):
+    """A certificate of the cluster's CA for 127.0.0.2 cannot send a call
+    whose source is 127.0.0.1: 403, nothing changed."""
+    before = terms(cluster)
+    for node in cluster.nodes[:INITIAL]:
+        r = requests.post(
+            f"{node.base_url}/raft/request_vote",
+            json={
+                "term": HIGH_TERM,
+                "source": "127.0.0.1:1",
+                "dest": node.address,
+                "last_log_index": 10**9,
+                "last_log_term": HIGH_TERM,
+            },
+            cert=tuple(map(str, pki["elsewhere"])),
+            verify=str(pki["ca"]),
+            timeout=STATUS_TIMEOUT,
+        )
+        assert r.status_code == 403, (node.address, r.status_code, r.text)
+        assert r.json()["error"] == "forbidden"
+    assert max(terms(cluster)) <= max(before) < HIGH_TERM
 
 
 def test_a_peer_with_a_certificate_of_another_ca_is_refused(cluster, pki):

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from consensus.peer_connection import close_quietly, open_connection
 from consensus.serializers import message_to_dict
-from consensus.tls import TLSConfigError, TLSFiles, verified_peer
+from consensus.tls import TLSConfigError, TLSFiles, names_host, verified_peer
 from tests.tls_helpers import https_server, make_pki
 
 from .test_peer_views import VOTE, runtime  # noqa: F401 - a fixture
@@ -30,7 +30,10 @@ class FakeSocket:
         return self.cert
 
 
-PEER_CERT = {"subject": ((("commonName", "127.0.0.1"),),)}
+PEER_CERT = {
+    "subject": ((("commonName", "127.0.0.1"),),),
+    "subjectAltName": (("IP Address", "127.0.0.1"),),
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,41 @@ def test_with_tls_a_peer_with_a_verified_certificate_is_served(
     )
     assert response.status_code == 200
     assert runtime.received == [VOTE]
+
+
+def test_with_tls_a_peer_cannot_speak_for_another_host(runtime, settings):  # noqa: F811
+    """A certificate of the CA, but for 127.0.0.2, on a call from
+    127.0.0.1:9990: 403, nothing stepped."""
+    settings.RAFT_TLS_CA = "/ca.crt"
+    other = {"subjectAltName": (("IP Address", "127.0.0.2"),)}
+    response = APIClient().post(
+        "/raft/request_vote",
+        message_to_dict(VOTE),
+        format="json",
+        **{"gunicorn.socket": FakeSocket(other)},
+    )
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+    assert "not for 127.0.0.1" in response.json()["detail"]
+    assert runtime.received == []
+
+
+@pytest.mark.parametrize(
+    "names, host, named",
+    [
+        ((("IP Address", "127.0.0.1"),), "127.0.0.1", True),
+        ((("IP Address", "127.0.0.1"),), "127.0.0.2", False),
+        ((("IP Address", "0:0:0:0:0:0:0:1"),), "::1", True),
+        ((("DNS", "n1.example"),), "N1.example", True),
+        ((("DNS", "n1.example"),), "127.0.0.1", False),
+        ((("DNS", "*.example"),), "n2.example", True),
+        ((("DNS", "*.example"),), "a.n2.example", False),
+        ((("IP Address", "127.0.0.1"),), "localhost", False),
+        ((), "127.0.0.1", False),
+    ],
+)
+def test_names_host(names, host, named):
+    assert names_host({"subjectAltName": names}, host) is named
 
 
 def test_verified_peer_reads_the_connection_certificate():
