@@ -150,10 +150,11 @@ class Node:
         self.proc: subprocess.Popen | None = None
         self.incarnation = -1  # bumped on every start
         self.paused = False
+        self.scheme = "http"  # "https" for a node on TLS
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
