@@ -6,12 +6,14 @@ from django.conf import settings
 from .runtime import NodeRuntime, RuntimeSettings
 from .snapshots.policy import policy_from_settings
 from .state_machine import StateMachine
+from .tls import tls_files
 
 
 def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
     """``owner_pid``: the pid the data directory's lock names (the node's
     gunicorn master, which an operator would stop)."""
     config = apps.get_app_config("consensus")
+    tls = tls_files(settings)
     runtime = NodeRuntime(
         settings.RAFT_NODE_ID,
         settings.RAFT_CLUSTER,
@@ -20,6 +22,7 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             heartbeat_ticks=settings.RAFT_HEARTBEAT_TICKS,
             election_timeout_ticks=settings.RAFT_ELECTION_TIMEOUT_TICKS,
             secret=settings.RAFT_CLUSTER_SECRET,
+            tls_context=tls.client_context() if tls is not None else None,
             catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,
             lock_timeout_s=settings.RAFT_LOCK_TIMEOUT_S,
             owner_pid=owner_pid,

@@ -15,6 +15,7 @@ import os
 import queue
 import random
 import sqlite3
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -120,6 +121,8 @@ class RuntimeSettings:
     heartbeat_ticks: int = 2
     election_timeout_ticks: int = 10
     secret: str = ""
+    # With TLS, for every call to a peer (consensus/tls.py); None: plain HTTP.
+    tls_context: ssl.SSLContext | None = None
     max_batch: int = 4096  # inbox items folded into one Ready
     rng_seed: int | None = None
     # Dissertation §4.2.1: how long a new server may take to catch up.
@@ -160,7 +163,12 @@ class NodeRuntime(SnapshotRuntimeMixin):
         if storage is None:
             storage = Storage()
         if transport is None:
-            transport = Transport(node_id, self._deliver, settings.secret)
+            transport = Transport(
+                node_id,
+                self._deliver,
+                settings.secret,
+                ssl_context=settings.tls_context,
+            )
         if state_machine is None:
             state_machine = StateMachine(node_id)
         self._storage = storage
@@ -264,6 +272,7 @@ class NodeRuntime(SnapshotRuntimeMixin):
             on_sent=self._on_snapshot_sent,
             on_received=self._on_snapshot_received,
             secret=self._settings.secret,
+            sender_options={"ssl_context": self._settings.tls_context},
         )
 
     @property

@@ -16,6 +16,7 @@ import http.client
 import json
 import logging
 import select
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -62,9 +63,11 @@ class PeerSender:
         deliver: Callable[[Message], None],
         secret: str,
         timeout: tuple[float, float],
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.node_id = node_id
         self.peer = peer
+        self._ssl_context = ssl_context
         self._deliver = deliver
         self._timeout = timeout
         self._ready = threading.Condition()
@@ -72,8 +75,9 @@ class PeerSender:
         # invariant: at most one message per class
         self._pending: dict[type[Message], Message] = {}
         self._closed = False
-        # (message class, exception class) already logged with a traceback.
-        self._logged: set[tuple[type, type]] = set()
+        # (message class, exception class) already logged with a traceback,
+        # and ("tls", reason) for the TLS failures already logged.
+        self._logged: set[tuple] = set()
         self._headers = {"Content-Type": "application/json"}
         if secret:
             self._headers[SECRET_HEADER] = secret
@@ -206,15 +210,39 @@ class PeerSender:
             return message_from_dict(reply_class, json.loads(data))
         except Exception as exc:  # any failure means "not delivered"
             logger.debug("send to %s failed: %s", self.peer, exc)
+            if isinstance(exc, ssl.SSLError) and not isinstance(
+                exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+            ):
+                # Refused, not cut short (a peer going down cuts handshakes).
+                self._log_tls_failure(exc)
             # A half-read or refused connection cannot be reused.
             self._disconnect()
             # The core keeps one AppendEntries in flight per peer; telling
             # it the send failed lets the next heartbeat try again.
             return self._unreachable()
 
+    def _log_tls_failure(self, exc: ssl.SSLError) -> None:
+        # Once per reason: a peer whose certificate does not verify fails at
+        # every heartbeat, and the operator must hear of it once.
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {exc.verify_message}"
+        else:
+            reason = (exc.reason or str(exc)).lower().replace("_", " ")
+        if ("tls", reason) in self._logged:
+            return
+        self._logged.add(("tls", reason))
+        logger.warning(
+            "TLS with %s failed (%s): is its certificate from the cluster's CA, "
+            "for this address, and does it accept ours?",
+            self.peer,
+            reason,
+        )
+
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            self._connection = open_connection(self.peer, self._timeout)
+            self._connection = open_connection(
+                self.peer, self._timeout, self._ssl_context
+            )
         return self._connection
 
     def _disconnect(self) -> None:
@@ -230,11 +258,14 @@ class Transport:
         deliver: Callable[[Message], None],
         secret: str = "",
         timeout: tuple[float, float] = (0.25, 0.5),
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.node_id = node_id
         self._deliver = deliver
         self._secret = secret
         self._timeout = timeout
+        # With TLS: HTTPS, verifying each peer's certificate (consensus/tls.py).
+        self._ssl_context = ssl_context
         self._senders: dict[str, PeerSender] = {}
 
     def send(self, message: Message) -> None:
@@ -246,6 +277,7 @@ class Transport:
                 self._deliver,
                 self._secret,
                 self._timeout,
+                self._ssl_context,
             )
             self._senders[message.dest] = sender
         sender.send(message)

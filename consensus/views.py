@@ -10,7 +10,11 @@ import hmac
 
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException, AuthenticationFailed
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    PermissionDenied,
+)
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +22,7 @@ from .core.messages import AppendEntries, RequestVote, TimeoutNow
 from .errors import CommandTimeout
 from .runtime import current_runtime
 from .serializers import message_from_dict, message_to_dict
+from .tls import names_host, peer_certificate
 from .transport import SECRET_HEADER
 
 
@@ -27,11 +32,34 @@ class NodeUnavailable(APIException):
     default_detail = "this node is not serving the Raft protocol right now"
 
 
+def check_peer_certificate(request) -> None:
+    """With TLS a peer shows a certificate from the cluster's CA (a client
+    without one reaches /api/ only), and one for the host of the ``source``
+    it names: the name the other nodes call it by, so a node cannot speak
+    for another. A source that is no address is left to validation."""
+    certificate = peer_certificate(request.META)
+    if certificate is None:
+        raise AuthenticationFailed(
+            "peer calls need a client certificate signed by the cluster's CA"
+        )
+    data = request.data
+    source = data.get("source") if isinstance(data, dict) else None
+    if not isinstance(source, str) or ":" not in source:
+        return
+    host = source.rpartition(":")[0].strip("[]")
+    if host and not names_host(certificate, host):
+        raise PermissionDenied(
+            f"the client certificate is not for {host}, the source of this call"
+        )
+
+
 class PeerView(APIView):
     message_class: type = None
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
+        if settings.RAFT_TLS_CA:
+            check_peer_certificate(request)
         secret = settings.RAFT_CLUSTER_SECRET
         if secret:
             given = request.headers.get(SECRET_HEADER, "")

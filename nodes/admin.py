@@ -28,6 +28,7 @@ from .membership_client import (
     describe_change,
 )
 from .models import Server
+from .tls import node_ca
 
 # Reading the servers must not hang the page on a stuck node.
 READ_TIMEOUT_S = 3.0
@@ -153,7 +154,7 @@ class ServerAdmin(admin.ModelAdmin):
                 messages.warning(request, f"{view.get('id')} knows no leader now.")
             return view
         try:
-            with MembershipClient(leader, READ_TIMEOUT_S) as client:
+            with MembershipClient(leader, READ_TIMEOUT_S, ca=node_ca()) as client:
                 return client.servers()
         except ClientError as exc:
             messages.warning(

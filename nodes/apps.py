@@ -7,8 +7,9 @@ class NodesConfig(AppConfig):
 
     def ready(self):
         from .forwarding import Forwarder
+        from .tls import node_ca, node_cert
 
         # One per process, owned here rather than by a module, so that
         # forwarded requests reuse connections to the leader and tests can
         # put another in its place.
-        self.forwarder = Forwarder()
+        self.forwarder = Forwarder(ca=node_ca(), cert=node_cert())

@@ -31,8 +31,15 @@ class CatchupWatcher:
     """Polls the cluster through ``server`` and calls ``show(line)`` each
     time the new server's progress changes, until stop()."""
 
-    def __init__(self, server: str, address: str, show: Callable[[str], None]):
+    def __init__(
+        self,
+        server: str,
+        address: str,
+        show: Callable[[str], None],
+        ca: str | None = None,
+    ):
         self._server = server
+        self._ca = ca
         self._address = address
         self._show = show
         self._stopped = threading.Event()
@@ -56,11 +63,13 @@ class CatchupWatcher:
 
     def _poll(self) -> str | None:
         try:
-            with MembershipClient(self._server, REQUEST_TIMEOUT_S) as client:
+            with MembershipClient(
+                self._server, REQUEST_TIMEOUT_S, ca=self._ca
+            ) as client:
                 leader = client.servers().get("leader")
             if not isinstance(leader, str):
                 return None
-            with MembershipClient(leader, REQUEST_TIMEOUT_S) as client:
+            with MembershipClient(leader, REQUEST_TIMEOUT_S, ca=self._ca) as client:
                 servers = client.servers()
                 status = client.status()
         except ClientError:

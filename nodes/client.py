@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -80,12 +81,26 @@ class Commit:
     forwarded: bool
 
 
-def new_session() -> requests.Session:
+def new_session(
+    ca: str | None = None, cert: tuple[str, str] | None = None
+) -> requests.Session:
+    """A Session for the nodes' API; with ``ca`` (a cluster on TLS) it
+    verifies each server's certificate against it, and shows ``cert``
+    (certificate, key), a node's own, if given."""
     session = requests.Session()
     # Cluster traffic goes straight to the nodes: an HTTP_PROXY (or .netrc)
     # meant for the outside world must not intercept loopback addresses.
     session.trust_env = False
+    if ca:
+        session.verify = ca
+        session.cert = cert
     return session
+
+
+def node_url(address: str, path: str, ca: str | None = None) -> str:
+    """The URL of ``path`` on the node at ``address``: https with a CA (a
+    cluster is all-TLS or all-plain; addresses never carry a scheme)."""
+    return f"{'https' if ca else 'http'}://{address}{path}"
 
 
 def request_json(session, method, url, *, timeout, json=None, headers=None) -> Answer:
@@ -114,6 +129,8 @@ def _nothing_sent(exc: requests.RequestException) -> bool:
     """Whether the request failed before a byte of it reached the server."""
     if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.InvalidURL)):
         return True
+    if _ssl_cause(exc) is not None:
+        return True  # the TLS handshake failed: no request was sent
     if isinstance(exc, requests.ConnectionError):
         cause = _urllib3_cause(exc)
         return isinstance(cause, (NewConnectionError, ConnectTimeoutError))
@@ -127,10 +144,35 @@ def _urllib3_cause(exc):
     return cause
 
 
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl.SSLError behind a failed request (a failed handshake), if any."""
+    seen = set()
+    pending = [exc]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, ssl.SSLError):
+            return error
+        pending.extend([error.__cause__, error.__context__])
+        pending.extend(a for a in error.args if isinstance(a, BaseException))
+        pending.append(getattr(error, "reason", None))
+    return None
+
+
+def _ssl_reason(error: ssl.SSLError) -> str:
+    if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
+        return f"TLS: certificate verify failed ({error.verify_message})"
+    return f"TLS: {(error.reason or str(error)).lower().replace('_', ' ')}"
+
+
 def _reason(exc: requests.RequestException) -> str:
     """A few words on why a request failed, e.g. 'connection refused'."""
     if isinstance(exc, requests.ConnectTimeout):
         return "connection timed out"
+    if (ssl_error := _ssl_cause(exc)) is not None:
+        return _ssl_reason(ssl_error)
     if isinstance(exc, requests.Timeout):
         return "no answer in time"
     cause = _urllib3_cause(exc)
@@ -178,10 +220,13 @@ class RaftClient:
         server: str,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         *,
+        ca: str | None = None,
         session=None,
         clock=time.monotonic,
         sleep=time.sleep,
     ):
+        """``ca``: the cluster's CA certificate; with it the client speaks
+        HTTPS and verifies the server's certificate against it."""
         try:
             self.server = normalise_address(server)
         except InvalidAddress as exc:
@@ -196,7 +241,8 @@ class RaftClient:
         # cluster applies it once.
         self.client_id = str(uuid.uuid4())
         self._seq = 0
-        self._session = session or new_session()
+        self.ca = ca
+        self._session = session or new_session(ca)
         self._clock = clock
         self._sleep = sleep
 
@@ -210,7 +256,7 @@ class RaftClient:
         self.close()
 
     def _url(self, path):
-        return f"http://{self.server}{path}"
+        return node_url(self.server, path, self.ca)
 
     def _timeout(self, remaining_s):
         return (min(CONNECT_TIMEOUT_S, remaining_s), remaining_s)
@@ -295,7 +341,11 @@ class RaftClient:
                 raise ClientError(
                     f"no answer from {self.server} within {self.timeout_s:g} s"
                 ) from None
-            raise ClientError(f"no answer from {self.server}: {exc.reason}") from None
+            # A node on TLS closes a plain HTTP connection without a word.
+            hint = "" if self.ca else " (if it serves HTTPS, give --ca)"
+            raise ClientError(
+                f"no answer from {self.server}: {exc.reason}{hint}"
+            ) from None
         if answer.status != 200:
             raise ClientError(self._describe(answer))
         body = answer.body

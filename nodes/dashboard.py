@@ -31,10 +31,12 @@ from .client import (
     ServerUnreachable,
     describe_commit,
     new_session,
+    node_url,
     request_json,
 )
 from .forwarding import member_leader
 from .local import LocalNode
+from .tls import node_ca, node_cert
 
 # A member that cannot answer its status this fast is shown unreachable:
 # the page refreshes every POLL_MS, so one slow member must not stall it.
@@ -50,12 +52,13 @@ ROW_STATUS_KEYS = (
 
 
 def fetch_json(address: str, path: str) -> dict:
-    """GET http://<address><path> as a dict; raise ClientError with a few
+    """GET http(s)://<address><path> as a dict; raise ClientError with a few
     words when it does not answer or answers something else."""
-    session = new_session()
+    ca = node_ca()
+    session = new_session(ca, node_cert())
     try:
         answer = request_json(
-            session, "GET", f"http://{address}{path}", timeout=STATUS_TIMEOUT_S
+            session, "GET", node_url(address, path, ca), timeout=STATUS_TIMEOUT_S
         )
     except (ServerUnreachable, ConnectionLost) as exc:
         raise ClientError(exc.reason) from None

@@ -20,6 +20,7 @@ from .client import (
     ConnectionLost,
     ServerUnreachable,
     new_session,
+    node_url,
     relayable_retry_after,
     request_json,
 )
@@ -35,8 +36,19 @@ class Forwarder:
     alive from one forwarded write to the next.
     """
 
-    def __init__(self, connect_timeout_s: float = 2.0, read_margin_s: float = 2.0):
+    def __init__(
+        self,
+        connect_timeout_s: float = 2.0,
+        read_margin_s: float = 2.0,
+        *,
+        ca: str | None = None,
+        cert: tuple[str, str] | None = None,
+    ):
+        """``ca`` and ``cert``: on TLS, the cluster's CA, against which the
+        leader's certificate is verified, and this node's own."""
         self.connect_timeout_s = connect_timeout_s
+        self.ca = ca
+        self.cert = cert
         # The leader answers within its own command timeout (200 or 504);
         # waiting a little longer lets that answer, not a read timeout, win.
         self.read_margin_s = read_margin_s
@@ -45,7 +57,7 @@ class Forwarder:
     def _session(self):
         session = getattr(self._local, "session", None)
         if session is None:
-            session = self._local.session = new_session()
+            session = self._local.session = new_session(self.ca, self.cert)
         return session
 
     def forward(self, leader_id, method, path, body, timeout_s, accept=None) -> Answer:
@@ -61,7 +73,7 @@ class Forwarder:
             answer = request_json(
                 self._session(),
                 method,
-                f"http://{leader_id}{path}",
+                node_url(leader_id, path, self.ca),
                 json=body,
                 headers={FORWARDED_HEADER: "1"},
                 timeout=(self.connect_timeout_s, timeout_s + self.read_margin_s),

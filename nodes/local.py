@@ -20,6 +20,7 @@ from .membership_views import (
     transfer_leadership,
 )
 from .serializers import NodeStatusSerializer
+from .tls import node_ca
 from .views import serving_status, submit_command
 
 
@@ -29,7 +30,7 @@ def node_client(timeout_s: float) -> MembershipClient:
     runtime, such as a test driving the admin of a running cluster)."""
     runtime = current_runtime()
     if runtime is None:
-        return MembershipClient(settings.RAFT_NODE_ID, timeout_s)
+        return MembershipClient(settings.RAFT_NODE_ID, timeout_s, ca=node_ca())
     return LocalNode(runtime, timeout_s)
 
 

@@ -25,6 +25,24 @@ errorlog = "-"
 loglevel = os.environ.get("RAFT_GUNICORN_LOGLEVEL", "warning")
 _PR_SET_PDEATHSIG = 1
 
+# TLS (runnode --tls-*): HTTPS, and a client certificate asked of every
+# client but required only on /raft/ (consensus.tls.verified_peer), so the
+# CLI and browsers connect without one.
+if os.environ.get("RAFT_TLS_CERT"):
+    certfile = os.environ["RAFT_TLS_CERT"]
+    keyfile = os.environ["RAFT_TLS_KEY"]
+    ca_certs = os.environ["RAFT_TLS_CA"]
+    _ssl_contexts = []
+
+    def ssl_context(config, default_ssl_context_factory):
+        # gunicorn asks for a context per connection: make it once (it reads
+        # the files) and share it; a reload (SIGHUP) reads them afresh.
+        if not _ssl_contexts:
+            from consensus.tls import TLSFiles
+
+            _ssl_contexts.append(TLSFiles(certfile, keyfile, ca_certs).server_context())
+        return _ssl_contexts[0]
+
 
 def post_fork(server, worker):
     # A node is one process to the operator: if the master dies, even by

@@ -21,6 +21,12 @@ RAFT_DATA_DIR = Path(
 )
 # Peer RPC carries this secret when set; calls without it get 401.
 RAFT_CLUSTER_SECRET = os.environ.get("RAFT_CLUSTER_SECRET", "")
+# TLS (runnode --tls-cert/--tls-key/--tls-ca, all three or none): the node
+# serves HTTPS, and verifies every other node's certificate against the CA
+# when it calls it (consensus/tls.py). A cluster is all-TLS or all-plain.
+RAFT_TLS_CERT = os.environ.get("RAFT_TLS_CERT", "")
+RAFT_TLS_KEY = os.environ.get("RAFT_TLS_KEY", "")
+RAFT_TLS_CA = os.environ.get("RAFT_TLS_CA", "")
 # One tick of the consensus core; election and heartbeat timeouts count ticks.
 RAFT_TICK_MS = int(os.environ.get("RAFT_TICK_MS", "50"))
 RAFT_HEARTBEAT_TICKS = int(os.environ.get("RAFT_HEARTBEAT_TICKS", "2"))
@@ -67,6 +73,8 @@ ALLOWED_HOSTS = security.allowed_hosts(
 _COOKIE_SUFFIX = re.sub(r"[^A-Za-z0-9]", "_", RAFT_NODE_ID) or "default"
 SESSION_COOKIE_NAME = f"raft_session_{_COOKIE_SUFFIX}"
 CSRF_COOKIE_NAME = f"raft_csrf_{_COOKIE_SUFFIX}"
+# Over TLS the browser sends the login and CSRF cookies over HTTPS only.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = bool(RAFT_TLS_CERT)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

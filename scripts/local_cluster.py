@@ -139,7 +139,9 @@ def banner(host: str, ports: list[int], data_root: Path, login: tuple[str, str])
             f"  .venv/bin/python manage.py print -S {second}",
             f"  .venv/bin/python manage.py count -S {third}",
             f"  .venv/bin/python manage.py status -S {first}",
-            f"Admin and dashboard: http://{host}:{ports[0]}/dashboard/ (any node),"
+            # runnode takes RAFT_TLS_* from the environment (README's TLS).
+            f"Admin and dashboard: {'https' if os.environ.get('RAFT_TLS_CERT') else 'http'}"
+            f"://{host}:{ports[0]}/dashboard/ (any node),"
             f" login {login[0]} / {login[1]}",
             "Ctrl-C stops all nodes.",
         ]

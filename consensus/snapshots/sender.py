@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +79,7 @@ class SnapshotSender:
         deadline_s: float = 300.0,
         retry_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         if not 0 < chunk_bytes <= MAX_CHUNK_BYTES:
             raise ValueError(f"chunk_bytes must be in 1..{MAX_CHUNK_BYTES}")
@@ -87,6 +89,7 @@ class SnapshotSender:
         self.leader_id = leader_id
         self.term = term
         self._on_done = on_done
+        self._ssl_context = ssl_context
         self._chunk_bytes = chunk_bytes
         self._timeout = timeout
         self._deadline_s = deadline_s
@@ -217,7 +220,9 @@ class SnapshotSender:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            self._connection = open_connection(self.peer, self._timeout)
+            self._connection = open_connection(
+                self.peer, self._timeout, self._ssl_context
+            )
         return self._connection
 
     def _disconnect(self) -> None:

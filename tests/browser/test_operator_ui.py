@@ -23,19 +23,12 @@ MEMBERS = 3
 USERNAME, PASSWORD = "operator", "browser-test-password"
 
 
-class OperatorCluster(LocalCluster):
-    """Nodes beyond the first MEMBERS start as non-members, to be added
-    through the admin."""
-
-    @property
-    def cluster_arg(self) -> str:
-        return ",".join(n.address for n in self.nodes[:MEMBERS])
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    cluster = OperatorCluster(
+    # The spare starts as a non-member, to be added through the admin.
+    cluster = LocalCluster(
         MEMBERS + 1,
+        members=MEMBERS,
         base_dir=tmp_path_factory.mktemp("ui"),
         # A snapshot taken from the admin compacts all but 2 log entries.
         env={"RAFT_SNAPSHOT_TRAILING": "2"},
@@ -54,9 +47,7 @@ def cluster(tmp_path_factory):
         for login in logins:
             _, stderr = login.communicate(timeout=120)
             assert login.returncode == 0, stderr.decode()
-        for node in cluster.nodes[:MEMBERS]:
-            cluster.start_node(node)
-        cluster.leader(timeout=20)
+        cluster.start_members()
         yield cluster
     finally:
         cluster.close()

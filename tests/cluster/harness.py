@@ -150,10 +150,11 @@ class Node:
         self.proc: subprocess.Popen | None = None
         self.incarnation = -1  # bumped on every start
         self.paused = False
+        self.scheme = "http"  # "https" for a node on TLS
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -194,8 +195,12 @@ class LocalCluster:
         host: str = "127.0.0.1",
         ports: list[int] | None = None,
         python: str = sys.executable,
+        members: int | None = None,
     ):
+        """``members``: only the first so many nodes are in --cluster (all
+        by default); the others start as non-members, to be added."""
         self.base_dir = Path(base_dir)
+        self.members = size if members is None else members
         self.host = host
         self.python = python
         self.env = dict(env or {})
@@ -213,7 +218,14 @@ class LocalCluster:
 
     @property
     def cluster_arg(self) -> str:
-        return ",".join(n.address for n in self.nodes)
+        return ",".join(n.address for n in self.nodes[: self.members])
+
+    def start_members(self, leader_timeout: float = 20.0) -> LocalCluster:
+        """Start the initial members and wait for their leader."""
+        for node in self.nodes[: self.members]:
+            self.start_node(node)
+        self.leader(timeout=leader_timeout)
+        return self
 
     def argv(self, node: Node) -> list[str]:
         runnode = [

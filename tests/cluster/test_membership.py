@@ -24,24 +24,14 @@ CATCHUP_TIMEOUT_S = 3
 QUIET_S = 1.5
 
 
-class MembershipCluster(LocalCluster):
-    """Only the first INITIAL nodes are in --cluster; the others start as
-    non-members and wait to be added."""
-
-    @property
-    def cluster_arg(self) -> str:
-        return ",".join(n.address for n in self.nodes[:INITIAL])
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """Nodes 0-2 form the cluster; nodes 3 and 4 start as non-members."""
     env = {"RAFT_CATCHUP_TIMEOUT_S": str(CATCHUP_TIMEOUT_S)}
-    cluster = MembershipCluster(5, base_dir=tmp_path_factory.mktemp("members"), env=env)
+    base_dir = tmp_path_factory.mktemp("members")
+    cluster = LocalCluster(5, base_dir=base_dir, env=env, members=INITIAL)
     try:
-        for node in cluster.nodes[:INITIAL]:
-            cluster.start_node(node)
-        cluster.leader(timeout=20)
-        yield cluster
+        yield cluster.start_members()
     finally:
         cluster.close()
 

@@ -19,26 +19,17 @@ ENTRIES = 40  # RAFT_SNAPSHOT_ENTRIES
 TRAILING = 10  # RAFT_SNAPSHOT_TRAILING
 
 
-class SnapshotCluster(LocalCluster):
-    """Nodes 0-2 form the cluster; node 3 starts as a non-member."""
-
-    @property
-    def cluster_arg(self) -> str:
-        return ",".join(n.address for n in self.nodes[:INITIAL])
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """Nodes 0-2 form the cluster; node 3 starts as a non-member."""
     env = {
         "RAFT_SNAPSHOT_ENTRIES": str(ENTRIES),
         "RAFT_SNAPSHOT_TRAILING": str(TRAILING),
     }
-    cluster = SnapshotCluster(4, base_dir=tmp_path_factory.mktemp("snaps"), env=env)
+    base_dir = tmp_path_factory.mktemp("snaps")
+    cluster = LocalCluster(4, base_dir=base_dir, env=env, members=INITIAL)
     try:
-        for node in cluster.nodes[:INITIAL]:
-            cluster.start_node(node)
-        cluster.leader(timeout=20)
-        yield cluster
+        yield cluster.start_members()
     finally:
         cluster.close()
 

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from consensus.addresses import InvalidAddress, normalise_address
 from consensus.datadir import DataDirectoryInUse, DataDirLock
+from consensus.tls import TLSConfigError, TLSFiles
 from raftsite import security
 
 
@@ -46,6 +47,19 @@ class Command(BaseCommand):
             default=128,
             help="request threads in the server process (default 128)",
         )
+        for name, what in (
+            ("cert", "this node's certificate (PEM)"),
+            ("key", "the private key of --tls-cert (PEM)"),
+            ("ca", "the CA certificate every node's certificate is signed by"),
+        ):
+            variable = f"RAFT_TLS_{name.upper()}"
+            parser.add_argument(
+                f"--tls-{name}",
+                metavar="FILE",
+                default=os.environ.get(variable) or None,
+                help=f"serve HTTPS: {what} (default ${variable}); "
+                "give all three or none",
+            )
         parser.add_argument(
             "--insecure",
             action="store_true",
@@ -78,6 +92,7 @@ class Command(BaseCommand):
             raise CommandError("--cluster names a server twice")
         cluster = cluster or [node_id]
         self._check_network(security.host_of(node_id), options["insecure"])
+        tls = _tls_environment(options)
         data_dir = Path(
             options["data_dir"] or Path.home() / ".raftsite" / f"{host}_{port}"
         ).expanduser()
@@ -107,6 +122,7 @@ class Command(BaseCommand):
             raise CommandError("--threads must be at least 4")
         env = dict(
             os.environ,
+            **tls,
             RAFT_NODE_ID=node_id,
             RAFT_CLUSTER=",".join(cluster),
             RAFT_DATA_DIR=str(data_dir.resolve()),
@@ -150,3 +166,22 @@ class Command(BaseCommand):
                 + "; ".join(missing)
                 + " (runnode --insecure overrides this on a test network)"
             )
+
+
+def _tls_environment(options) -> dict[str, str]:
+    """RAFT_TLS_* for the server process: absolute paths (it runs from the
+    project root), checked to load, or all empty without TLS."""
+    given = {n: options[f"tls_{n}"] for n in ("cert", "key", "ca")}
+    if not any(given.values()):
+        return {"RAFT_TLS_CERT": "", "RAFT_TLS_KEY": "", "RAFT_TLS_CA": ""}
+    missing = [f"--tls-{n}" for n, path in given.items() if not path]
+    if missing:
+        raise CommandError(
+            f"TLS needs --tls-cert, --tls-key and --tls-ca; missing {', '.join(missing)}"
+        )
+    paths = {n: str(Path(path).expanduser().resolve()) for n, path in given.items()}
+    try:
+        TLSFiles(**paths).check()
+    except TLSConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return {f"RAFT_TLS_{n.upper()}": path for n, path in paths.items()}

@@ -44,12 +44,16 @@ class Command(BaseCommand):
             progress = options["progress"]
             if progress is None:
                 progress = self.stderr.isatty()
-            with MembershipClient(options["server"], options["timeout"]) as client:
+            with MembershipClient(
+                options["server"], options["timeout"], ca=options["ca"]
+            ) as client:
                 if not progress:
                     change = client.add_server(address)
                 else:
                     # On stderr: stdout keeps the one result line.
-                    with CatchupWatcher(client.server, address, self.stderr.write):
+                    with CatchupWatcher(
+                        client.server, address, self.stderr.write, client.ca
+                    ):
                         change = client.add_server(address)
         except ClientError as exc:
             raise CommandError(str(exc)) from None

@@ -1,12 +1,14 @@
 """manage.py clientcommand: have the cluster commit one client message."""
 
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 
 from nodes.client import DEFAULT_TIMEOUT_S, ClientError, RaftClient, describe_commit
 
 
 def add_server_arguments(parser, default_timeout_s=DEFAULT_TIMEOUT_S):
-    """-S/--server and --timeout, shared by the client commands."""
+    """-S/--server, --timeout and --ca, shared by the client commands."""
     parser.add_argument(
         "-S",
         "--server",
@@ -22,6 +24,13 @@ def add_server_arguments(parser, default_timeout_s=DEFAULT_TIMEOUT_S):
             "give up after this long, retries included "
             f"(default {default_timeout_s:g})"
         ),
+    )
+    parser.add_argument(
+        "--ca",
+        metavar="FILE",
+        default=os.environ.get("RAFT_CA") or None,
+        help="the cluster's CA certificate: speak HTTPS to the server and verify "
+        "its certificate against it (default $RAFT_CA; without it, plain HTTP)",
     )
 
 
@@ -42,7 +51,9 @@ class SubmitCommand(BaseCommand):
     def handle(self, *args, **options):
         command = self.command_text or options["message"]
         try:
-            with RaftClient(options["server"], options["timeout"]) as client:
+            with RaftClient(
+                options["server"], options["timeout"], ca=options["ca"]
+            ) as client:
                 commit = client.submit(command)
         except ClientError as exc:
             raise CommandError(str(exc)) from None

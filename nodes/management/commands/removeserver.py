@@ -27,7 +27,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            with MembershipClient(options["server"], options["timeout"]) as client:
+            with MembershipClient(
+                options["server"], options["timeout"], ca=options["ca"]
+            ) as client:
                 change = client.remove_server(options["address"])
         except ClientError as exc:
             raise CommandError(str(exc)) from None

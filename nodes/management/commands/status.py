@@ -20,7 +20,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            with RaftClient(options["server"], options["timeout"]) as client:
+            with RaftClient(
+                options["server"], options["timeout"], ca=options["ca"]
+            ) as client:
                 status = client.status()
         except ClientError as exc:
             raise CommandError(str(exc)) from None

@@ -30,7 +30,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            with MembershipClient(options["server"], options["timeout"]) as client:
+            with MembershipClient(
+                options["server"], options["timeout"], ca=options["ca"]
+            ) as client:
                 transfer = client.transfer_leader(options["to"])
         except ClientError as exc:
             raise CommandError(str(exc)) from None
