@@ -5,6 +5,7 @@ command, a membership change), never through a form, so every change
 permission here is off and operators get view permission only.
 """
 
+import re
 from pathlib import Path
 
 from django.conf import settings
@@ -16,6 +17,8 @@ from django.db.models import BooleanField, Case, Value, When
 from django.utils.functional import cached_property
 from django.utils.text import Truncator
 
+from raftsite.login_throttle import ThrottledAdminLoginForm
+
 from .models import LogEntry, PersistentState
 from .runtime import current_runtime
 from .snapshots.store import SNAPSHOT_DIR, SnapshotStore
@@ -26,6 +29,8 @@ admin.site.site_title = admin.site.site_header
 admin.site.index_title = "Node administration"
 # The dashboard is linked from every admin page; there is no public site.
 admin.site.site_url = None
+# Too many failed logins refuse the form for a while (README "Security").
+admin.site.login_form = ThrottledAdminLoginForm
 
 
 def node_status():
@@ -127,6 +132,20 @@ class LogPaginator(Paginator):
         return self.count > self.COUNT_CAP
 
 
+# A term or index as an operator types it: ASCII digits (str.isdigit() also
+# takes "²", which int() refuses) within SQLite's integer range.
+_NUMBER = re.compile(r"[0-9]{1,19}")
+_MAX_SQLITE_INTEGER = 2**63 - 1
+
+
+def as_log_number(text: str) -> int | None:
+    """``text`` as a term or log index, or None if it is not one."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    number = int(text)
+    return number if number <= _MAX_SQLITE_INTEGER else None
+
+
 class TermFilter(admin.SimpleListFilter):
     """The newest terms in the log, and any term given as ?term=N."""
 
@@ -147,9 +166,10 @@ class TermFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        term = as_log_number(value)
+        if term is None:
             raise IncorrectLookupParameters(f"term must be a number, not {value!r}")
-        return queryset.filter(term=int(value))
+        return queryset.filter(term=term)
 
 
 class CommittedFilter(admin.SimpleListFilter):
@@ -231,10 +251,10 @@ class LogEntryAdmin(ReadOnlyAdmin):
         found, may_have_duplicates = super().get_search_results(
             request, queryset, search_term
         )
-        term = search_term.strip()
-        if term.isdigit():
+        index = as_log_number(search_term.strip())
+        if index is not None:
             # An index is what an operator copies from a client's answer.
-            found = found | queryset.filter(index=int(term))
+            found = found | queryset.filter(index=index)
         return found, may_have_duplicates
 
     @admin.display(description="command")

@@ -8,11 +8,37 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable, Iterator
 
 # Stands in for a Streamed argument while the rest of the line is formatted.
 _MARKER = "\x00streamed\x00"
+
+# Characters that could end an event line or rewrite the terminal it shows
+# on: C0 controls (newline, carriage return, ESC...), DEL, C1 controls and
+# Unicode's line and paragraph separators. A command's text passes through
+# an event line with each of them escaped, so it cannot forge a line such as
+# "Became leader for term 9".
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_one(match: re.Match) -> str:
+    char = match.group()
+    named = _NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``,
+    ``\\x1b``, ``\\u2028``); printable text, backslashes included, as is."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(_escape_one, text)
 
 
 class Streamed:
@@ -30,7 +56,9 @@ class Streamed:
 
 
 class EventHandler(logging.StreamHandler):
-    """A StreamHandler that writes a Streamed argument piece by piece.
+    """A StreamHandler that writes a Streamed argument piece by piece, and
+    escapes the control characters of every text argument (escape_controls):
+    an event line is always one line.
 
     The output is byte for byte what StreamHandler would write for the
     joined text (one line, formatted the same way), so a ``Logs [...]`` line
@@ -85,14 +113,21 @@ class EventHandler(logging.StreamHandler):
 
     def _write(self, record: logging.LogRecord) -> None:
         args = record.args
-        if not isinstance(args, tuple) or not any(
-            isinstance(a, Streamed) for a in args
-        ):
+        if not isinstance(args, tuple):
             super().emit(record)
+            return
+        if not any(isinstance(a, Streamed) for a in args):
+            record.args = tuple(_escaped(a) for a in args)
+            try:
+                super().emit(record)
+            finally:
+                record.args = args
             return
         streamed = [a for a in args if isinstance(a, Streamed)]
         try:
-            record.args = tuple(_MARKER if isinstance(a, Streamed) else a for a in args)
+            record.args = tuple(
+                _MARKER if isinstance(a, Streamed) else _escaped(a) for a in args
+            )
             try:
                 text = self.format(record)
             finally:
@@ -105,13 +140,17 @@ class EventHandler(logging.StreamHandler):
             for part, value in zip(parts, streamed, strict=False):
                 stream.write(part)
                 for piece in value.pieces():
-                    stream.write(piece)
+                    stream.write(escape_controls(piece))
             stream.write(parts[-1] + self.terminator)
             self.flush()
         except RecursionError:
             raise
         except Exception:  # noqa: BLE001 - logging's own rule: never raise
             self.handleError(record)
+
+
+def _escaped(arg):
+    return escape_controls(arg) if isinstance(arg, str) else arg
 
 
 def _has_streamed(record: logging.LogRecord) -> bool:

@@ -20,6 +20,7 @@ from consensus.addresses import InvalidAddress, normalise_address
 # snapshot_admin registers the snapshots page: autodiscover imports admin.py.
 from . import local, snapshot_admin  # noqa: F401
 from .client import ClientError
+from .forwarding import member_leader
 from .membership_client import (
     ADD_TIMEOUT_S,
     REMOVE_TIMEOUT_S,
@@ -144,6 +145,10 @@ class ServerAdmin(admin.ModelAdmin):
             messages.error(request, f"Cannot read the servers: {exc}.")
             return None
         leader = view.get("leader")
+        members = {server.get("id") for server in view.get("servers") or ()}
+        if member_leader(leader, members) is None:
+            # Not a server of the configuration: a hint not to act on.
+            leader = None
         if view.get("role") == "leader" or not leader or leader == view.get("id"):
             if not leader:
                 messages.warning(request, f"{view.get('id')} knows no leader now.")

@@ -5,6 +5,7 @@ and by a follower forwarding a command. No Django imports: it runs anywhere.
 from __future__ import annotations
 
 import math
+import re
 import ssl
 import time
 import uuid
@@ -30,6 +31,9 @@ CONNECT_TIMEOUT_S = 3.0
 RETRY_PAUSE_S = 0.1
 # When a 503 carries no usable Retry-After.
 DEFAULT_RETRY_AFTER_S = 1.0
+# The longest wait a Retry-After may ask for: a node asks for a second or two.
+MAX_RETRY_AFTER_S = 30
+_DELTA_SECONDS = re.compile(r"[0-9]{1,6}")
 STATUS_KEYS = (
     "id", "role", "term", "leader", "commit_index", "last_applied",
     "last_log_index", "servers",
@@ -187,12 +191,21 @@ def _reason(exc: requests.RequestException) -> str:
 
 
 def parse_retry_after(value: str | None) -> float:
-    """Seconds from a Retry-After header (delta-seconds form only)."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
+    """Seconds from a Retry-After header (delta-seconds form only): a few
+    ASCII digits, at most MAX_RETRY_AFTER_S; anything else (a date, "nan",
+    "1e9", a negative) is DEFAULT_RETRY_AFTER_S. A server, or whoever
+    answers in its place, cannot park a client for long."""
+    if not isinstance(value, str) or not _DELTA_SECONDS.fullmatch(value.strip()):
         return DEFAULT_RETRY_AFTER_S
-    return seconds if 0 <= seconds < 3600 else DEFAULT_RETRY_AFTER_S
+    return float(min(int(value.strip()), MAX_RETRY_AFTER_S))
+
+
+def relayable_retry_after(value: str | None) -> str | None:
+    """A peer's Retry-After as this node passes it on: whole seconds within
+    bounds, or None when it sent none."""
+    if value is None:
+        return None
+    return str(math.ceil(parse_retry_after(value)))
 
 
 class RaftClient:

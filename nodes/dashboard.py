@@ -34,6 +34,7 @@ from .client import (
     node_url,
     request_json,
 )
+from .forwarding import member_leader
 from .local import LocalNode
 from .tls import node_ca, node_cert
 
@@ -80,7 +81,10 @@ def cluster_snapshot(status, fetch=None) -> dict:
     # Only a leader tracks match_index and last contact (Raft Figure 2);
     # a follower asks the leader it names for its view (never itself: its
     # own node is read in process, from ``status``).
+    # The leader hint came from a peer's message: it is asked only if it
+    # is a server of this node's configuration (nodes.forwarding).
     asks_leader = status.role != "leader" and status.leader not in (None, status.id)
+    asks_leader = asks_leader and member_leader(status.leader, members) is not None
     if asks_leader:
         calls.append((status.leader, "/api/servers"))
     results = _fetch_all(fetch, calls)

@@ -163,6 +163,21 @@ def _error_parts(exc: exceptions.APIException) -> tuple[int, dict, dict]:
     return status_code, body, headers
 
 
+def bad_request(request, exception):
+    """handler400 (e.g. a Host header the node does not serve, see
+    ALLOWED_HOSTS): JSON under /api/ and /raft/, Django's page elsewhere."""
+    if _is_api_path(request.path):
+        detail = (
+            "Bad request: the Host header names no host this node serves on, "
+            "or the request is malformed."
+        )
+        return JsonResponse(
+            {"error": "bad_request", "detail": detail},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return defaults.bad_request(request, exception)
+
+
 def page_not_found(request, exception):
     """handler404: JSON under /api/ and /raft/, Django's page elsewhere."""
     if _is_api_path(request.path):

@@ -10,6 +10,7 @@ from django.apps import apps
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
+from consensus.addresses import InvalidAddress, normalise_address
 from consensus.errors import NotLeader
 from consensus.membership import LeadershipMoved
 
@@ -20,6 +21,7 @@ from .client import (
     ServerUnreachable,
     new_session,
     node_url,
+    relayable_retry_after,
     request_json,
 )
 from .errors import TimedOut, Unavailable, error_answer
@@ -89,7 +91,10 @@ class Forwarder:
                 leader=leader_id,
             ) from None
         if accept(answer) or _is_api_error(answer):
-            return answer
+            # Relayed to the client: bounded whole seconds only.
+            return replace(
+                answer, retry_after=relayable_retry_after(answer.retry_after)
+            )
         raise TimedOut(
             f"The leader {leader_id} gave an unexpected answer (HTTP {answer.status}); "
             "the command may or may not commit.",
@@ -119,6 +124,20 @@ class Write:
     undone: str = "nothing was changed"
     # Which 200 answers from the leader count as done (default: any JSON).
     accept: Callable[[Answer], bool] | None = None
+
+
+def member_leader(leader, members) -> str | None:
+    """``leader`` if a request may be sent to it: a full ``host:port``
+    address among ``members`` (the configuration's servers). A leader hint
+    comes from a peer's message, so a forged one must not become the place
+    client writes, and the cluster secret, are sent to."""
+    if not isinstance(leader, str):
+        return None
+    try:
+        well_formed = normalise_address(leader) == leader
+    except InvalidAddress:
+        return None
+    return leader if well_formed and leader in members else None
 
 
 def is_forwarded(request) -> bool:
@@ -158,6 +177,14 @@ def leader_or_forward(runtime, action, write, *, forwarder, forwarded) -> Answer
         # (dissertation §3.10), and the new leader carries the request out,
         # even one forwarded here already.
         target = exc.leader_id
+    members = {server.id for server in runtime.status().servers}
+    if member_leader(target, members) is None:
+        # A lagging member may not list a new leader yet: it learns the
+        # configuration from that leader's entries, and the client retries.
+        raise Unavailable(
+            f"{runtime.node_id} does not forward to {target!r}: not a server of "
+            f"its configuration; {write.undone}. Retry later."
+        ) from None
     answer = forwarder.forward(
         target, write.method, write.path, write.body, write.wait_s, write.accept
     )

@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+from raftsite import security
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # This node's full address (host:port), the initial voting members (read only
@@ -53,12 +55,18 @@ RAFT_SNAPSHOT_TRAILING = int(os.environ.get("RAFT_SNAPSHOT_TRAILING", "5000"))
 RAFT_SESSION_TTL_S = float(os.environ.get("RAFT_SESSION_TTL_S", "3600"))
 RAFT_SESSION_MAX_ANSWERS = int(os.environ.get("RAFT_SESSION_MAX_ANSWERS", "1000"))
 
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "insecure-local-development-key-set-DJANGO_SECRET_KEY"
-)
+# DJANGO_SECRET_KEY, else a node's own key kept in its data directory (made
+# at its first start); a process serving no node's directory gets a
+# development key.
+SECRET_KEY = security.secret_key(os.environ, RAFT_DATA_DIR, serving=bool(RAFT_NODE_ID))
 DEBUG = os.environ.get("DJANGO_DEBUG", "") == "1"
-# A node answers requests addressed to any host name or address it serves on.
-ALLOWED_HOSTS = ["*"]
+# A node answers requests addressed to any host name or address it serves on,
+# and only those (400 otherwise): a web page whose name resolves to a node's
+# address (DNS rebinding) cannot drive it. RAFT_ALLOWED_HOSTS adds names,
+# e.g. a proxy's.
+ALLOWED_HOSTS = security.allowed_hosts(
+    RAFT_NODE_ID, os.environ.get("RAFT_ALLOWED_HOSTS", "")
+)
 # Browsers share cookies between the ports of one host: each node names its
 # login and CSRF cookies after itself, so logging in to one node of a local
 # cluster does not log the operator out of another.
@@ -136,7 +144,25 @@ DATABASES = {
 }
 DATABASE_ROUTERS = ["raftsite.routers.AccountsRouter"]
 
-AUTH_PASSWORD_VALIDATORS = []
+# Admin passwords: Django's four validators (createadmin's random ones pass).
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# The admin's login form refuses for the rest of a RAFT_LOGIN_WINDOW_S window
+# once a username has failed RAFT_LOGIN_MAX_FAILURES times from one address,
+# or an address RAFT_LOGIN_MAX_FAILURES_PER_ADDRESS times in all
+# (raftsite/login_throttle.py).
+RAFT_LOGIN_WINDOW_S = int(os.environ.get("RAFT_LOGIN_WINDOW_S", "60"))
+RAFT_LOGIN_MAX_FAILURES = int(os.environ.get("RAFT_LOGIN_MAX_FAILURES", "5"))
+RAFT_LOGIN_MAX_FAILURES_PER_ADDRESS = int(
+    os.environ.get("RAFT_LOGIN_MAX_FAILURES_PER_ADDRESS", "20")
+)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -17,6 +17,8 @@ urlpatterns = [
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
 ]
 
-# JSON, not HTML, for unknown routes and crashes under /api/ and /raft/.
+# JSON, not HTML, for bad requests (a Host the node does not serve), unknown
+# routes and crashes under /api/ and /raft/.
+handler400 = "nodes.errors.bad_request"
 handler404 = "nodes.errors.page_not_found"
 handler500 = "nodes.errors.server_error"

@@ -253,7 +253,8 @@ class LocalCluster:
         node = self.node(node)
         if node.running():
             raise RuntimeError(f"{node.address} is already running")
-        node.data_dir.mkdir(parents=True, exist_ok=True)
+        # As runnode makes it: for its owner only (no warning to tighten it).
+        node.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         node.incarnation += 1
         node.paused = False
         with (

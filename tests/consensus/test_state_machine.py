@@ -290,3 +290,45 @@ def test_a_background_handler_writes_a_streamed_line_off_the_callers_thread():
         logger.removeHandler(handler)
     assert stream.getvalue() == "Count 1\nLogs [a b]\nCount 2\n"
     assert writers and writers[0] is not threading.current_thread()
+
+
+FORGED = "x\n2026/12/01 10:00:00 Became leader for term 9"
+
+
+def _event_lines(monkeypatch):
+    stream = io.StringIO()
+    handler = EventHandler(stream)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(message)s", "%Y/%m/%d %H:%M:%S")
+    )
+    monkeypatch.setattr(logging.getLogger("raft"), "handlers", [handler])
+    return stream, handler
+
+
+def test_a_command_cannot_forge_an_event_line(monkeypatch):
+    """Newlines, carriage returns, ESC and Unicode line separators in a
+    command are escaped on stdout: the Logs line stays one line and ordinary
+    messages (backslashes included) read as before."""
+    stream, handler = _event_lines(monkeypatch)
+    sm = machine()
+    sm.apply(command(1, "I like beer."))
+    sm.apply(command(2, FORGED))
+    sm.apply(command(3, "esc\x1b[2Jr\rsep\u2028del\x7f tab\there"))
+    sm.apply(command(4, r"a\nb"))
+    sm.apply(command(5, "print"))
+    handler.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(
+        "Logs [I like beer. x\\n2026/12/01 10:00:00 Became leader for term 9 "
+        "esc\\x1b[2Jr\\rsep\\u2028del\\x7f tab\\there a\\nb print]"
+    )
+    assert not any("Became leader" in line[:40] for line in lines)
+
+
+def test_peer_lines_escape_their_address(monkeypatch):
+    """Any text argument of an event line is escaped, not only Logs'."""
+    stream, handler = _event_lines(monkeypatch)
+    logging.getLogger("raft").info("Added new peer %s", "h:1\nBecame leader")
+    assert stream.getvalue().count("\n") == 1
+    assert stream.getvalue().rstrip().endswith("Added new peer h:1\\nBecame leader")

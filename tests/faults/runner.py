@@ -10,6 +10,7 @@ import json
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -130,6 +131,9 @@ class NetnsCluster(LocalCluster):
 
     def __init__(self, network: Network, *, base_dir: Path, env=None):
         ports = [NETNS_PORT + i for i in range(network.size)]
+        # Beyond loopback a node needs a cluster secret (runnode refuses
+        # without one); a run's own, unless the run gives one.
+        env = {"RAFT_CLUSTER_SECRET": secrets.token_urlsafe(24), **(env or {})}
         super().__init__(network.size, base_dir=Path(base_dir), env=env, ports=ports)
         log_dir = self.base_dir / "logs"
         self.network = network

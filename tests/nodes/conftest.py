@@ -1,5 +1,5 @@
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from django.apps import apps
@@ -82,15 +82,27 @@ def forwarder(monkeypatch):
     return fresh
 
 
+def _as_member(request, address: str) -> None:
+    """A stub (or refusing address) stands in for a server of the fake
+    node's configuration: a node forwards only to one of those."""
+    if "runtime" in request.fixturenames:
+        fake = request.getfixturevalue("runtime")
+        fake.node_status = replace(
+            fake.node_status,
+            servers=(*fake.node_status.servers, ServerInfo(id=address, voter=True)),
+        )
+
+
 @pytest.fixture
-def stub_server():
+def stub_server(request):
     """Factory: stub_server(Reply(...), ...) starts a StubServer; all close
-    at the end of the test."""
+    at the end of the test. Each is a member of the runtime's configuration."""
     servers = []
 
     def start(*replies):
         server = StubServer(*replies)
         servers.append(server)
+        _as_member(request, server.address)
         return server
 
     yield start
@@ -99,12 +111,15 @@ def stub_server():
 
 
 @pytest.fixture
-def refused_address():
+def refused_address(request):
     """An address that refuses connections: bound, never listening, and
-    held for the test so no other process can take the port."""
+    held for the test so no other process can take the port. A member of
+    the runtime's configuration."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    _as_member(request, address)
+    yield address
     sock.close()
 
 

@@ -177,6 +177,23 @@ def test_term_filter_lists_terms_and_refuses_nonsense(admin_client, runtime, log
     assert bad.status_code == 302 and "e=1" in bad["Location"]
 
 
+@pytest.mark.parametrize("term", ["²", "١", "99999999999999999999", "-1", "1 "])
+def test_term_filter_refuses_other_digits_with_a_clean_page(
+    admin_client, runtime, log, term
+):
+    """Unicode digits and numbers beyond SQLite's range get the admin's
+    "invalid filter" redirect, never a 500."""
+    bad = admin_client.get(LOG, {"term": term})
+    assert bad.status_code == 302 and "e=1" in bad["Location"]
+
+
+@pytest.mark.parametrize("q", ["²", "99999999999999999999"])
+def test_search_for_other_digits_is_a_clean_page(admin_client, runtime, log, q):
+    response = admin_client.get(LOG, {"q": q})
+    assert response.status_code == 200
+    assert shown(response) == []
+
+
 def test_pages_never_count_the_whole_log(admin_client, runtime):
     LogEntry.objects.bulk_create(LogEntry(index=i, term=1) for i in range(1, 251))
     with CaptureQueriesContext(connection) as queries:

@@ -64,7 +64,7 @@ def test_command_on_another_nodes_data_dir(tmp_path):
     data_dir = tmp_path / "node"
     done = subprocess.run(
         [sys.executable, "manage.py", "createadmin", "--data-dir", str(data_dir),
-         "--username", "ops", "--password", "pw"],
+         "--username", "ops", "--password", "tall-pine-cones"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -76,3 +76,97 @@ def test_command_on_another_nodes_data_dir(tmp_path):
             "SELECT is_staff, is_superuser FROM auth_user WHERE username='ops'"
         ).fetchall()
     assert rows == [(1, 1)]
+
+
+# --- password validators and login throttling -------------------------------
+
+
+@pytest.fixture
+def fresh_throttle():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def log_in(client, username, password, address="10.0.0.1"):
+    return client.post(
+        "/admin/login/",
+        {"username": username, "password": password},
+        REMOTE_ADDR=address,
+    )
+
+
+def test_createadmin_refuses_a_weak_password_in_one_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "manage.py", "createadmin", "--data-dir", str(tmp_path),
+         "--username", "ops", "--password", "password"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "password refused" in lines[0], lines
+    assert "too common" in lines[0]
+
+
+def test_the_admin_validates_passwords(settings):
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        validate_password("12345678")
+    with pytest.raises(ValidationError):
+        validate_password("short")
+    validate_password("tall-pine-cones")
+
+
+def test_repeated_failures_lock_the_login_with_a_clear_message(
+    client, settings, fresh_throttle
+):
+    settings.RAFT_LOGIN_MAX_FAILURES = 3
+    ensure_admin("ops", "tall-pine-cones")
+    for _ in range(3):
+        response = log_in(client, "ops", "wrong")
+        assert b"Too many failed logins" not in response.content
+    # Even the right password is refused while the lock lasts.
+    locked = log_in(client, "ops", "tall-pine-cones")
+    assert locked.status_code == 200
+    assert b"Too many failed logins for this username" in locked.content
+    assert b"try again in" in locked.content
+    # Another address is not locked out for this username.
+    assert log_in(client, "ops", "tall-pine-cones", "10.0.0.2").status_code == 302
+
+
+def test_one_address_trying_many_usernames_is_locked(client, settings, fresh_throttle):
+    settings.RAFT_LOGIN_MAX_FAILURES_PER_ADDRESS = 4
+    for i in range(4):
+        log_in(client, f"user{i}", "wrong")
+    assert b"Too many failed logins" in log_in(client, "other", "x").content
+
+
+def test_the_lock_ends_after_the_window(settings, fresh_throttle):
+    from raftsite.login_throttle import LoginThrottle
+
+    settings.RAFT_LOGIN_MAX_FAILURES = 2
+    now = [1000.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    assert throttle.attempt("ops", "a") == 0
+    assert throttle.attempt("ops", "a") == 0
+    assert throttle.attempt("ops", "a") == 60
+    now[0] += 45
+    assert throttle.attempt("ops", "a") == 15
+    now[0] += 15
+    assert throttle.attempt("ops", "a") == 0
+
+
+def test_a_success_forgets_the_failures(client, settings, fresh_throttle):
+    settings.RAFT_LOGIN_MAX_FAILURES = 3
+    ensure_admin("ops", "tall-pine-cones")
+    for _ in range(2):
+        log_in(client, "ops", "wrong")
+    assert log_in(client, "ops", "tall-pine-cones").status_code == 302
+    client.logout()
+    for _ in range(2):
+        log_in(client, "ops", "wrong")
+    assert log_in(client, "ops", "tall-pine-cones").status_code == 302

@@ -108,18 +108,35 @@ def test_a_process_without_a_runtime_asks_its_node_over_http(
     """E.g. a test driving the admin of a running cluster: RAFT_NODE_ID."""
     leader = stub_server()
     leader.script = [Reply(200, {**LEADER_VIEW, "id": leader.address})]
-    follower = stub_server(
-        Reply(
-            200,
-            {**LEADER_VIEW, "id": "f", "role": "follower", "leader": leader.address},
-        )
-    )
+    servers = [*LEADER_VIEW["servers"], {"id": leader.address, "voter": True}]
+    follower_view = {
+        **LEADER_VIEW, "id": "f", "role": "follower", "leader": leader.address,
+        "servers": servers,
+    }  # fmt: skip
+    follower = stub_server(Reply(200, follower_view))
     settings.RAFT_NODE_ID = follower.address
     response = admin_client.get("/admin/nodes/server/")
     assert f"As seen by <strong>{leader.address}</strong>" in response.content.decode()
     assert [(r.method, r.path) for r in follower.received + leader.received] == [
         ("GET", "/api/servers"), ("GET", "/api/servers")
     ]  # fmt: skip
+
+
+def test_a_leader_hint_outside_the_configuration_is_not_asked(
+    admin_client, settings, stub_server
+):
+    """A forged leader hint (a peer's message named it) is never fetched."""
+    forged = stub_server(Reply(200, {**LEADER_VIEW, "id": "evil"}))
+    follower = stub_server(
+        Reply(
+            200,
+            {**LEADER_VIEW, "id": "f", "role": "follower", "leader": forged.address},
+        )
+    )
+    settings.RAFT_NODE_ID = follower.address
+    response = admin_client.get("/admin/nodes/server/")
+    assert response.status_code == 200
+    assert forged.received == []
 
 
 def test_a_process_without_a_runtime_reports_its_node_unreachable(

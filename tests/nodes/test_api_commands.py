@@ -249,6 +249,23 @@ def test_leader_error_is_relayed_with_its_status(api, runtime, forwarder, stub_s
     assert response["Retry-After"] == "2"
 
 
+@pytest.mark.parametrize(
+    "sent, relayed",
+    [("86400", "30"), ("1e9", "1"), ("nan", "1"), ("-5", "1"),
+     ("Wed, 21 Oct 2026 07:28:00 GMT", "1"), ("2 x", "1")],
+)  # fmt: skip
+def test_a_leaders_retry_after_is_bounded_before_it_is_relayed(
+    api, runtime, forwarder, stub_server, sent, relayed
+):
+    leader = stub_server(
+        Reply(503, {"error": "no_leader", "detail": "busy"}, {"Retry-After": sent})
+    )
+    runtime.outcome = NotLeader(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    assert response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE
+    assert response["Retry-After"] == relayed
+
+
 def test_unreachable_leader_is_503(api, runtime, forwarder, refused_address):
     runtime.outcome = NotLeader(refused_address)
     response = api.post(URL, {"command": "x"}, format="json")

@@ -221,6 +221,23 @@ def test_the_page_fetches_other_members_only(admin_client, runtime, log, monkeyp
     assert rows[OTHER]["reachable"] and rows[DOWN]["reachable"]
 
 
+def test_a_leader_hint_outside_the_configuration_is_never_fetched(runtime, log):
+    """A forged leader hint (from a peer's message) is not asked for its
+    view: the dashboard fetches from the configuration's servers only."""
+    calls = []
+
+    def fetch(address, path):
+        calls.append((address, path))
+        return dict(OTHER_STATUS, id=address)
+
+    status = leader_status(
+        id=OTHER, role="follower", leader="evil.example.com:80", peers=()
+    )
+    snapshot = dashboard.cluster_snapshot(status, fetch)
+    assert "evil.example.com:80" not in {address for address, _ in calls}
+    assert snapshot["progress_from"] is None
+
+
 def test_follower_says_why_it_has_no_progress(runtime, log):
     status = leader_status(id=OTHER, role="follower", leader=SELF, peers=())
     snapshot = dashboard.cluster_snapshot(status, fake_fetch({}))

@@ -14,6 +14,7 @@ from nodes.forwarding import (
     Write,
     answer_in_process,
     leader_or_forward,
+    member_leader,
     process_forwarder,
     relay,
 )
@@ -222,3 +223,44 @@ def test_without_a_runtime_the_node_is_asked_over_http(settings, stub_server):
         assert not isinstance(client, LocalNode)
         assert client.servers()["id"] == "n"
     assert [(r.method, r.path) for r in node.received] == [("GET", "/api/servers")]
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        "127.0.0.1:4444",  # well formed, but no server of the configuration
+        "evil.example.com:80",
+        ":9991",  # not the full form a node names its leader by
+        "127.0.0.1:9991/x",
+        "127.0.0.1:9991\n",
+    ],
+)
+def test_a_leader_hint_outside_the_configuration_is_not_forwarded_to(runtime, hint):
+    """A forged ``source`` in a peer's message became the leader hint: a
+    follower forwards only to a server of its configuration, else 503."""
+    forwarder = RecordingForwarder()
+    with pytest.raises(Unavailable) as raised:
+        leader_or_forward(
+            runtime,
+            refusing(NotLeader(hint)),
+            WRITE,
+            forwarder=forwarder,
+            forwarded=False,
+        )
+    assert forwarder.calls == []
+    assert "not a server of its configuration" in str(raised.value.detail)
+    assert raised.value.retry_after_s == 1
+
+
+@pytest.mark.parametrize(
+    "leader, members, usable",
+    [
+        ("127.0.0.1:9991", {"127.0.0.1:9991"}, True),
+        ("127.0.0.1:9991", {"127.0.0.1:9990"}, False),
+        (None, {"127.0.0.1:9991"}, False),
+        (7, {7}, False),
+        ("[::1]:9991", {"[::1]:9991"}, True),
+    ],
+)
+def test_member_leader(leader, members, usable):
+    assert (member_leader(leader, members) is not None) is usable

@@ -299,3 +299,17 @@ def test_status_timeout(stub_server):
     assert fails("status", "-S", node.address, "--timeout", "0.2") == (
         f"no answer from {node.address} within 0.2 s"
     )
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("2", 2.0), (" 3 ", 3.0), ("0", 0.0), ("86400", 30.0), ("3599", 30.0),
+     ("1e9", 1.0), ("nan", 1.0), ("inf", 1.0), ("-1", 1.0), ("1.5", 1.0),
+     ("", 1.0), (None, 1.0), ("Wed, 21 Oct 2026 07:28:00 GMT", 1.0)],
+)  # fmt: skip
+def test_retry_after_is_bounded(value, seconds):
+    """A Retry-After from a server, or whoever answers in its place, cannot
+    park a client: whole seconds up to 30, else the default second."""
+    from nodes.client import parse_retry_after
+
+    assert parse_retry_after(value) == seconds

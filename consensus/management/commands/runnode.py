@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from consensus.addresses import InvalidAddress, normalise_address
 from consensus.datadir import DataDirectoryInUse, DataDirLock
 from consensus.tls import TLSConfigError, TLSFiles
+from raftsite import security
 
 
 class Command(BaseCommand):
@@ -59,8 +60,24 @@ class Command(BaseCommand):
                 help=f"serve HTTPS: {what} (default ${variable}); "
                 "give all three or none",
             )
+        parser.add_argument(
+            "--insecure",
+            action="store_true",
+            help="listen beyond loopback without the security settings "
+            "(test networks only; a warning at every start)",
+        )
 
     def handle(self, *args, **options):
+        # Every file the node makes (LOCK, databases, snapshots, its secret
+        # key) for its owner only; the exec'd server keeps the umask.
+        umask = os.umask(0o077)
+        try:
+            self._run(options)
+        finally:
+            # Reached only if runnode stops before exec (a refusal, a test).
+            os.umask(umask)
+
+    def _run(self, options):
         port, host = options["port"], options["host"]
         if not 0 < port < 65536:
             raise CommandError(f"invalid port {port}: must be 1-65535")
@@ -74,15 +91,19 @@ class Command(BaseCommand):
         if len(set(cluster)) != len(cluster):
             raise CommandError("--cluster names a server twice")
         cluster = cluster or [node_id]
+        self._check_network(security.host_of(node_id), options["insecure"])
         tls = _tls_environment(options)
         data_dir = Path(
             options["data_dir"] or Path.home() / ".raftsite" / f"{host}_{port}"
         ).expanduser()
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            # For the owner only: the log, the logins and the secret key.
+            warning = security.private_data_dir(data_dir)
+            if not os.environ.get("DJANGO_SECRET_KEY"):
+                security.node_secret_key(data_dir)
         except OSError as exc:
             raise CommandError(
-                f"cannot create data directory {data_dir}: {exc.strerror}"
+                f"cannot create data directory {data_dir}: {exc.strerror or exc}"
             ) from None
         # Fail fast, in one line, if a node already runs on this directory.
         # Only a check: the runtime in the server process takes the lock for
@@ -95,6 +116,8 @@ class Command(BaseCommand):
             self.stderr.write(f"error: {exc}")
             sys.exit(1)
         lock.release()
+        if warning:
+            self.stderr.write(warning)
         if options["threads"] < 4:
             raise CommandError("--threads must be at least 4")
         env = dict(
@@ -123,6 +146,26 @@ class Command(BaseCommand):
         # gunicorn's master directly.
         os.chdir(Path(__file__).resolve().parents[3])
         os.execve(sys.executable, argv, env)
+
+    def _check_network(self, host: str, insecure: bool) -> None:
+        """Refuse, in one line, to listen beyond loopback without what that
+        needs (raftsite.security.NETWORK_REQUIREMENTS), unless --insecure,
+        which warns at every start."""
+        missing = []
+        if not security.is_loopback(host):
+            missing = security.missing_for_network(os.environ)
+        if insecure:
+            self.stderr.write(
+                f"warning: --insecure: the checks for a node beyond loopback "
+                f"are off ({'; '.join(missing) or 'none missing now'}); "
+                "use it on test networks only"
+            )
+        elif missing:
+            raise CommandError(
+                f"refusing to listen on {host} beyond loopback: "
+                + "; ".join(missing)
+                + " (runnode --insecure overrides this on a test network)"
+            )
 
 
 def _tls_environment(options) -> dict[str, str]:

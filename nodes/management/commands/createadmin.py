@@ -13,11 +13,14 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import router, transaction
 
 from raftsite.routers import ACCOUNTS_DB
+from raftsite.security import private_data_dir
 
 
 def ensure_admin(username: str, password: str) -> bool:
@@ -58,6 +61,14 @@ class Command(BaseCommand):
         generated = not password
         if generated:
             password = secrets.token_urlsafe(9)
+        else:
+            # settings.AUTH_PASSWORD_VALIDATORS, as the admin's own forms.
+            try:
+                validate_password(password, get_user_model()(username=username))
+            except ValidationError as exc:
+                raise CommandError(
+                    "password refused: " + " ".join(exc.messages)
+                ) from None
         if data_dir == Path(settings.RAFT_DATA_DIR).resolve():
             self._create_here(data_dir, username, password)
         else:
@@ -66,11 +77,26 @@ class Command(BaseCommand):
             self.stdout.write(f"Password: {password}")
 
     def _create_here(self, data_dir: Path, username: str, password: str) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # As runnode: the directory and the files made in it for the owner
+        # only.
+        try:
+            warning = private_data_dir(data_dir)
+        except OSError as exc:
+            raise CommandError(
+                f"cannot create data directory {data_dir}: {exc.strerror or exc}"
+            ) from None
+        if warning:
+            self.stderr.write(warning)
         # The node migrates when it starts; doing it here lets a login be
         # made before the node's first start.
-        call_command("migrate", database=ACCOUNTS_DB, verbosity=0, interactive=False)
-        created = ensure_admin(username, password)
+        umask = os.umask(0o077)
+        try:
+            call_command(
+                "migrate", database=ACCOUNTS_DB, verbosity=0, interactive=False
+            )
+            created = ensure_admin(username, password)
+        finally:
+            os.umask(umask)
         verb = "Created" if created else "Reset the password of"
         self.stdout.write(
             f"{verb} the admin login {username!r} on {data_dir} "
