@@ -15,7 +15,7 @@ import json
 
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser
 
 from .core.configuration import Configuration
 from .core.messages import (
@@ -86,11 +86,14 @@ class PeerBodyTooLarge(APIException):
     default_detail = f"a /raft/ body is at most {MAX_PEER_BODY_BYTES} bytes"
 
 
-class PeerJSONParser(JSONParser):
-    """JSONParser for /raft/ bodies, refused over MAX_PEER_BODY_BYTES (413)
-    before they are read whole: DRF reads the raw stream, so Django's
-    DATA_UPLOAD_MAX_MEMORY_SIZE does not apply. Nesting too deep for the
-    json module is a malformed body (400), not a server error."""
+class PeerJSONParser(BaseParser):
+    """JSON for /raft/ bodies, refused over MAX_PEER_BODY_BYTES (413)
+    before they are read whole. Not a JSONParser: DRF reads those through
+    HttpRequest.body, capped by DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB, and a
+    500 beyond it), below what an AppendEntries may legitimately carry.
+    Nesting too deep for the json module is a malformed body (400)."""
+
+    media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
         request = (parser_context or {}).get("request")
