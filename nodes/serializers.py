@@ -111,7 +111,10 @@ class LogQuerySerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         # "from" is a Python keyword, so it cannot be declared as an attribute.
-        fields["from"] = serializers.IntegerField(min_value=1, default=1)
+        # Bounded: SQLite's integers are 64-bit (a larger one was a 500).
+        fields["from"] = serializers.IntegerField(
+            min_value=1, max_value=MAX_PEER_INT, default=1
+        )
         return fields
 
 

@@ -205,3 +205,9 @@ def test_log_page_is_bounded_in_bytes(api, runtime, db, monkeypatch):
     assert indexes(api.get("/api/log", {"from": 3})) == [3, 4]
     monkeypatch.setattr(views, "LOG_PAGE_BYTES", 10)
     assert indexes(api.get("/api/log", {"from": 5})) == [5]
+
+
+@pytest.mark.parametrize("query", [{"from": 2**63}, {"from": 10**30}])
+def test_log_from_beyond_sqlite_integers_is_400_not_500(api, runtime, db, query):
+    response = api.get("/api/log", query)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST, response.content
