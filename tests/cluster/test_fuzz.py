@@ -70,6 +70,14 @@ def observe(cluster) -> tuple[int, int, int, list[dict]]:
     )
 
 
+def is_address(value) -> bool:
+    try:
+        normalise_address(value)
+        return True
+    except InvalidAddress:
+        return False
+
+
 def is_full_address(value) -> bool:
     try:
         return isinstance(value, str) and normalise_address(value) == value
@@ -112,6 +120,8 @@ bad_addresses = st.one_of(
     st.text(max_size=30),
     json_values,
 ).filter(lambda value: not is_full_address(value))
+# What the client API must refuse as an address (":9990" is one, short).
+invalid_addresses = bad_addresses.filter(lambda value: not is_address(value))
 
 
 def out_of_range(minimum: int = 0):
@@ -472,12 +482,12 @@ def client_request(draw, own: str) -> tuple[str, str, dict | None, object]:
         return "GET", "/api/status", {"x": draw(st.text(max_size=8))}, None
     if which == "leader":
         # (null asks for a transfer to the most up-to-date follower.)
-        to = draw(bad_addresses.filter(lambda v: v is not None))
+        to = draw(invalid_addresses.filter(lambda v: v is not None))
         return "POST", "/api/leader", None, {"to": to}
     # servers: an address to add that is none (400), or one to remove that
     # is not this node (404, or 400).
     if draw(st.booleans()):
-        return "POST", "/api/servers", None, {"address": draw(bad_addresses)}
+        return "POST", "/api/servers", None, {"address": draw(invalid_addresses)}
     text = draw(st.text(min_size=1, max_size=30).filter(lambda t: not names(t, own)))
     path = "/api/servers/" + urllib.parse.quote(text.encode("utf-8", "surrogatepass"))
     return "DELETE", path, None, None
