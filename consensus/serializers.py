@@ -32,6 +32,7 @@ from .core.messages import (
 )
 from .validation import (
     MAX_PEER_BODY_BYTES,
+    MAX_PEER_INT,
     InvalidMessage,
     check_address,
     check_configuration,
@@ -42,6 +43,7 @@ from .validation import (
 
 # TimeoutNow's last_log_index and last_log_term: -1 means "not said".
 _MAY_BE_MINUS_ONE = {"last_log_index", "last_log_term"}
+_ENTRY_TYPES = {t.value: t for t in EntryType}
 # A client_id in an entry (the client API takes at most 200 characters).
 MAX_CLIENT_ID_CHARS = 1024
 
@@ -109,29 +111,36 @@ class PeerJSONParser(BaseParser):
             raise ParseError(f"JSON parse error: {exc}") from None
 
 
+def _int(name: str, value) -> int:
+    # The common case first: an AppendEntries may carry a thousand entries.
+    if type(value) is int and 0 <= value <= MAX_PEER_INT:
+        return value
+    return check_int(name, value)
+
+
 def entry_from_dict(data: dict) -> Entry:
     if not isinstance(data, dict):
         raise InvalidMessage("an entry must be a JSON object")
     try:
         index, term = data["index"], data["term"]
-        entry_type = EntryType(data["type"])
+        entry_type = _ENTRY_TYPES[data["type"]]
         command = data["command"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidMessage(f"malformed entry: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise InvalidMessage(f"malformed entry: {exc!r}") from exc
     client_id, seq = data.get("client_id"), data.get("seq")
     if client_id is not None:
         check_text("client_id", client_id)
         if len(client_id) > MAX_CLIENT_ID_CHARS:
             raise InvalidMessage(f"client_id is over {MAX_CLIENT_ID_CHARS} chars")
     entry = Entry(
-        index=check_int("entry index", index),
-        term=check_int("entry term", term),
-        type=entry_type,
-        command=check_text("entry command", command),
-        client_id=client_id,
-        seq=None if seq is None else check_int("seq", seq),
+        _int("entry index", index),
+        _int("entry term", term),
+        entry_type,
+        check_text("entry command", command),
+        client_id,
+        None if seq is None else _int("seq", seq),
         # Absent from a server of an older version: no time.
-        timestamp_ms=check_int("timestamp_ms", data.get("timestamp_ms", 0)),
+        _int("timestamp_ms", data.get("timestamp_ms", 0)),
     )
     if entry_type is EntryType.CONFIG:
         check_configuration_json(command)
@@ -194,8 +203,10 @@ def _message_from_dict(cls: type[Message], data) -> Message:
             continue  # dataclass defaults apply; required ones fail below
         value = data[name]
         if kind is int:
-            minimum = -1 if cls is TimeoutNow and name in _MAY_BE_MINUS_ONE else 0
-            check_int(name, value, minimum)
+            if cls is TimeoutNow and name in _MAY_BE_MINUS_ONE:
+                check_int(name, value, minimum=-1)
+            else:
+                _int(name, value)
         elif kind is bool:
             if not isinstance(value, bool):
                 raise InvalidMessage(f"{name} must be of type bool")
