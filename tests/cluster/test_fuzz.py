@@ -353,8 +353,15 @@ def mutated_chunk(draw, dest: str, term: int) -> dict:
     kind = draw(
         st.sampled_from(
             ["int", "source", "dest", "checksum", "data", "done", "config", "past"]
+            + ["no_snapshot"] * 2
         )
     )
+    if kind == "no_snapshot":
+        # Whole, its checksum right, of this term or a newer one: bytes
+        # that are no snapshot (restoring them stopped the node).
+        data = draw(st.binary(min_size=1, max_size=200))
+        newer = term + draw(st.integers(0, 3))
+        return chunk(dest, newer, data) | {"last_included_term": newer}
     if kind == "int":
         field = draw(
             st.sampled_from(
