@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: cluster test sim bench clean lint
+.PHONY: cluster test sim fuzz bench clean lint
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: $(STAMP)
 SEEDS ?= 2000
 sim: $(STAMP)
 	RAFT_SIM_SEEDS=$(SEEDS) $(PY) -m pytest tests/core -q
+
+# The fuzz test (tests/cluster/test_fuzz.py) longer than in the default run,
+# on a random seed: make fuzz FUZZ_EXAMPLES=5000
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(STAMP)
+	RAFT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) RAFT_FUZZ_RANDOM=1 $(PY) -m pytest tests/cluster/test_fuzz.py -q
 
 bench: $(STAMP)
 	$(PY) bench/run.py

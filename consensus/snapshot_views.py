@@ -17,7 +17,7 @@ from .errors import CommandTimeout
 from .runtime import current_runtime
 from .snapshots.receiver import ChecksumMismatch
 from .snapshots.wire import SnapshotChunkReply, chunk_from_dict, reply_to_dict
-from .views import NodeUnavailable, PeerView
+from .views import NodeUnavailable, PeerView, check_dest
 
 
 class InstallSnapshotView(PeerView):
@@ -31,6 +31,7 @@ class InstallSnapshotView(PeerView):
         node = runtime.status() if runtime is not None else None
         if receiver is None or node is None:
             raise NodeUnavailable()
+        check_dest(chunk.dest, runtime)
         runtime.snapshot_chunk_received(chunk.source, chunk.term)
         if chunk.term < node.term:
             # Raft Figure 13: reply immediately if term < currentTerm; the

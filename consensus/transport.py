@@ -32,6 +32,7 @@ from .core.messages import (
 )
 from .peer_connection import close_quietly, open_connection
 from .serializers import message_from_dict, message_to_dict
+from .validation import read_reply
 
 logger = logging.getLogger(__name__)
 
@@ -200,14 +201,17 @@ class PeerSender:
             connection.request("POST", f"/raft/{endpoint}", body, self._headers)
             self._await_response(connection)
             response = connection.getresponse()
-            data = response.read()
+            data = read_reply(response)
             if response.will_close:
                 self._disconnect()  # reconnect through _connect next time
             if response.status != 200:
                 raise ValueError(f"HTTP {response.status}")
             if reply_class is None:
                 return None
-            return message_from_dict(reply_class, json.loads(data))
+            reply = message_from_dict(reply_class, json.loads(data))
+            if (reply.source, reply.dest) != (self.peer, self.node_id):
+                raise ValueError(f"a reply from {reply.source} to {reply.dest}")
+            return reply
         except Exception as exc:  # any failure means "not delivered"
             logger.debug("send to %s failed: %s", self.peer, exc)
             if isinstance(exc, ssl.SSLError) and not isinstance(

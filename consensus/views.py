@@ -1,7 +1,10 @@
 """Peer RPC endpoints under /raft/: thin wrappers around the runtime.
 
 A request is stepped by the loop thread and answered only once whatever it
-changed is on disk (Raft Figure 2: persist before responding to RPCs).
+changed is on disk (Raft Figure 2: persist before responding to RPCs). A
+message is checked in full first (consensus/serializers.py): one that is
+malformed, too large or addressed to another server is answered 400 or 413
+in the API's error shape and never reaches the loop.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from rest_framework.exceptions import (
     APIException,
     AuthenticationFailed,
     PermissionDenied,
+    ValidationError,
 )
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,7 +25,7 @@ from rest_framework.views import APIView
 from .core.messages import AppendEntries, RequestVote, TimeoutNow
 from .errors import CommandTimeout
 from .runtime import current_runtime
-from .serializers import message_from_dict, message_to_dict
+from .serializers import PeerJSONParser, message_from_dict, message_to_dict
 from .tls import names_host, peer_certificate
 from .transport import SECRET_HEADER
 
@@ -53,8 +57,17 @@ def check_peer_certificate(request) -> None:
         )
 
 
+def check_dest(dest: str, runtime) -> None:
+    """A peer message must be addressed to this server. Its source need not
+    be in our configuration: a leader that a lagging member's configuration
+    does not list yet is legitimate."""
+    if dest != runtime.node_id:
+        raise ValidationError(f"dest {dest} is not this server ({runtime.node_id})")
+
+
 class PeerView(APIView):
     message_class: type = None
+    parser_classes = [PeerJSONParser]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -75,6 +88,7 @@ class PeerView(APIView):
         runtime = current_runtime()
         if runtime is None:
             raise NodeUnavailable()
+        check_dest(message.dest, runtime)
         try:
             reply = runtime.handle_rpc(message)
         except CommandTimeout as exc:

@@ -4,6 +4,7 @@ and by a follower forwarding a command. No Django imports: it runs anywhere.
 
 from __future__ import annotations
 
+import json as jsonlib
 import math
 import re
 import ssl
@@ -103,26 +104,55 @@ def node_url(address: str, path: str, ca: str | None = None) -> str:
     return f"{'https' if ca else 'http'}://{address}{path}"
 
 
-def request_json(session, method, url, *, timeout, json=None, headers=None) -> Answer:
+def request_json(
+    session, method, url, *, timeout, json=None, headers=None, max_bytes=None
+) -> Answer:
     """Send one request; raise ServerUnreachable or ConnectionLost, never requests'
-    own exceptions."""
+    own exceptions. With ``max_bytes``, an answer longer than that is not
+    read further and counts as lost (ConnectionLost): a peer's answer is
+    never read without bound."""
     try:
         response = session.request(
-            method, url, json=json, headers=headers, timeout=timeout
+            method,
+            url,
+            json=json,
+            headers=headers,
+            timeout=timeout,
+            stream=max_bytes is not None,
+        )
+        content = (
+            response.content if max_bytes is None else _read_capped(response, max_bytes)
         )
     except requests.RequestException as exc:
         if _nothing_sent(exc):
             raise ServerUnreachable(_reason(exc)) from exc
         raise ConnectionLost(_reason(exc), isinstance(exc, requests.Timeout)) from exc
     try:
-        body = response.json()
-    except ValueError:
+        body = jsonlib.loads(content)
+    except (ValueError, RecursionError):
         body = None
     return Answer(
         status=response.status_code,
         body=body if isinstance(body, dict) else None,
         retry_after=response.headers.get("Retry-After"),
     )
+
+
+def _read_capped(response, max_bytes: int) -> bytes:
+    """The body of a streamed response, at most ``max_bytes`` of it;
+    ConnectionLost (and the connection closed) past that."""
+    chunks, size = [], 0
+    try:
+        for chunk in response.iter_content(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ConnectionLost(
+                    f"the answer is over {max_bytes} bytes", timed_out=False
+                )
+            chunks.append(chunk)
+    finally:
+        response.close()
+    return b"".join(chunks)
 
 
 def _nothing_sent(exc: requests.RequestException) -> bool:

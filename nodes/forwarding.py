@@ -26,6 +26,10 @@ from .client import (
 )
 from .errors import TimedOut, Unavailable, error_answer
 
+# The leader's answer to a forwarded write is a small JSON object; one
+# longer than this is not read further and counts as no answer (504).
+MAX_ANSWER_BYTES = 1 << 20
+
 
 class Forwarder:
     """Sends client writes (commands, membership changes) to the leader.
@@ -77,6 +81,7 @@ class Forwarder:
                 json=body,
                 headers={FORWARDED_HEADER: "1"},
                 timeout=(self.connect_timeout_s, timeout_s + self.read_margin_s),
+                max_bytes=MAX_ANSWER_BYTES,
             )
         except ServerUnreachable as exc:
             raise Unavailable(

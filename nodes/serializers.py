@@ -8,11 +8,14 @@ from rest_framework.parsers import JSONParser
 
 from consensus.addresses import InvalidAddress, normalise_address
 from consensus.models import LogEntry
+from consensus.validation import MAX_PEER_INT
 
 from .errors import TooLarge
 
-# LogEntry.seq is a signed 64-bit column.
-MAX_SEQ = 2**63 - 1
+# LogEntry.seq is a signed 64-bit column, and followers take integers up
+# to 2^62 from a leader (consensus/validation.py): a seq above would be
+# appended, then refused by every follower.
+MAX_SEQ = MAX_PEER_INT
 # JSON escapes inflate text at most six-fold ("\u0001" for one byte), so a
 # body this size holds any command within RAFT_MAX_COMMAND_BYTES.
 REQUEST_BYTES_PER_COMMAND_BYTE = 8
@@ -108,7 +111,10 @@ class LogQuerySerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         # "from" is a Python keyword, so it cannot be declared as an attribute.
-        fields["from"] = serializers.IntegerField(min_value=1, default=1)
+        # Bounded: SQLite's integers are 64-bit (a larger one was a 500).
+        fields["from"] = serializers.IntegerField(
+            min_value=1, max_value=MAX_PEER_INT, default=1
+        )
         return fields
 
 

@@ -30,6 +30,9 @@ from .serializers import (
     NodeStatusSerializer,
 )
 
+# GET /api/log: the most command text (UTF-8 bytes) one page carries.
+LOG_PAGE_BYTES = 1 << 20
+
 
 def serving_runtime():
     """The NodeRuntime of this process; 503 when it serves no node."""
@@ -145,11 +148,18 @@ class LogView(APIView):
         node_status = serving_status()
         # Raft §5.3-5.4: only committed entries are final; a later leader may
         # overwrite the others, so clients never see them.
-        entries = list(
-            LogEntry.objects.filter(
-                index__gte=start, index__lte=node_status.commit_index
-            ).order_by("index")[:limit]
-        )
+        rows = LogEntry.objects.filter(
+            index__gte=start, index__lte=node_status.commit_index
+        ).order_by("index")[:limit]
+        # A page holds at most LOG_PAGE_BYTES of command text (but always
+        # one entry), read a few rows at a time: 1000 commands of 64 KiB
+        # would be 64 MiB. The client asks again from the next index.
+        entries, size = [], 0
+        for entry in rows.iterator(chunk_size=64):
+            size += len(entry.command.encode("utf-8"))
+            if entries and size > LOG_PAGE_BYTES:
+                break
+            entries.append(entry)
         # The lowest index stored, not the core's first (after a restart
         # the core holds only the entries after its snapshot, while the
         # trailing window stays on disk until the next compaction).

@@ -179,6 +179,9 @@ class LeaderState:
         if answers_in_flight:
             progress.answered()
         if reply.success:
+            if reply.match_index > self.log.last_index:
+                # No peer can hold more than was sent: not a real reply.
+                return False
             # Even a late success is true of this term (one leader per
             # term, §5.2), and match_index never decreases.
             progress.maybe_update(reply.match_index)

@@ -11,6 +11,10 @@ from collections.abc import Iterable, Sequence
 from .messages import NO_SNAPSHOT, Entry, SnapshotMetadata
 
 
+class ConflictsWithCommitted(ValueError):
+    """An AppendEntries whose entries differ from committed ones."""
+
+
 class RaftLog:
     def __init__(
         self,
@@ -191,8 +195,10 @@ class RaftLog:
         if not first_new:
             return []
         if first_new <= commit_index:
-            # Raft §5.4 Leader Completeness makes this impossible.
-            raise RuntimeError(
+            # Raft §5.4 Leader Completeness makes this impossible from a
+            # real leader; a forged AppendEntries may ask it. The caller
+            # refuses it, and nothing committed is ever overwritten.
+            raise ConflictsWithCommitted(
                 f"refusing to overwrite committed entry {first_new} "
                 f"(commit index {commit_index})"
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from . import election, membership
+from . import election, membership, replication
 from .api import (
     ChangeRefusal,
     MembershipChangeRefused,
@@ -156,6 +156,10 @@ class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin
         if isinstance(message, Unreachable):
             if self.leader_state is not None:
                 self.leader_state.unreachable(message.source)
+            return self._end()
+        if isinstance(message, AppendEntries) and not replication.well_formed(message):
+            # Before the term is adopted: a malformed request changes nothing.
+            self._reply_append_entries(message, success=False)
             return self._end()
         if message.term > self.current_term and election.adopts_term(
             message, self._in_lease()

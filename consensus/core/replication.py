@@ -4,8 +4,32 @@ leader keeps per peer and sends is in leader.py. Standard library only."""
 
 from __future__ import annotations
 
-from .messages import AppendEntries, AppendEntriesReply
+from .configuration import Configuration
+from .log import ConflictsWithCommitted
+from .messages import AppendEntries, AppendEntriesReply, EntryType
 from .ready import Role
+
+
+def well_formed(request: AppendEntries) -> bool:
+    """Raft §5.3: the entries follow prev_log_index one by one, terms never
+    decrease along a log nor exceed the leader's, and a CONFIG entry holds
+    a configuration. The /raft/ view refuses any other; the core refuses
+    them too (with a reply, changing nothing), never raising on them."""
+    index, term = request.prev_log_index, request.prev_log_term
+    if not 0 <= term <= request.term or index < 0:
+        return False
+    for entry in request.entries:
+        if entry.index != index + 1 or not term <= entry.term <= request.term:
+            return False
+        if entry.type is EntryType.CONFIG:
+            try:
+                configuration = Configuration.from_json(entry.command)
+            except (ValueError, TypeError, KeyError, RecursionError):
+                return False
+            if not all(isinstance(m, str) for m in configuration.members):
+                return False
+        index, term = entry.index, entry.term
+    return True
 
 
 class ReplicationMixin:
@@ -23,12 +47,18 @@ class ReplicationMixin:
             self._become_follower(request.term, request.source)
         else:
             self.timer.heard_from_leader()
-        new = self.log.maybe_append(
-            request.prev_log_index,
-            request.prev_log_term,
-            request.entries,
-            self.commit_index,
-        )
+        try:
+            new = self.log.maybe_append(
+                request.prev_log_index,
+                request.prev_log_term,
+                request.entries,
+                self.commit_index,
+            )
+        except ConflictsWithCommitted:
+            # Only a forged request can contradict what is committed here
+            # (Raft §5.4, Leader Completeness): refused, the log unchanged.
+            self._reply_append_entries(request, success=False)
+            return
         if new is None:
             # Raft §5.3: the consistency check failed; hint where to retry.
             conflict_term, conflict_index = self.log.conflict_hint(

@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .store import SnapshotMeta, SnapshotStore, file_digest
 from .wire import SnapshotChunk
@@ -59,9 +60,13 @@ class SnapshotReceiver:
         self,
         store: SnapshotStore,
         on_complete: Callable[[SnapshotMeta, SnapshotChunk], None] | None = None,
+        check_file: Callable[[Path, SnapshotMeta], None] | None = None,
     ):
+        """``check_file(path, snapshot)`` raises if a complete file whose
+        checksum matches is still no snapshot (restore.check_file)."""
         self.store = store
         self._on_complete = on_complete
+        self._check_file = check_file
         self._lock = threading.Lock()
         self._transfer: _Transfer | None = None
         self._completed: _Transfer | None = None
@@ -144,6 +149,14 @@ class SnapshotReceiver:
                 f"{snapshot.name}: received sha256 {checksum}, expected"
                 f" {snapshot.checksum}; discarded"
             )
+        if self._check_file is not None:
+            try:
+                self._check_file(self._path, snapshot)
+            except Exception as exc:
+                # Never published: restore would fail on it, and stop the
+                # node (at every start, once published).
+                self._reset()
+                raise ChecksumMismatch(f"{exc}; discarded") from None
         # Durable before anyone hears of it: the data, its name, and the
         # manifest's (SnapshotStore.publish fsyncs the directory).
         os.fsync(self._fd)

@@ -5,6 +5,7 @@ consensus/state_machine.py."""
 
 from __future__ import annotations
 
+import sqlite3
 from urllib.parse import quote
 
 from django.db import connection, transaction
@@ -90,6 +91,28 @@ def _check(cursor, meta: SnapshotMeta) -> None:
     ]
     if rows != expected:
         raise SnapshotError(f"{meta.name}: holds {rows}, expected {expected}")
+
+
+def check_file(path, meta: SnapshotMeta) -> None:
+    """SnapshotError unless ``path`` is a snapshot database holding
+    ``meta`` and every applied-state table restore copies: a leader's file
+    is checked before it is published, so a forged or broken one never
+    reaches restore (where a failure stops the node)."""
+    db = sqlite3.connect("file::memory:", uri=True)
+    try:
+        cursor = db.cursor()
+        cursor.execute(
+            "ATTACH DATABASE ? AS snap", [f"file:{quote(str(path))}?mode=ro"]
+        )
+        _check(cursor, meta)
+        for table in APPLIED_TABLES:
+            cursor.execute(
+                f'SELECT {table.column_list} FROM snap."{table.name}" LIMIT 0'
+            )
+    except sqlite3.Error as exc:
+        raise SnapshotError(f"{meta.name}: not a snapshot ({exc})") from None
+    finally:
+        db.close()
 
 
 def log_matches(meta: SnapshotMeta) -> bool:

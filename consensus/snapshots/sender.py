@@ -16,6 +16,7 @@ from enum import Enum
 
 from ..peer_connection import close_quietly, open_connection
 from ..transport import SECRET_HEADER
+from ..validation import read_reply
 from .store import SnapshotMeta, SnapshotStore
 from .wire import (
     CHUNK_BYTES,
@@ -212,7 +213,7 @@ class SnapshotSender:
         self.attempts += 1
         connection.request("POST", "/raft/install_snapshot", body, self._headers)
         response = connection.getresponse()
-        data = response.read().decode("utf-8", "replace")
+        data = read_reply(response).decode("utf-8", "replace")
         if response.will_close:
             self._disconnect()
         self.bytes_sent += len(chunk.data)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .policy import SnapshotPolicy
 from .receiver import SnapshotReceiver
-from .restore import compact_log, log_matches, restore
+from .restore import check_file, compact_log, log_matches, restore
 from .sender import SendResult, SnapshotSender
 from .store import SnapshotMeta, SnapshotStore
 from .take import NothingToSnapshot
@@ -50,7 +50,7 @@ class Snapshots:
         self.db_path = Path(db_path)
         self.node_id = node_id
         self.policy = policy
-        self.receiver = SnapshotReceiver(self.store, on_received)
+        self.receiver = SnapshotReceiver(self.store, on_received, check_file)
         self._on_taken = on_taken
         self._on_sent = on_sent
         self._secret = secret

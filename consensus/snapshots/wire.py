@@ -17,6 +17,12 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from ..validation import (
+    InvalidMessage,
+    check_address,
+    check_configuration_json,
+    check_int,
+)
 from .store import SnapshotMeta
 
 CHUNK_BYTES = 1 << 20
@@ -97,20 +103,28 @@ def chunk_to_dict(chunk: SnapshotChunk) -> dict:
 
 
 def chunk_from_dict(data) -> SnapshotChunk:
+    """The chunk in ``data``, checked in full (consensus/validation.py's
+    rules); InvalidMessage, a ValueError, says what is wrong."""
     if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
+        raise InvalidMessage("expected a JSON object")
     for name in _INT_FIELDS:
-        value = data.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer")
-    for name in ("source", "dest", "checksum", "data"):
+        check_int(name, data.get(name))
+    for name in ("source", "dest"):
+        check_address(name, data.get(name))
+    for name in ("checksum", "data"):
         if not isinstance(data.get(name), str):
-            raise ValueError(f"{name} must be a string")
+            raise InvalidMessage(f"{name} must be a string")
     if not isinstance(data.get("done"), bool):
-        raise ValueError("done must be a boolean")
+        raise InvalidMessage("done must be a boolean")
     configuration = data.get("configuration")
-    if configuration is not None and not isinstance(configuration, str):
-        raise ValueError("configuration must be a string or null")
+    if configuration is not None:
+        if not isinstance(configuration, str):
+            raise InvalidMessage("configuration must be a string or null")
+        check_configuration_json(configuration)
+    if data["last_included_term"] > data["term"]:
+        raise InvalidMessage("last_included_term is above the leader's term")
+    if data["configuration_index"] > data["last_included_index"]:
+        raise InvalidMessage("configuration_index is past last_included_index")
     checksum = data["checksum"]
     if len(checksum) != 64 or any(c not in "0123456789abcdef" for c in checksum):
         raise ValueError("checksum must be a sha256 in lower-case hex")
@@ -155,11 +169,9 @@ def reply_from_dict(data) -> SnapshotChunkReply:
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
     for name in ("term", "offset"):
-        value = data.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer")
+        check_int(name, data.get(name))
     if not isinstance(data.get("done"), bool):
-        raise ValueError("done must be a boolean")
+        raise InvalidMessage("done must be a boolean")
     return SnapshotChunkReply(
         term=data["term"],
         source=str(data.get("source", "")),

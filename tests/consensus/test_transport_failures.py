@@ -115,3 +115,32 @@ def test_a_failing_deliver_does_not_end_the_sender(peer, delivered, caplog):
         assert isinstance(reply, AppendEntriesReply) and reply.prev_log_index == 2
     finally:
         transport.close()
+
+
+def test_a_reply_over_the_cap_counts_as_unreachable(peer, transport, delivered):
+    """A peer's reply is read no further than MAX_PEER_REPLY_BYTES: one
+    longer is a failed send (issue 10: replies were read without limit)."""
+    from consensus.validation import MAX_PEER_REPLY_BYTES
+
+    answer = peer.reply_to
+
+    def padded(endpoint, data):
+        return {**answer(endpoint, data), "padding": "p" * MAX_PEER_REPLY_BYTES}
+
+    peer.reply_to = padded
+    transport.send(append_entries(peer.address, 1))
+    assert isinstance(next_delivered(delivered), Unreachable)
+    peer.reply_to = answer
+    transport.send(append_entries(peer.address, 2))
+    assert isinstance(next_delivered(delivered), AppendEntriesReply)
+
+
+def test_a_reply_from_another_server_counts_as_unreachable(peer, transport, delivered):
+    answer = peer.reply_to
+
+    def misdirected(endpoint, data):
+        return {**answer(endpoint, data), "source": "127.0.0.1:1"}
+
+    peer.reply_to = misdirected
+    transport.send(append_entries(peer.address, 1))
+    assert isinstance(next_delivered(delivered), Unreachable)

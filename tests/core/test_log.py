@@ -2,7 +2,7 @@
 
 import pytest
 
-from consensus.core.log import RaftLog
+from consensus.core.log import ConflictsWithCommitted, RaftLog
 from consensus.core.messages import Entry, SnapshotMetadata
 
 
@@ -127,9 +127,12 @@ def test_maybe_append_keeps_a_longer_log_when_all_entries_match():
 
 
 def test_maybe_append_refuses_to_overwrite_committed_entries():
+    """A refusal the caller can answer (a ValueError, not a crash), and the
+    log is unchanged."""
     log = RaftLog(entries(1, 1, 2))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ConflictsWithCommitted):
         log.maybe_append(1, 1, entries(3, start=2), commit_index=2)
+    assert [e.term for e in log] == [1, 1, 2]
 
 
 def test_conflict_hint():

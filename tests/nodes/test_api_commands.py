@@ -298,3 +298,40 @@ def test_leader_answer_that_is_not_json_is_504(api, runtime, forwarder, stub_ser
     response = api.post(URL, {"command": "x"}, format="json")
     body = assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
     assert "HTTP 500" in body["detail"]
+
+
+@pytest.mark.parametrize("seq", [2**62 + 1, 2**63, 2**63 - 1, 2**64])
+def test_an_absurd_seq_is_400_and_not_submitted(api, runtime, seq):
+    """Issue 10: a seq followers would refuse (above 2^62) or SQLite cannot
+    store is refused before anything is appended."""
+    response = post_raw(api, json.dumps({"command": "x", "client_id": "c", "seq": seq}))
+    assert_error(response, status.HTTP_400_BAD_REQUEST, "bad_request")
+    assert runtime.submitted == []
+
+
+@pytest.mark.parametrize("field", ["command", "client_id"])
+def test_a_lone_surrogate_anywhere_is_400(api, runtime, field):
+    body = {"command": "x", "client_id": "c", "seq": 1, field: "SURROGATE"}
+    response = post_raw(api, json.dumps(body).replace("SURROGATE", "\\udfff"))
+    assert_error(response, status.HTTP_400_BAD_REQUEST, "bad_request")
+    assert runtime.submitted == []
+
+
+def test_a_body_over_djangos_upload_cap_is_413_not_500(api, runtime):
+    body = json.dumps({"command": "x", "padding": "p" * (3 * 1024 * 1024)})
+    assert_error(
+        post_raw(api, body), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large"
+    )
+    assert runtime.submitted == []
+
+
+def test_a_leader_answer_over_the_cap_is_504(api, runtime, forwarder, stub_server):
+    """A forwarded answer is read no further than MAX_ANSWER_BYTES."""
+    from nodes.forwarding import MAX_ANSWER_BYTES
+
+    padding = b" " * (MAX_ANSWER_BYTES + 1)
+    leader = stub_server(Reply(200, b'{"index": 1, "term": 1}' + padding))
+    runtime.outcome = NotLeader(leader.address)
+    response = api.post(URL, {"command": "x"}, format="json")
+    body = assert_error(response, status.HTTP_504_GATEWAY_TIMEOUT, "timeout")
+    assert "over" in body["detail"]

@@ -190,3 +190,24 @@ def test_empty_log_starts_at_1(api, runtime, db):
         "commit_index": 0,
         "entries": [],
     }
+
+
+def test_log_page_is_bounded_in_bytes(api, runtime, db, monkeypatch):
+    """Issue 10: 1000 commands of 64 KiB made a 64 MiB page. A page holds
+    at most LOG_PAGE_BYTES of command text, always at least one entry; the
+    client asks again from the next index."""
+    from nodes import views
+
+    monkeypatch.setattr(views, "LOG_PAGE_BYTES", 250)
+    for index in range(1, 8):
+        LogEntry.objects.create(index=index, term=1, command="x" * 100)
+    assert indexes(api.get("/api/log", {"limit": 1000})) == [1, 2]
+    assert indexes(api.get("/api/log", {"from": 3})) == [3, 4]
+    monkeypatch.setattr(views, "LOG_PAGE_BYTES", 10)
+    assert indexes(api.get("/api/log", {"from": 5})) == [5]
+
+
+@pytest.mark.parametrize("query", [{"from": 2**63}, {"from": 10**30}])
+def test_log_from_beyond_sqlite_integers_is_400_not_500(api, runtime, db, query):
+    response = api.get("/api/log", query)
+    assert response.status_code == status.HTTP_400_BAD_REQUEST, response.content

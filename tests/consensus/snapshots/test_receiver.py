@@ -241,3 +241,20 @@ def test_a_failed_completion_is_reported_again_with_the_last_chunk(tmp_path):
     assert receiver.receive(chunk(meta, data, 300_000)).done
     assert receiver.receive(chunk(meta, data, 300_000)).done
     assert len(calls) == 2
+
+
+def test_a_file_that_is_no_snapshot_is_never_published(tmp_path, completed):
+    """Issue 10: a forged snapshot of any bytes, with their own checksum,
+    was published and restored, and restore failing stopped the node (at
+    every start, once published). The file is checked before publishing."""
+    from consensus.snapshots.restore import check_file
+
+    store = SnapshotStore(tmp_path)
+    receiver = SnapshotReceiver(
+        store, lambda meta, c: completed.append(meta), check_file
+    )
+    meta, data = snapshot_bytes(size=1000)
+    with pytest.raises(ChecksumMismatch):
+        receiver.receive(chunk(meta, data, 0, size=1000))
+    assert store.list() == [] and completed == []
+    assert receiver.offset() == 0

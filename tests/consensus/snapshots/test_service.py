@@ -109,6 +109,8 @@ def test_one_transfer_per_peer_and_term(snapshots, raft_db, events, tmp_path):
     follower = FollowerRuntime(SnapshotStore(tmp_path / "follower"))
     apps.get_app_config("consensus").runtime = follower
     server = DjangoServer()
+    # A chunk must be addressed to the server that receives it.
+    follower.node_id = server.address
     try:
         block = threading.Event()
         follower.snapshot_receiver._on_complete = lambda m, c: block.wait(10)
@@ -195,6 +197,7 @@ def test_a_leaders_snapshot_reaches_a_followers_state_machine(
     )
     apps.get_app_config("consensus").runtime = _Follower(follower)
     server = DjangoServer()
+    apps.get_app_config("consensus").runtime.node_id = server.address
     try:
         snapshots.send(server.address, 4, 3000, 3)
         ((result,),) = events["sent"].wait()

@@ -51,6 +51,8 @@ def follower(tmp_path):
 @pytest.fixture
 def server(follower):
     server = DjangoServer()
+    # A chunk must be addressed to the server that receives it.
+    follower.node_id = server.address
     yield server
     server.close()
 
@@ -102,6 +104,7 @@ def test_a_connection_cut_mid_chunk_resumes_at_that_chunk(
     leader_store, follower, server
 ):
     proxy = DroppingProxy(server.address)
+    follower.node_id = proxy.address
     proxy.cut_request_at(int(2.5 * MIB))  # inside the second chunk's body
     result = send(leader_store, proxy.address)
     proxy.close()
@@ -115,6 +118,7 @@ def test_a_lost_reply_resends_the_chunk_and_the_follower_says_where_it_is(
     leader_store, follower, server
 ):
     proxy = DroppingProxy(server.address)
+    follower.node_id = proxy.address
     proxy.drop_reply_after(int(1.5 * MIB))  # the reply to the second chunk
     result = send(leader_store, proxy.address)
     proxy.close()
