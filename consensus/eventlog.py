@@ -80,10 +80,16 @@ class EventHandler(logging.StreamHandler):
         self._pending = 0
         self._pending_lock = threading.Lock()
 
+    def set_background(self, background: bool) -> None:
+        """Write lines with a Streamed argument on a thread of their own,
+        or not (lines already queued are still written in order)."""
+        with self._pending_lock:
+            self._background = background
+
     def emit(self, record: logging.LogRecord) -> None:
-        if self._background:
+        if self._background or self._pending:
             with self._pending_lock:
-                if self._pending or _has_streamed(record):
+                if self._pending or (self._background and _has_streamed(record)):
                     self._pending += 1
                     self._start_writer()
                     self._queue.put(record)

@@ -10,3 +10,18 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _events_written_in_the_test_thread():
+    """A node writes a print's Logs line on the event handler's own thread
+    (settings.LOGGING); in-process tests write it in the calling thread,
+    where their database is: pytest-django refuses other threads."""
+    import logging
+
+    from consensus.eventlog import EventHandler
+
+    for handler in logging.getLogger("raft").handlers:
+        if isinstance(handler, EventHandler):
+            handler.set_background(False)
+    yield
