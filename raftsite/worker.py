@@ -1,0 +1,202 @@
+"""The node's gunicorn worker: gthread, but a request takes a pool thread only
+once its head has arrived, and every socket operation has a timeout.
+
+gunicorn's gthread worker hands a connection to its thread pool as soon as it
+is accepted or readable, and the thread then reads the request head with a
+blocking socket: a client that trickles its head a byte at a time holds a
+thread for as long as it likes, a connection that sends nothing holds one for
+5 s, and peer RPC queues behind them. Here the main loop reads heads without
+blocking (as an event-driven server does) and closes a connection whose head
+is not complete within ``RAFT_READ_TIMEOUT_S``. With TLS the head cannot be
+seen before the handshake, which runs in the thread; there a connection waits
+for its first byte in the main loop and every read is bounded by the timeout.
+"""
+
+import collections
+import errno
+import selectors
+import socket
+import time
+from functools import partial
+
+from gunicorn.workers import gthread
+
+# The longest head gunicorn accepts (limit_request_line + limit_request_fields
+# of limit_request_field_size) is about 800 KiB; past this many bytes the
+# parser has all it needs to refuse the request, so the thread gets it.
+HEAD_BYTES_CAP = 1024 * 1024
+RECV_BYTES = 64 * 1024
+# How long a finished request may take to drain a body the application did
+# not read before its connection is kept alive; a client still sending it
+# after that loses the connection instead of holding a thread (gunicorn: 5 s).
+BODY_DRAIN_S = 0.1
+# What a closing connection reads of its unread request data so that the
+# kernel sends FIN, not RST, after a response; never waited for.
+CLOSE_DRAIN_BYTES = 64 * 1024
+
+
+class RaftConn(gthread.TConn):
+    """A connection that may carry bytes of its next request's head."""
+
+    def __init__(self, cfg, sock, client, server, read_timeout_s):
+        super().__init__(cfg, sock, client, server)
+        self.read_timeout_s = read_timeout_s
+        self.head = bytearray()
+        # When the head being read must be complete (time.monotonic()).
+        self.head_deadline = None
+
+    def init(self):
+        # Called before every request in the pool thread, which has just
+        # made the socket blocking. The timeout bounds the TLS handshake (the
+        # wrapped socket inherits it), every read of a body and every write
+        # of a response.
+        self.sock.settimeout(self.read_timeout_s)
+        super().init()
+        if self.head:
+            self.parser.unreader.unread(bytes(self.head))
+            self.head.clear()
+
+    def head_complete(self):
+        head = self.head
+        return b"\r\n\r\n" in head or b"\n\n" in head or len(head) >= HEAD_BYTES_CAP
+
+    def close(self, graceful=False):
+        if not graceful:
+            return super().close()
+        # gunicorn's graceful close lingers up to 2 s on the main loop for the
+        # client to close first; a client that never does would stall it.
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            drained = 0
+            while drained < CLOSE_DRAIN_BYTES:
+                data = self.sock.recv(RECV_BYTES, socket.MSG_DONTWAIT)
+                if not data:
+                    break
+                drained += len(data)
+        except (OSError, ValueError):  # ValueError: TLS takes no flags
+            pass
+        super().close()
+
+
+class RaftThreadWorker(gthread.ThreadWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Connections whose head is awaited in the main loop, oldest first:
+        # each deadline is its start plus the same timeout, so this is also
+        # deadline order.
+        self.reading_conns = collections.OrderedDict()
+        self.read_timeout_s = 10.0
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        from django.conf import settings
+
+        self.read_timeout_s = settings.RAFT_READ_TIMEOUT_S
+
+    def accept(self, listener):
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = RaftConn(
+            self.cfg,
+            client_sock,
+            client_addr,
+            listener.getsockname(),
+            self.read_timeout_s,
+        )
+        self.enqueue_req(conn)
+
+    def enqueue_req(self, conn):
+        """Give ``conn`` a pool thread once its request head is here.
+
+        Runs on the main loop: for a new connection, one that became readable
+        after keep-alive, and one whose previous request read ahead.
+        """
+        if self.cfg.is_ssl:
+            if conn.initialized or conn.data_ready:
+                super().enqueue_req(conn)
+            else:
+                self._await_head(conn)
+            return
+        if conn.parser is not None:
+            conn.head += conn.parser.unreader.take_buffered()
+        conn.sock.setblocking(False)
+        if conn.head_complete() or self._read_head(conn):
+            self._dispatch(conn)
+        elif conn.sock is not None:
+            self._await_head(conn)
+
+    def _read_head(self, conn):
+        """Read what has arrived; True once the head is complete.
+
+        A connection the client closed (or that failed) is closed here.
+        """
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return False
+        conn.head += data
+        return conn.head_complete()
+
+    def _await_head(self, conn):
+        conn.sock.setblocking(False)
+        if conn.head_deadline is None:
+            conn.head_deadline = time.monotonic() + self.read_timeout_s
+        self.reading_conns[conn] = None
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self._on_head_readable, conn)
+        )
+
+    def _on_head_readable(self, conn, client):
+        if self.cfg.is_ssl:
+            self._stop_awaiting(conn)
+            conn.data_ready = True
+            super().enqueue_req(conn)
+        elif self._read_head(conn):
+            self._stop_awaiting(conn)
+            self._dispatch(conn)
+
+    def _stop_awaiting(self, conn):
+        self.reading_conns.pop(conn, None)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def _dispatch(self, conn):
+        conn.head_deadline = None
+        # The head is here: gunicorn need not wait for data in the thread.
+        conn.data_ready = True
+        super().enqueue_req(conn)
+
+    def _drop(self, conn):
+        if conn in self.reading_conns:
+            self._stop_awaiting(conn)
+        self.nr_conns -= 1
+        conn.close()
+        conn.sock = None
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        while self.reading_conns:
+            conn = next(iter(self.reading_conns))
+            # A stopping worker does not wait for heads still on their way.
+            if self.alive and conn.head_deadline > now:
+                break
+            self._drop(conn)
+
+    def _keepalive_after(self, conn, keepalive):
+        if not keepalive:
+            return False
+        drain_deadline = time.monotonic() + BODY_DRAIN_S
+        return bool(conn.parser.finish_body(deadline=drain_deadline))
