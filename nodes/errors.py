@@ -6,7 +6,7 @@ import logging
 import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, UnreadablePostError
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -116,6 +116,9 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, UnreadablePostError):
+        # The body stopped arriving (RAFT_READ_TIMEOUT_S) or the client left.
+        exc = BadRequest("The request body did not arrive; nothing was changed.")
 
     if not isinstance(exc, exceptions.APIException):
         view = context.get("view")

@@ -11,8 +11,9 @@ PEER_PREFIX = "/raft/"
 OVERLOADED_BODY = json.dumps(
     {
         "error": "overloaded",
-        "detail": "this node has too many client requests in flight; retry later",
-    }
+        "detail": "This node has too many client requests in flight. Retry later.",
+    },
+    separators=(",", ":"),
 ).encode()
 OVERLOADED_HEADERS = [
     ("Content-Type", "application/json"),

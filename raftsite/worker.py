@@ -16,6 +16,7 @@ import collections
 import errno
 import selectors
 import socket
+import struct
 import time
 from functools import partial
 
@@ -44,14 +45,21 @@ class RaftConn(gthread.TConn):
         self.head = bytearray()
         # When the head being read must be complete (time.monotonic()).
         self.head_deadline = None
+        if cfg.is_ssl:
+            # The TLS handshake runs in the pool thread on a blocking socket
+            # (TConn.init); the kernel bounds each of its reads and writes.
+            seconds = int(read_timeout_s)
+            microseconds = int((read_timeout_s - seconds) * 1e6)
+            timeval = struct.pack("ll", seconds, microseconds)
+            for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                sock.setsockopt(socket.SOL_SOCKET, option, timeval)
 
     def init(self):
-        # Called before every request in the pool thread, which has just
-        # made the socket blocking. The timeout bounds the TLS handshake (the
-        # wrapped socket inherits it), every read of a body and every write
-        # of a response.
-        self.sock.settimeout(self.read_timeout_s)
+        # Called before every request in the pool thread; TConn.init makes the
+        # socket blocking. The timeout bounds every read (of a TLS head, of a
+        # body) and every write of a response.
         super().init()
+        self.sock.settimeout(self.read_timeout_s)
         if self.head:
             self.parser.unreader.unread(bytes(self.head))
             self.head.clear()
