@@ -1,15 +1,18 @@
-"""The node's gunicorn worker: gthread, but a request takes a pool thread only
+"""The node's gunicorn worker: gthread, but a request holds a pool thread only
 once its head has arrived, and every socket operation has a timeout.
 
 gunicorn's gthread worker hands a connection to its thread pool as soon as it
 is accepted or readable, and the thread then reads the request head with a
 blocking socket: a client that trickles its head a byte at a time holds a
 thread for as long as it likes, a connection that sends nothing holds one for
-5 s, and peer RPC queues behind them. Here the main loop reads heads without
-blocking (as an event-driven server does) and closes a connection whose head
-is not complete within ``RAFT_READ_TIMEOUT_S``. With TLS the head cannot be
-seen before the handshake, which runs in the thread; there a connection waits
-for its first byte in the main loop and every read is bounded by the timeout.
+5 s, and peer RPC queues behind them. Here a new connection, and one whose
+head a thread found incomplete, waits in the main loop, which reads heads
+without blocking and closes a connection whose head is not complete within
+``RAFT_READ_TIMEOUT_S``; a kept-alive connection that became readable goes
+to a thread at once (its head is usually all there), which reads it without
+waiting. With TLS the head cannot be seen before the handshake, which runs
+in the thread: there a new connection waits in the main loop for its first
+byte, and every read and write is bounded by the timeout.
 """
 
 import collections
@@ -31,6 +34,9 @@ RECV_BYTES = 64 * 1024
 # not read before its connection is kept alive; a client still sending it
 # after that loses the connection instead of holding a thread (gunicorn: 5 s).
 BODY_DRAIN_S = 0.1
+# What a pool thread answers for a connection whose head is incomplete: the
+# main loop waits for the rest.
+AWAIT_HEAD = object()
 # What a closing connection reads of its unread request data so that the
 # kernel sends FIN, not RST, after a response; never waited for.
 CLOSE_DRAIN_BYTES = 64 * 1024
@@ -116,47 +122,45 @@ class RaftThreadWorker(gthread.ThreadWorker):
             listener.getsockname(),
             self.read_timeout_s,
         )
-        self.enqueue_req(conn)
+        # A new connection gets a thread once its head is here (with TLS,
+        # once it has sent a first byte), never before.
+        self._await_head(conn)
 
-    def enqueue_req(self, conn):
-        """Give ``conn`` a pool thread once its request head is here.
+    def handle(self, conn):
+        """Serve one request in a pool thread, if its head is complete.
 
-        Runs on the main loop: for a new connection, one that became readable
-        after keep-alive, and one whose previous request read ahead.
+        A kept-alive connection comes here once readable, so the head of
+        its next request is usually all there: it is read without waiting,
+        and a head still incomplete goes back to the main loop.
         """
-        if self.cfg.is_ssl:
-            if conn.initialized or conn.data_ready:
-                super().enqueue_req(conn)
-            else:
-                self._await_head(conn)
-            return
-        if conn.parser is not None:
-            conn.head += conn.parser.unreader.take_buffered()
-        conn.sock.setblocking(False)
-        if conn.head_complete() or self._read_head(conn):
-            self._dispatch(conn)
-        elif conn.sock is not None:
-            self._await_head(conn)
+        if not self.cfg.is_ssl:
+            if conn.parser is not None:
+                conn.head += conn.parser.unreader.take_buffered()
+            if not conn.head_complete():
+                if conn.sock.gettimeout() != 0.0:
+                    conn.sock.setblocking(False)
+                complete = _read_head(conn)
+                if complete is None:
+                    return False  # the client closed it
+                if not complete:
+                    return AWAIT_HEAD
+            conn.data_ready = True
+        return super().handle(conn)
 
-    def _read_head(self, conn):
-        """Read what has arrived; True once the head is complete.
-
-        A connection the client closed (or that failed) is closed here.
-        """
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            data = b""
-        if not data:
-            self._drop(conn)
-            return False
-        conn.head += data
-        return conn.head_complete()
+    def finish_request(self, conn, fs):
+        if not fs.cancelled() and fs.exception() is None:
+            if fs.result() is AWAIT_HEAD:
+                if self.alive:
+                    self._await_head(conn)
+                else:
+                    self.nr_conns -= 1
+                    conn.close()
+                return
+        super().finish_request(conn, fs)
 
     def _await_head(self, conn):
-        conn.sock.setblocking(False)
+        if conn.sock.gettimeout() != 0.0:
+            conn.sock.setblocking(False)
         if conn.head_deadline is None:
             conn.head_deadline = time.monotonic() + self.read_timeout_s
         self.reading_conns[conn] = None
@@ -165,33 +169,26 @@ class RaftThreadWorker(gthread.ThreadWorker):
         )
 
     def _on_head_readable(self, conn, client):
-        if self.cfg.is_ssl:
-            self._stop_awaiting(conn)
-            conn.data_ready = True
-            super().enqueue_req(conn)
-        elif self._read_head(conn):
-            self._stop_awaiting(conn)
-            self._dispatch(conn)
+        if not self.cfg.is_ssl:
+            complete = _read_head(conn)
+            if complete is None:
+                return self._drop(conn)
+            if not complete:
+                return
+        self.reading_conns.pop(conn, None)
+        self.poller.unregister(conn.sock)
+        conn.head_deadline = None
+        conn.data_ready = True
+        self.enqueue_req(conn)
 
-    def _stop_awaiting(self, conn):
+    def _drop(self, conn):
         self.reading_conns.pop(conn, None)
         try:
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):
             pass
-
-    def _dispatch(self, conn):
-        conn.head_deadline = None
-        # The head is here: gunicorn need not wait for data in the thread.
-        conn.data_ready = True
-        super().enqueue_req(conn)
-
-    def _drop(self, conn):
-        if conn in self.reading_conns:
-            self._stop_awaiting(conn)
         self.nr_conns -= 1
         conn.close()
-        conn.sock = None
 
     def murder_pending(self):
         super().murder_pending()
@@ -208,3 +205,21 @@ class RaftThreadWorker(gthread.ThreadWorker):
             return False
         drain_deadline = time.monotonic() + BODY_DRAIN_S
         return bool(conn.parser.finish_body(deadline=drain_deadline))
+
+
+def _read_head(conn):
+    """Read what has arrived on a non-blocking socket, without waiting.
+
+    True once the head is complete, False if not yet, None if the client
+    closed the connection (or it failed).
+    """
+    try:
+        data = conn.sock.recv(RECV_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return None
+    if not data:
+        return None
+    conn.head += data
+    return conn.head_complete()
