@@ -19,10 +19,11 @@ import collections
 import errno
 import selectors
 import socket
-import struct
 import time
 from functools import partial
 
+from gunicorn.http.errors import NoMoreData
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
 # The longest head gunicorn accepts (limit_request_line + limit_request_fields
@@ -42,6 +43,40 @@ AWAIT_HEAD = object()
 CLOSE_DRAIN_BYTES = 64 * 1024
 
 
+class _TimeoutSocket(socket.socket):
+    """A socket that "blocks" with a timeout: gunicorn makes a connection's
+    socket blocking, then wraps it for TLS (the wrapped socket copies the
+    timeout) and runs the handshake in the thread."""
+
+    def setblocking(self, flag):
+        if flag:
+            self.settimeout(self.read_timeout_s)
+        else:
+            super().setblocking(flag)
+
+
+def _timeout_socket(sock, read_timeout_s):
+    adopted = _TimeoutSocket(sock.family, sock.type, sock.proto, sock.detach())
+    adopted.read_timeout_s = read_timeout_s
+    return adopted
+
+
+class _TimeoutUnreader(SocketUnreader):
+    """A read that timed out is the end of the data, as a closed connection
+    is: gunicorn drops the connection quietly instead of logging a traceback,
+    and Django answers a body cut short with 400."""
+
+    def __init__(self, unreader):
+        super().__init__(unreader.sock, unreader.mxchunk)
+        self.buf = unreader.buf
+
+    def chunk(self, size_hint=None):
+        try:
+            return super().chunk(size_hint)
+        except TimeoutError as exc:
+            raise NoMoreData(b"") from exc
+
+
 class RaftConn(gthread.TConn):
     """A connection that may carry bytes of its next request's head."""
 
@@ -51,21 +86,20 @@ class RaftConn(gthread.TConn):
         self.head = bytearray()
         # When the head being read must be complete (time.monotonic()).
         self.head_deadline = None
-        if cfg.is_ssl:
-            # The TLS handshake runs in the pool thread on a blocking socket
-            # (TConn.init); the kernel bounds each of its reads and writes.
-            seconds = int(read_timeout_s)
-            microseconds = int((read_timeout_s - seconds) * 1e6)
-            timeval = struct.pack("ll", seconds, microseconds)
-            for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
-                sock.setsockopt(socket.SOL_SOCKET, option, timeval)
 
     def init(self):
         # Called before every request in the pool thread; TConn.init makes the
-        # socket blocking. The timeout bounds every read (of a TLS head, of a
+        # socket blocking (with TLS, a _TimeoutSocket: the handshake is
+        # bounded too). The timeout bounds every read (of a TLS head, of a
         # body) and every write of a response.
-        super().init()
+        try:
+            super().init()
+        except TimeoutError as exc:  # a TLS handshake too slow: drop it quietly
+            raise NoMoreData(b"") from exc
         self.sock.settimeout(self.read_timeout_s)
+        unreader = getattr(self.parser, "unreader", None)
+        if type(unreader) is SocketUnreader:
+            self.parser.unreader = _TimeoutUnreader(unreader)
         if self.head:
             self.parser.unreader.unread(bytes(self.head))
             self.head.clear()
@@ -115,6 +149,8 @@ class RaftThreadWorker(gthread.ThreadWorker):
                 raise
             return
         self.nr_conns += 1
+        if self.cfg.is_ssl:
+            client_sock = _timeout_socket(client_sock, self.read_timeout_s)
         conn = RaftConn(
             self.cfg,
             client_sock,
