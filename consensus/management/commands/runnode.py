@@ -82,6 +82,14 @@ class Command(BaseCommand):
         lock.release()
         if options["threads"] < 4:
             raise CommandError("--threads must be at least 4")
+        max_clients = os.environ.get("RAFT_MAX_CLIENT_REQUESTS")
+        if max_clients is not None and not (
+            max_clients.isdigit() and 1 <= int(max_clients) < options["threads"]
+        ):
+            raise CommandError(
+                "RAFT_MAX_CLIENT_REQUESTS must be at least 1 and below --threads "
+                f"({options['threads']}): peer RPC needs threads of its own"
+            )
         env = dict(
             os.environ,
             RAFT_NODE_ID=node_id,
