@@ -7,7 +7,7 @@ import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, UnreadablePostError
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -120,6 +120,9 @@ def exception_handler(exc, context):
     elif isinstance(exc, RequestDataTooBig):
         # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, met while DRF reads a body.
         exc = TooLarge(str(exc))
+    elif isinstance(exc, UnreadablePostError):
+        # The body stopped arriving (RAFT_READ_TIMEOUT_S) or the client left.
+        exc = BadRequest("The request body did not arrive; nothing was changed.")
 
     if not isinstance(exc, exceptions.APIException):
         view = context.get("view")

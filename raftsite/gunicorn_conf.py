@@ -11,7 +11,9 @@ import sys
 
 bind = os.environ["RAFT_BIND"]
 workers = 1
-worker_class = "gthread"
+# gthread, with request heads read in its main loop and socket timeouts, so
+# slow clients cannot hold the threads peer RPC needs (raftsite/worker.py).
+worker_class = "raftsite.worker.RaftThreadWorker"
 # Each client command holds a thread until it commits; 64 clients at once
 # plus peer RPC must not queue behind each other.
 threads = int(os.environ.get("RAFT_THREADS", "128"))

@@ -40,6 +40,16 @@ RAFT_MAX_COMMAND_BYTES = 64 * 1024
 # How long a starting runtime waits for another to let go of the data
 # directory (a reloading node's old worker, draining) before it refuses.
 RAFT_LOCK_TIMEOUT_S = float(os.environ.get("RAFT_LOCK_TIMEOUT_S", "20"))
+# Peers never starve (raftsite/client_limit.py, raftsite/worker.py): at most
+# RAFT_MAX_CLIENT_REQUESTS requests other than /raft/ in flight (503
+# overloaded beyond), leaving the rest of the RAFT_THREADS request threads to
+# peer RPC; a request head must arrive within RAFT_READ_TIMEOUT_S, and every
+# later read or write on its socket waits at most that long.
+RAFT_THREADS = int(os.environ.get("RAFT_THREADS", "128"))
+RAFT_MAX_CLIENT_REQUESTS = int(
+    os.environ.get("RAFT_MAX_CLIENT_REQUESTS", str(max(1, RAFT_THREADS * 3 // 4)))
+)
+RAFT_READ_TIMEOUT_S = float(os.environ.get("RAFT_READ_TIMEOUT_S", "10"))
 # Raft §7: a snapshot of the applied state every RAFT_SNAPSHOT_ENTRIES applied
 # entries; once it is durable the log keeps RAFT_SNAPSHOT_TRAILING entries
 # behind it (a follower just behind catches up without a snapshot).

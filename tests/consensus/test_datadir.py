@@ -131,3 +131,15 @@ def test_runnode_refuses_a_busy_data_directory_in_one_line(tmp_path):
     assert stderr.getvalue() == (
         f"error: data directory {tmp_path} is in use by another process (pid 777)\n"
     )
+
+
+@pytest.mark.parametrize("value", ["128", "0", "many"])
+def test_runnode_refuses_a_client_bound_that_leaves_peers_no_thread(
+    tmp_path, monkeypatch, value
+):
+    """RAFT_MAX_CLIENT_REQUESTS must leave threads for peer RPC."""
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setenv("RAFT_MAX_CLIENT_REQUESTS", value)
+    with pytest.raises(CommandError, match="RAFT_MAX_CLIENT_REQUESTS"):
+        call_command("runnode", "--port", "9990", "--data-dir", str(tmp_path))

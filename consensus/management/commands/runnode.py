@@ -120,6 +120,14 @@ class Command(BaseCommand):
             self.stderr.write(warning)
         if options["threads"] < 4:
             raise CommandError("--threads must be at least 4")
+        max_clients = os.environ.get("RAFT_MAX_CLIENT_REQUESTS")
+        if max_clients is not None and not (
+            max_clients.isdigit() and 1 <= int(max_clients) < options["threads"]
+        ):
+            raise CommandError(
+                "RAFT_MAX_CLIENT_REQUESTS must be at least 1 and below --threads "
+                f"({options['threads']}): peer RPC needs threads of its own"
+            )
         env = dict(
             os.environ,
             **tls,
