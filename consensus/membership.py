@@ -26,6 +26,7 @@ from .core.node import (
 )
 from .core.ready import Ready, Role
 from .errors import CommandLost, CommandTimeout, NotLeader
+from .peer_proof import NotProven, ask_proof
 
 
 class MembershipError(Exception):
@@ -42,6 +43,11 @@ class UnknownServer(MembershipError):
 
 class CatchupFailed(MembershipError):
     """The new server did not catch up in time; it was removed again."""
+
+
+class NotAPeer(MembershipError):
+    """The server to add did not prove it holds the cluster secret; nothing
+    was changed."""
 
 
 class LeaderNotReady(MembershipError):
@@ -169,8 +175,13 @@ class Membership:
         catchup_timeout_s: float,
         election_timeout_s: float,
         poll_s: float,
+        secret: str = "",
+        ssl_context=None,
     ):
         self._runtime = runtime
+        # A server to add proves it holds the secret first (peer_proof.py).
+        self._secret = secret
+        self._ssl_context = ssl_context
         self.node_id = runtime.node_id
         self.catchup_timeout_s = catchup_timeout_s
         self.election_timeout_s = election_timeout_s
@@ -191,6 +202,21 @@ class Membership:
             status = self._leader_status()
             if address in status.configuration.voters:
                 return self._change(_promote(address), commit_timeout_s)
+            if self._secret:
+                # Before the learner is in the configuration, which would
+                # make this node send it entries and the secret itself.
+                try:
+                    ask_proof(
+                        address,
+                        self.node_id,
+                        self._secret,
+                        ssl_context=self._ssl_context,
+                    )
+                except NotProven as exc:
+                    raise NotAPeer(
+                        f"{address} did not prove it holds the cluster secret"
+                        f" ({exc}); nothing was changed"
+                    ) from None
             self._change(_add_learner(address), commit_timeout_s)
             try:
                 deadline = time.monotonic() + self.catchup_timeout_s

@@ -200,6 +200,8 @@ class NodeRuntime(SnapshotRuntimeMixin):
             catchup_timeout_s=settings.catchup_timeout_s,
             election_timeout_s=settings.election_timeout_ticks * settings.tick_seconds,
             poll_s=min(settings.tick_seconds, 0.02),
+            secret=settings.secret,
+            ssl_context=settings.tls_context,
         )
 
     # --- lifecycle -------------------------------------------------------

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from .core.messages import AppendEntries, RequestVote, TimeoutNow
 from .errors import CommandTimeout
+from .peer_proof import proof
 from .runtime import current_runtime
 from .serializers import PeerJSONParser, message_from_dict, message_to_dict
 from .tls import names_host, peer_certificate
@@ -68,12 +69,16 @@ def check_dest(dest: str, runtime) -> None:
 class PeerView(APIView):
     message_class: type = None
     parser_classes = [PeerJSONParser]
+    # Every peer call but the secret's own challenge carries the secret.
+    needs_secret = True
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if settings.RAFT_TLS_CA:
             check_peer_certificate(request)
         secret = settings.RAFT_CLUSTER_SECRET
+        if not self.needs_secret:
+            return
         if secret:
             given = request.headers.get(SECRET_HEADER, "")
             if not hmac.compare_digest(given.encode(), secret.encode()):
@@ -107,3 +112,35 @@ class RequestVoteView(PeerView):
 
 class TimeoutNowView(PeerView):
     message_class = TimeoutNow
+
+
+class ProveView(PeerView):
+    """POST /raft/prove {"nonce", "source", "dest"}: a leader about to add
+    this server checks it holds the cluster secret (consensus/peer_proof.py)
+    without sending it. Answers only for this server's own address."""
+
+    needs_secret = False
+
+    def post(self, request):
+        data = request.data
+        runtime = current_runtime()
+        if runtime is None:
+            raise NodeUnavailable()
+        secret = settings.RAFT_CLUSTER_SECRET
+        if not isinstance(data, dict) or not secret:
+            raise ValidationError("this server has no cluster secret to prove")
+        nonce, source, dest = data.get("nonce"), data.get("source"), data.get("dest")
+        if not (
+            isinstance(nonce, str)
+            and 32 <= len(nonce) <= 128
+            and all(c in "0123456789abcdef" for c in nonce)
+        ):
+            raise ValidationError("nonce must be 32 to 128 lower-case hex digits")
+        if not isinstance(source, str) or not 0 < len(source) <= 300:
+            raise ValidationError("source must be the leader's address")
+        if not isinstance(dest, str):
+            raise ValidationError("dest must be this server's address")
+        check_dest(dest, runtime)
+        return Response(
+            {"proof": proof(secret, nonce, source, dest)}, status=status.HTTP_200_OK
+        )

@@ -16,6 +16,7 @@ from consensus.membership import (
     ChangeConflict,
     ChangeInterrupted,
     LeaderNotReady,
+    NotAPeer,
     TransferTimeout,
     UnknownServer,
     server_views,
@@ -129,7 +130,7 @@ def membership_errors(runtime):
         raise errors.NotFound(f"{exc}; nothing was changed.") from None
     except ChangeConflict as exc:
         raise errors.Conflict(f"{exc}; nothing was changed.") from None
-    except CatchupFailed as exc:
+    except (CatchupFailed, NotAPeer) as exc:
         raise errors.Unprocessable(f"{exc}.") from None
     except LeaderNotReady as exc:
         raise errors.Unavailable(

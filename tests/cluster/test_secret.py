@@ -60,3 +60,28 @@ def test_cluster_with_secret_replicates_forwarded_writes(cluster):
     for node in cluster.nodes:
         entry = cluster.log(node, start=answer["index"])[0]
         assert entry["command"] == "with-secret"
+
+
+def test_a_server_to_add_gets_nothing_until_it_proves_the_secret(cluster):
+    """POST /api/servers {"address": "evil:80"} once made the leader send
+    its log, and the secret in a header, to any host; a fake answer was
+    believed. Now the leader first challenges it (consensus/peer_proof.py)."""
+    from tests.nodes.stub import StubServer
+
+    impostor = StubServer()  # answers 200 {} to everything
+    try:
+        leader = cluster.leader()
+        def members():
+            servers = cluster.get(leader, "/api/servers").json()["servers"]
+            return {(s["id"], s["voter"]) for s in servers}
+
+        before = members()
+        r = cluster.post(leader, "/api/servers", {"address": impostor.address})
+        assert r.status_code == 422, r.text
+        assert "did not prove it holds the cluster secret" in r.json()["detail"]
+        assert members() == before
+        assert [req.path for req in impostor.received] == ["/raft/prove"]
+        for req in impostor.received:
+            assert "x-raft-secret" not in {h.lower() for h in req.headers}
+    finally:
+        impostor.close()
