@@ -22,7 +22,7 @@ import requests
 
 from tests.cluster.harness import LocalCluster, Node, WaitTimeout
 
-from . import checker, disks, nemesis, nodestate
+from . import checker, disks, nemesis, nodestate, snapshot_ops
 from .netns import Network
 from .powercut_ops import POWER
 from .workload import (
@@ -191,6 +191,7 @@ class TestBed:
         self.faults: dict[str, int] = {}
         # kind -> outcome -> count, for the statistics.
         self.membership: dict[str, dict[str, int]] = {}
+        self._lag_seq = 0  # the commands wait_compacted_past wrote
 
     def resolve(self, target) -> int:
         """A server's index; "leader" is the leader of the moment, and
@@ -210,19 +211,30 @@ class TestBed:
         return i
 
     def last_log_index(self, i: int) -> int | None:
-        status = self.cluster.try_status(i) if self.cluster.node(i).running() else None
-        return status["last_log_index"] if status else None
+        """Server i's last log index; if it does not answer (still
+        starting), the leader's, which it cannot be far past."""
+        for node in (self.cluster.node(i), _highest_leader(self.cluster)):
+            status = self.cluster.try_status(node) if node and node.running() else None
+            if status:
+                return status["last_log_index"]
+        return None
 
     def wait_compacted_past(self, index: int, timeout: float, away: int) -> int | None:
-        """Poll the leader (not server ``away``) until its log starts past
-        ``index``, at most ``timeout`` seconds; its first index then (or
-        the last one seen, or None)."""
+        """Until the leader's log (not server ``away``'s) starts past
+        ``index``, at most ``timeout`` seconds, write commands through it
+        (client "lag", in the history like any other): the clients may
+        spend most of their time on a server paused or cut off. Returns
+        its first index then (or the last one seen, or None)."""
         deadline = time.monotonic() + timeout
         first = None
         others = [n for n in self.cluster.live_nodes() if n.index != away]
-        while time.monotonic() < deadline:
-            leader = _highest_leader(self.cluster, others)
-            if leader is not None:
+        session = new_session()
+        try:
+            while time.monotonic() < deadline:
+                leader = _highest_leader(self.cluster, others)
+                if leader is None:
+                    time.sleep(0.1)  # polling the servers under test
+                    continue
                 try:
                     r = self.cluster.get(leader, "/api/log", limit=1)
                     first = r.json()["first_index"] if r.status_code == 200 else first
@@ -230,8 +242,23 @@ class TestBed:
                     pass
                 if first is not None and first > index:
                     return first
-            time.sleep(0.1)  # polling the servers under test
+                self._write_through(session, leader, 20)
+        finally:
+            session.close()
         return first
+
+    def _write_through(self, session, leader: Node, count: int) -> None:
+        for _ in range(count):
+            self._lag_seq += 1
+            op = Op(
+                "lag", self._lag_seq, f"lag:{self._lag_seq}", leader.address,
+                self.history.now(),
+            )  # fmt: skip
+            self.history.add_op(op)
+            perform(session, op, leader.base_url + "/api/commands", (1.0, 5.0))
+            op.complete = self.history.now()
+            if op.outcome != OK:
+                return
 
     def kill(self, i: int) -> None:
         self.cluster.kill(i)
@@ -306,6 +333,18 @@ class TestBed:
                 if pages:
                     return i, pages
             time.sleep(0.02)
+        return None
+
+    def wait_line(self, i: int, pattern: re.Pattern, timeout: float) -> str | None:
+        """Poll server i's stdout (this incarnation) until a line matches
+        ``pattern``, at most ``timeout`` seconds: the line, or None."""
+        node = self.cluster.node(i)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and node.running():
+            for line in self.cluster.stdout_lines(node):
+                if pattern.search(line):
+                    return line
+            time.sleep(0.01)  # polling the server under test
         return None
 
     def disk_fail(self, i: int, op: str, code: str) -> None:
@@ -625,15 +664,25 @@ def read_states(
 
 
 def snapshot_statistics(
-    cluster: LocalCluster, first_index: dict[str, int], unreadable: dict[str, str]
+    cluster: LocalCluster,
+    history: History,
+    first_index: dict[str, int],
+    unreadable: dict[str, str],
 ) -> dict:
     """The snapshot event lines of every server (taken, sent, restored from
-    a leader) and where each log starts at the end."""
+    a leader), where each log starts at the end, and what the snapshot
+    operations (snapshot_ops) did."""
     lines = {
         n.address: cluster.stdout_lines(n, all_incarnations=True) for n in cluster.nodes
     }
     stats = nodestate.snapshot_events(lines)
     stats["first_index"] = first_index
+    stats["operations"] = [
+        e.detail[:240]
+        for e in history.events
+        if e.kind == "note"
+        and (e.name in snapshot_ops.NAMES or e.detail.startswith("lag_follower"))
+    ]
     if unreadable:
         stats["unreadable_states"] = unreadable
     return stats
@@ -763,7 +812,9 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
             op.attempt > 0 and op.outcome == OK for op in history.ops
         )
         stats["leader_elections"] = sum(len(t) for t in terms.values())
-        stats["snapshots"] = snapshot_statistics(cluster, first_index, unreadable)
+        stats["snapshots"] = snapshot_statistics(
+            cluster, history, first_index, unreadable
+        )
         stats["applied_from"] = {
             "print": len(printed),
             "database": len(applied) - len(printed),

@@ -1,13 +1,15 @@
 """A follower left behind until the leader's log no longer holds the entries
 it needs next (Raft §7): killed, paused, cut off (namespaces) or its power
 cut (lazyfs), and brought back only once the leader has compacted past it,
-so the leader must send it a snapshot. Registered in nemesis.REGISTRY when
+so the leader must send it a snapshot; on lazyfs, also its power cut the
+moment it has restored that snapshot. Registered in nemesis.REGISTRY when
 nemesis is imported.
 """
 
 from __future__ import annotations
 
 from .nemesis import NETNS, Active, Nemesis, register
+from .nodestate import RESTORED
 from .powercut_ops import POWER
 
 # Ways to leave the follower behind, and what each needs of the bed.
@@ -70,3 +72,43 @@ class LagFollower(Nemesis):
                 undo()
 
         return Active(f"{how} follower {i} (log to {behind})", heal)
+
+
+@register
+class PowerCutAfterRestore(Nemesis):
+    """Aimed at a follower's snapshot install: leave a follower behind (a
+    kill) until the leader has compacted past it, restart it, and cut its
+    power as soon as it prints ``Restored snapshot``, before it takes a
+    snapshot of its own. Whatever the install wrote without an fsync (the
+    received file, the restored tables) is then lost, and the restart
+    must still find a snapshot covering the log it kept."""
+
+    name = "power_cut_after_restore"
+    requires = frozenset({POWER})
+    weight = 0.5
+    min_size = 3
+    hold_s = (0.2, 2.0)
+
+    def plan(self, rng, size):
+        return {"target": "follower"}
+
+    def start(self, bed, params):
+        i = bed.resolve(params["target"])
+        behind = bed.last_log_index(i)
+        bed.kill(i)
+        first = None
+        if behind is not None:
+            first = bed.wait_compacted_past(behind + MARGIN, WAIT_S, i)
+        bed.restart(i)
+        restored = bed.wait_line(i, RESTORED, WAIT_S)
+        lost = bed.power_cut([i])
+        return Active(
+            f"power cut {i} "
+            + (f"right after {restored!r}" if restored else "(no restore seen)")
+            + f"; its log had ended at {behind}, the leader's started at {first}: "
+            + f"{lost}",
+            lambda: bed.restart(i),
+        )
+
+
+NAMES = (LagFollower.name, PowerCutAfterRestore.name)

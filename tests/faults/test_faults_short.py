@@ -73,8 +73,9 @@ def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
     run_and_check(config, tmp_path, request)
 
 
-# The power-cut operations (powercut_ops.py), the plain kill and a follower
-# left behind (snapshot_ops.py), for the lazyfs runs.
+# The power-cut operations (powercut_ops.py), the plain kill, a follower
+# left behind and one whose power is cut as it restores a snapshot
+# (snapshot_ops.py), for the lazyfs runs.
 POWER_OPS = [
     "power_cut",
     "power_cut_majority",
@@ -82,6 +83,7 @@ POWER_OPS = [
     "disk_error",
     "kill",
     "lag_follower",
+    "power_cut_after_restore",
 ]
 
 

@@ -67,6 +67,9 @@ class FakeBed:
         self.calls.append(("wait_compacted_past", index, away))
         return index + 31
 
+    def wait_line(self, i, pattern, timeout):
+        return "Restored snapshot through 140 from leader (4096 bytes)"
+
     def __getattr__(self, name):
         return lambda *args: self.calls.append((name, *args))
 
@@ -261,7 +264,7 @@ def test_membership_changes_need_a_pool_above_three():
 
 POWER_OPS = {
     "power_cut", "power_cut_majority", "power_cut_all",
-    "power_cut_unsynced_checkpoint", "disk_error",
+    "power_cut_unsynced_checkpoint", "disk_error", "power_cut_after_restore",
 }  # fmt: skip
 
 
@@ -323,3 +326,18 @@ def test_a_lagging_follower_comes_back_once_the_leader_compacted_past_it(
     calls = [c for c in bed.calls if c[0] != "note"]
     assert calls[-2] == ("wait_compacted_past", 100 + snapshot_ops.MARGIN, 2)
     assert calls[-1][0] == how[1]
+
+
+def test_a_follower_loses_power_right_after_it_restored_a_snapshot():
+    bed = FakeBed()
+    params = {"target": "follower"}
+    active = nemesis.REGISTRY["power_cut_after_restore"].start(bed, params)
+    assert [c[0] for c in bed.calls] == [
+        "kill",
+        "wait_compacted_past",
+        "restart",
+        "power_cut",
+    ]
+    assert bed.calls[-1] == ("power_cut", [2]) and "Restored" in active.description
+    active.heal()
+    assert bed.calls[-1] == ("restart", 2)
