@@ -58,7 +58,10 @@ class LagFollower(Nemesis):
             undo = lambda: bed.restart(i)  # noqa: E731
 
         def heal():
+            nonlocal behind
             try:
+                if behind is None:  # no answer at the start: ask the leader
+                    behind = bed.last_log_index(i)
                 if behind is None:
                     bed.note(f"lag_follower: {i}'s log unknown; not waiting")
                 else:
@@ -97,6 +100,8 @@ class PowerCutAfterRestore(Nemesis):
         behind = bed.last_log_index(i)
         bed.kill(i)
         first = None
+        if behind is None:  # no answer at the start: ask the leader
+            behind = bed.last_log_index(i)
         if behind is not None:
             first = bed.wait_compacted_past(behind + MARGIN, WAIT_S, i)
         bed.restart(i)
