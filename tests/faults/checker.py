@@ -73,11 +73,12 @@ def check(
     (its last ``Logs [...]`` line, or its database), complete however
     compacted the log: each command once, an acknowledged one the log no
     longer holds included, and its tail the log's commands at their first
-    copies. ``sessions`` maps a server to its state machine's client
-    sessions, ``(client_id, seq) -> (index, term)`` of the first copy
-    (dissertation §6.3): they place the applied messages in the log.
-    Without them a command's first copy is taken from its acknowledgement
-    or its lowest copy in any log, which is exact for uncompacted logs.
+    copies. ``sessions`` maps a server to the answers its client sessions
+    keep, ``(client_id, seq) -> (index, term)`` of the first copy
+    (dissertation §6.3): they place the applied messages in the log. For a
+    command without one (none given, or no longer kept) its first copy is
+    taken from its acknowledgement or its lowest copy in any log, which is
+    exact for uncompacted logs.
     """
     report = Report()
     members = sorted(logs) if members is None else [m for m in members if m in logs]
@@ -282,9 +283,7 @@ def check_commands(
                     )
         if server not in members:
             continue  # a removed server need not hold what came after
-        # What its state machine holds: the messages, else the sessions.
-        held = applied.get(server, copies.by_server.get(server))
-        held = set(held) if held is not None else None
+        held = set(applied[server]) if server in applied else None
         for pair in pairs.values():
             for op in pair.acked:
                 if op.index is not None and op.index < first:

@@ -46,7 +46,9 @@ class AppliedState:
     """A server's state machine as its database holds it."""
 
     messages: list[str] = field(default_factory=list)  # in apply order
-    # (client_id, seq) -> (index, term) of the first entry that carried it.
+    # (client_id, seq) -> (index, term) of the first entry that carried it,
+    # while the client's session keeps it (consensus/sessions.py: at most
+    # RAFT_SESSION_MAX_ANSWERS per client, the lowest seqs dropped first).
     sessions: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
     last_applied: int = 0
 
@@ -59,8 +61,9 @@ class AppliedState:
 
 
 def read_applied_state(db_path: Path) -> AppliedState:
-    """The applied messages, client sessions and last_applied of a node's
-    database, in one read transaction (WAL: the node may be running)."""
+    """The applied messages, client sessions' answers and last_applied of
+    a node's database, in one read transaction (WAL: the node may be
+    running)."""
     connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10.0)
     try:
         connection.execute("BEGIN")
@@ -73,7 +76,7 @@ def read_applied_state(db_path: Path) -> AppliedState:
         sessions = {
             (client_id, seq): (index, term)
             for client_id, seq, index, term in connection.execute(
-                'SELECT client_id, seq, "index", term FROM consensus_clientsession'
+                'SELECT client_id, seq, "index", term FROM consensus_clientanswer'
             )
         }
         row = connection.execute(
