@@ -25,6 +25,7 @@ SUMMED = (
     "operations", "ok", "failed", "unknown", "unknown_committed", "faults",
     "retries", "retries_ok",
 )  # fmt: skip
+SNAPSHOTS_SUMMED = ("taken", "sent", "restored")
 POWER_SUMMED = (
     "disk_cuts", "unsynced_pages_dropped", "cuts_that_dropped_pages",
     "truncations_dropped", "new_files_removed",
@@ -96,7 +97,10 @@ def parse_args(argv=None):
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="environment for the servers, e.g. RAFT_TICK_MS=20 (repeatable)",
+        help="environment for the servers, e.g. RAFT_TICK_MS=20 or "
+        "RAFT_SNAPSHOT_ENTRIES=10000 (repeatable; over runner.DEFAULT_ENV: "
+        + " ".join(f"{k}={v}" for k, v in sorted(runner.DEFAULT_ENV.items()))
+        + ")",
     )
     parser.add_argument(
         "--loopback",
@@ -161,9 +165,12 @@ def main(argv=None) -> int:
                 print(f"unmounted leftovers of earlier runs: {removed}")
     out = args.out or runner.FINDINGS_DIR / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
+    env = dict(item.split("=", 1) for item in args.env)
+    server_env = {**runner.DEFAULT_ENV, **env}
     print(
         f"chaos: seed {seed}, {args.minutes:g} min, rounds of {args.round_minutes:g} min, "
-        f"sizes {sizes}, netns={use_netns}, files in {out}",
+        f"sizes {sizes}, netns={use_netns}, files in {out}; servers' env: "
+        + " ".join(f"{k}={v}" for k, v in sorted(server_env.items())),
         flush=True,
     )
     started = time.monotonic()
@@ -185,7 +192,7 @@ def main(argv=None) -> int:
             hold_scale=args.hold_scale,
             nemeses=args.nemeses.split(",") if args.nemeses else None,
             first=args.first.split(",") if args.first else None,
-            env=dict(item.split("=", 1) for item in args.env),
+            env=env,
             disks="lazyfs" if lazy else "plain",
             fsync=args.fsync,
             warmup_s=args.warmup_s,
@@ -230,6 +237,7 @@ def main(argv=None) -> int:
         )
         number += 1
     summary = summarize(rounds, seed, time.monotonic() - started, use_netns)
+    summary["server_env"] = server_env
     (out / "summary.json").write_text(
         json.dumps({"summary": summary, "rounds": rounds}, indent=1)
     )
@@ -242,6 +250,7 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
     by_op: dict[str, int] = {}
     membership: dict[str, dict[str, int]] = {}  # kind -> outcome -> count
     power = {key: 0 for key in POWER_SUMMED}
+    snapshots = {key: 0 for key in SNAPSHOTS_SUMMED}
     disk_errors: dict[str, dict[str, int]] = {}  # failing -> exit code -> count
     recoveries, settles = [], []
     unrecovered = 0
@@ -251,6 +260,8 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
             totals[key] += stats.get(key) or 0
         for key in POWER_SUMMED:
             power[key] += (stats.get("power") or {}).get(key) or 0
+        for key in SNAPSHOTS_SUMMED:
+            snapshots[key] += (stats.get("snapshots") or {}).get(key) or 0
         for outcome in (stats.get("power") or {}).get("disk_errors") or []:
             codes = disk_errors.setdefault(outcome["failing"], {})
             code = str(outcome["exit_code"])
@@ -298,6 +309,8 @@ def summarize(rounds: list[dict], seed: int, elapsed_s: float, use_netns: bool) 
         "membership": membership,
         "lazyfs_rounds": sum(1 for r in rounds if (r.get("stats") or {}).get("power")),
         "power": power,
+        # Snapshot event lines: taken, sent by a leader, restored from one.
+        "snapshots": snapshots,
         "disk_errors_exit_codes": disk_errors,
         "recovery_s_median": percentile(0.5),
         "recovery_s_p95": percentile(0.95),

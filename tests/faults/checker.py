@@ -6,56 +6,43 @@ leaders and terms seen during the run. Pure functions on plain data.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
+from .applied_checks import (
+    FirstCopies,
+    check_applied,
+    check_applied_agree,
+    command_positions,
+    last_index,
+)
+from .violations import (
+    APPLIED_DIFFERS,
+    APPLIED_TWICE,
+    DIVERGENCE,
+    DUPLICATE,
+    FAILED_APPLIED,
+    GAP,
+    KINDS,
+    LOG_TERMS,
+    LOST,
+    MAX_PER_KIND,
+    MULTIPLE_LEADERS,
+    PHANTOM,
+    REALTIME,
+    RETRY_ANSWER,
+    TERM_DECREASE,
+    WRONG_INDEX,
+    Report,
+    Violation,
+)
 from .workload import FAIL, OK, UNKNOWN, History
 
-# The kinds of violation, one per property.
-LOST = "lost"  # an acknowledged command missing from a server's log
-WRONG_INDEX = "wrong_index"  # acknowledged at one index/term, logged elsewhere
-DUPLICATE = "duplicate"  # a command twice in one log
-PHANTOM = "phantom"  # a committed command no client sent
-FAILED_APPLIED = "failed_applied"  # a definite failure that is in the log
-REALTIME = "realtime"  # acknowledged before B was sent, yet indexed after B
-DIVERGENCE = "divergence"  # two servers differ at an index, or one lacks it
-GAP = "gap"  # a server's log skips an index
-LOG_TERMS = "log_terms"  # a log whose terms go down along its indexes
-MULTIPLE_LEADERS = "multiple_leaders"  # two leaders for one term
-TERM_DECREASE = "term_decrease"  # a server's term went down
-# Retries of one (client_id, seq) acknowledged with different answers.
-RETRY_ANSWER = "retry_answer"
-# What a state machine applied differs from its log's commands once each.
-APPLIED_TWICE = "applied_twice"
-
-KINDS = (
-    LOST, WRONG_INDEX, DUPLICATE, PHANTOM, FAILED_APPLIED, REALTIME,
-    DIVERGENCE, GAP, LOG_TERMS, MULTIPLE_LEADERS, TERM_DECREASE,
-    RETRY_ANSWER, APPLIED_TWICE,
-)  # fmt: skip
-# Past this many of one kind, the rest are only counted.
-MAX_PER_KIND = 20
-
-
-@dataclass(frozen=True)
-class Violation:
-    kind: str
-    detail: str
-
-    def __str__(self):
-        return f"{self.kind}: {self.detail}"
-
-
-class _Report:
-    def __init__(self):
-        self.violations: list[Violation] = []
-        self.counts: dict[str, int] = defaultdict(int)
-
-    def add(self, kind: str, detail: str) -> None:
-        self.counts[kind] += 1
-        if self.counts[kind] <= MAX_PER_KIND:
-            self.violations.append(Violation(kind, detail))
-        elif self.counts[kind] == MAX_PER_KIND + 1:
-            self.violations.append(Violation(kind, "(more of this kind not listed)"))
+# The kinds live in violations.py; tests and callers name them checker.LOST.
+__all__ = [
+    "APPLIED_DIFFERS", "APPLIED_TWICE", "DIVERGENCE", "DUPLICATE",
+    "FAILED_APPLIED", "GAP", "KINDS", "LOG_TERMS", "LOST", "MAX_PER_KIND",
+    "MULTIPLE_LEADERS", "PHANTOM", "REALTIME", "RETRY_ANSWER",
+    "TERM_DECREASE", "WRONG_INDEX", "Violation", "check",
+]  # fmt: skip
 
 
 def check(
@@ -65,36 +52,53 @@ def check(
     settled: bool = True,
     members: list[str] | None = None,
     applied: dict[str, list[str]] | None = None,
+    first_index: dict[str, int] | None = None,
+    sessions: dict[str, dict[tuple[str, int], tuple[int, int]]] | None = None,
 ) -> list[Violation]:
     """Every violation of the run's properties (empty when it passed).
 
     ``logs`` maps each server to its committed entries (GET /api/log,
-    every page); ``leader_lines`` to the terms of its ``Became leader for
-    term N`` lines, every incarnation. When the cluster did not settle
-    (a liveness failure, reported apart), servers may lag: logs are then
-    compared on their common prefix, and acknowledged commands looked for
-    in the longest log only.
+    every page) from its ``first_index``: what a snapshot compacted
+    (Raft §7) is below it, not missing, and logs are compared where they
+    overlap. ``leader_lines`` maps a server to the terms of its ``Became
+    leader for term N`` lines, every incarnation. When the cluster did not
+    settle (a liveness failure, reported apart), servers may lag: logs are
+    then compared up to the last index every member holds, and
+    acknowledged commands looked for on the most advanced server only.
 
     ``members`` are the servers of the final configuration (default: every
     server in ``logs``): only their logs must hold every committed entry; a
     removed server's log must agree with theirs wherever it has entries.
-    ``applied`` maps a server to the messages its state machine printed
-    last (``Logs [...]``): each command of its log exactly once.
+    ``applied`` maps a server to the messages its state machine applied
+    (its last ``Logs [...]`` line, or its database), complete however
+    compacted the log: each command once, an acknowledged one the log no
+    longer holds included, and its tail the log's commands at their first
+    copies. ``sessions`` maps a server to the answers its client sessions
+    keep, ``(client_id, seq) -> (index, term)`` of the first copy
+    (dissertation §6.3): they place the applied messages in the log. For a
+    command without one (none given, or no longer kept) its first copy is
+    taken from its acknowledgement or its lowest copy in any log, which is
+    exact for uncompacted logs.
     """
-    report = _Report()
+    report = Report()
     members = sorted(logs) if members is None else [m for m in members if m in logs]
+    firsts = _first_indexes(logs, first_index or {}, report)
+    copies = FirstCopies(history, logs, sessions or {})
+    applied = applied or {}
     if not settled and logs:
-        in_members = [logs[m] for m in members] or list(logs.values())
-        shortest = min(len(entries) for entries in in_members)
-        check_logs_agree({s: e[:shortest] for s, e in logs.items()}, report, members)
-        longest = max(members or logs, key=lambda s: len(logs[s]))
-        check_commands(history, logs, report, [longest])
+        pool = members or sorted(logs)
+        bound = min(last_index(logs[s], firsts[s]) for s in pool)
+        common = {s: [e for e in v if e["index"] <= bound] for s, v in logs.items()}
+        check_logs_agree(common, report, members, firsts)
+        longest = max(pool, key=lambda s: last_index(logs[s], firsts[s]))
+        check_commands(history, logs, report, [longest], firsts, applied, copies)
     else:
-        check_logs_agree(logs, report, members)
-        check_commands(history, logs, report, members)
+        check_logs_agree(logs, report, members, firsts)
+        check_commands(history, logs, report, members, firsts, applied, copies)
     check_retries(history, report)
-    check_applied(logs, applied or {}, report)
-    check_realtime(history, logs, report)
+    check_applied(history, logs, applied, report, firsts, copies)
+    check_applied_agree(applied, copies, report, members, settled)
+    check_realtime(history, logs, report, copies)
     check_leaders(history, leader_lines or {}, report)
     check_terms(history, report)
     return report.violations
@@ -104,13 +108,38 @@ def _entry_key(entry: dict) -> tuple:
     return (entry.get("term"), entry.get("type"), entry.get("command"))
 
 
+def _first_indexes(
+    logs: dict[str, list[dict]], given: dict[str, int], report: Report
+) -> dict[str, int]:
+    """Each server's first index: its first entry's, else the one given,
+    else 1 (an empty log that was never compacted)."""
+    firsts = {}
+    for server, entries in logs.items():
+        first = entries[0]["index"] if entries else given.get(server, 1)
+        if server in given and given[server] != first:
+            report.add(
+                GAP,
+                f"{server}: its log starts at index {first} but its first index "
+                f"is {given[server]}",
+            )
+        firsts[server] = first
+    return firsts
+
+
 def check_logs_agree(
-    logs: dict[str, list[dict]], report: _Report, members: list[str] | None = None
+    logs: dict[str, list[dict]],
+    report: Report,
+    members: list[str] | None = None,
+    firsts: dict[str, int] | None = None,
 ) -> None:
-    """All logs agree index by index, with no gaps; the members' logs have
-    the same length, a non-member's holds no index they all lack; terms
-    never go down along a log (each entry's term is its leader's)."""
+    """All logs agree index by index wherever they overlap, with no gaps;
+    a member holds every index from its first index to the last any log
+    holds, and a non-member's holds no index that every member lacks but
+    one of them should hold; terms never go down along a log (each entry's
+    term is its leader's). Below a server's first index its entries are
+    compacted, not missing."""
     members = sorted(logs) if members is None else members
+    firsts = firsts or {}
     by_index: dict[str, dict[int, dict]] = {}
     for server, entries in sorted(logs.items()):
         indexed = {}
@@ -139,33 +168,21 @@ def check_logs_agree(
         missing = []
         for server, indexed in sorted(by_index.items()):
             entry = indexed.get(index)
-            if entry is None:
-                if server in members:
-                    missing.append(server)
-            else:
+            if entry is not None:
                 seen[_entry_key(entry)].append(server)
+            elif server in members and index >= firsts.get(server, 1):
+                missing.append(server)
         if len(seen) > 1:
             versions = "; ".join(
                 f"{servers} hold term={k[0]} {k[1]} {k[2]!r}"
                 for k, servers in seen.items()
             )
             report.add(DIVERGENCE, f"index {index}: {versions}")
-        elif missing or (
-            members and not any(index in by_index.get(m, {}) for m in members)
-        ):
+        elif missing:
             holders = next(iter(seen.values()))
-            missing = missing or members
             report.add(
                 DIVERGENCE, f"index {index}: {holders} hold it, {missing} do not"
             )
-
-
-def _positions(entries: list[dict]) -> dict[str, list[dict]]:
-    positions: dict[str, list[dict]] = defaultdict(list)
-    for entry in entries:
-        if entry.get("type") == "command":
-            positions[entry.get("command")].append(entry)
-    return positions
 
 
 class _Pair:
@@ -211,36 +228,75 @@ def _pairs(history: History) -> dict[str, _Pair]:
 def check_commands(
     history: History,
     logs: dict[str, list[dict]],
-    report: _Report,
+    report: Report,
     members: list[str] | None = None,
+    firsts: dict[str, int] | None = None,
+    applied: dict[str, list[str]] | None = None,
+    copies: FirstCopies | None = None,
 ) -> None:
     """Acknowledged: on every member's log, its first copy where every
-    acknowledgement said. Failed (every attempt): never. A command at most
-    once per attempt sent (a retry may reach the log again: the state
-    machine then answers with the first copy). Nothing no client sent."""
+    acknowledgement said; below the member's first index (compacted), among
+    its applied messages, and its session where the acknowledgements said.
+    Failed (every attempt): never. A command at most once per attempt sent
+    (a retry may reach the log again: the state machine then answers with
+    the first copy), a compacted first copy included. Nothing no client
+    sent."""
     members = sorted(logs) if members is None else members
+    firsts = firsts or {}
+    applied = applied or {}
+    copies = copies or FirstCopies(history, logs, {})
     pairs = _pairs(history)
-    phantoms = set()
+    phantoms = set(copies.phantoms)
     for server, entries in sorted(logs.items()):
-        positions = _positions(entries)
+        first = firsts.get(server, 1)
+        positions = command_positions(entries)
+        mine = copies.of(server)
         for command, found in positions.items():
             if command not in pairs:
                 phantoms.add(command)
                 continue
             pair = pairs[command]
             where = [e["index"] for e in found]
-            if len(found) > len(pair.attempts):
-                report.add(DUPLICATE, f"{server}: {pair.describe()} at indexes {where}")
+            compacted = command in mine and mine[command][0] < first
+            if len(found) + compacted > len(pair.attempts):
+                report.add(
+                    DUPLICATE,
+                    f"{server}: {pair.describe()} at indexes {where}"
+                    + (f" and compacted index {mine[command][0]}" if compacted else ""),
+                )
             if pair.outcome == FAIL:
                 report.add(
                     FAILED_APPLIED,
                     f"{server}: {pair.describe()} failed definitely but is at "
                     f"index {where}",
                 )
-        if server not in members:
-            continue  # a removed server need not hold what came after
+        sessions = copies.by_server.get(server, {})
         for pair in pairs.values():
             for op in pair.acked:
+                answer = sessions.get(op.command)
+                if answer is not None and answer != (op.index, op.term):
+                    report.add(
+                        WRONG_INDEX,
+                        f"{server}: {op.command!r} acknowledged at index {op.index} "
+                        f"term {op.term} (attempt {op.attempt}) but its session "
+                        f"says (index, term) {answer}",
+                    )
+        if server not in members:
+            continue  # a removed server need not hold what came after
+        held = set(applied[server]) if server in applied else None
+        for pair in pairs.values():
+            for op in pair.acked:
+                if op.index is not None and op.index < first:
+                    # Compacted here (Raft §7): the applied state holds it.
+                    if held is not None and op.command not in held:
+                        report.add(
+                            LOST,
+                            f"{server}: {op.command!r} acknowledged at index "
+                            f"{op.index} (term {op.term}) at t={op.complete:.3f} "
+                            f"is compacted (log from {first}) and not in its "
+                            f"applied state ({len(held)} messages)",
+                        )
+                    continue
                 found = positions.get(op.command, [])
                 if not found:
                     report.add(
@@ -256,11 +312,21 @@ def check_commands(
                         f"term {op.term} (attempt {op.attempt}) but logged at "
                         f"(index, term) {at}",
                     )
+    for server, messages in sorted(applied.items()):
+        for message in dict.fromkeys(messages):
+            if message not in pairs:
+                phantoms.add(message)
+            elif pairs[message].outcome == FAIL:
+                report.add(
+                    FAILED_APPLIED,
+                    f"{server}: {pairs[message].describe()} failed definitely but "
+                    f"was applied",
+                )
     for command in sorted(phantoms):
         report.add(PHANTOM, f"{command!r} is committed but no client sent it")
 
 
-def check_retries(history: History, report: _Report) -> None:
+def check_retries(history: History, report: Report) -> None:
     """The de-duplication contract, from the answers alone: every attempt
     of one (client_id, seq) that was acknowledged got the same index and
     term (a repeat returns the first answer)."""
@@ -274,65 +340,31 @@ def check_retries(history: History, report: _Report) -> None:
             )
 
 
-def check_applied(
-    logs: dict[str, list[dict]], applied: dict[str, list[str]], report: _Report
-) -> None:
-    """What each state machine applied (its last ``Logs [...]`` line) is its
-    log's commands in log order, each only at its first copy: a command that
-    reached the log twice is applied once."""
-    for server, messages in sorted(applied.items()):
-        expected, seen = [], set()
-        for entry in logs.get(server, []):
-            if entry.get("type") != "command" or entry.get("command") in seen:
-                continue
-            seen.add(entry["command"])
-            expected.append(entry["command"])
-        expected = expected[: len(messages)]
-        if messages == expected:
-            continue
-        counts: dict[str, int] = defaultdict(int)
-        for message in messages:
-            counts[message] += 1
-        twice = sorted(m for m, n in counts.items() if n > 1)
-        first = next(
-            (
-                i
-                for i, (a, b) in enumerate(zip(messages, expected, strict=False))
-                if a != b
-            ),
-            min(len(messages), len(expected)),
-        )
-        report.add(
-            APPLIED_TWICE,
-            f"{server}: applied {len(messages)} messages, its log has "
-            f"{len(expected)} distinct commands; applied more than once: "
-            f"{twice[:10]}; first difference at message {first}: "
-            f"{messages[first:first + 3]} vs {expected[first:first + 3]}",
-        )
-
-
 def check_realtime(
-    history: History, logs: dict[str, list[dict]], report: _Report
+    history: History,
+    logs: dict[str, list[dict]],
+    report: Report,
+    copies: FirstCopies | None = None,
 ) -> None:
     """If A was acknowledged before B was invoked, A's index < B's.
 
     A and B are commands (every attempt of one (client_id, seq)): A counts
     from its first acknowledgement, B from its first attempt. B is any
     command with a known place: acknowledged, or of unknown outcome but
-    found in the log (then it took effect after its first invoke).
+    found in a log or a session (then it took effect after its first
+    invoke), at its first copy.
     """
-    logged: dict[str, int] = {}
-    for entries in logs.values():
-        for command, found in _positions(entries).items():
-            logged.setdefault(command, found[0]["index"])
+    copies = copies or FirstCopies(history, logs, {})
     acked, placed = [], []
     for pair in _pairs(history).values():
         first = min(pair.acked, key=lambda op: op.complete, default=None)
         if first is not None and first.index is not None:
             acked.append((first.complete, first.index, pair))
             placed.append((pair.invoke, first.index, pair))
-        elif pair.outcome == UNKNOWN and pair.command in logged:
-            placed.append((pair.invoke, logged[pair.command], pair))
+        elif pair.outcome == UNKNOWN:
+            where = copies.anywhere(pair.command)
+            if where is not None:
+                placed.append((pair.invoke, where[0], pair))
     acked.sort(key=lambda item: item[0])
     placed.sort(key=lambda item: item[0])
     # Sweep B by invoke time, keeping the acknowledged command with the
@@ -354,7 +386,7 @@ def check_realtime(
 
 
 def check_leaders(
-    history: History, leader_lines: dict[str, list[int]], report: _Report
+    history: History, leader_lines: dict[str, list[int]], report: Report
 ) -> None:
     """At most one leader per term: from sampled statuses and stdout lines."""
     leaders: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -373,7 +405,7 @@ def check_leaders(
             report.add(MULTIPLE_LEADERS, f"term {term}: {seen}")
 
 
-def check_terms(history: History, report: _Report) -> None:
+def check_terms(history: History, report: Report) -> None:
     """No server's sampled term ever decreases (samples are per server in
     the order they were answered)."""
     last: dict[str, tuple[float, int]] = {}

@@ -37,6 +37,7 @@ nothing the kernel cached outlives it.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -135,6 +136,9 @@ class LazyState:
             fd = os.open(real, flags | (os.O_CREAT if create else 0), mode)
             if create and not existed:
                 ino = os.fstat(fd).st_ino
+                # A new file: nothing of an earlier one with this inode
+                # number may show through.
+                self.files.pop(ino, None)
                 self.new.add(ino)
                 self.new_paths[ino] = real
             self.fds[fd] = fd
@@ -146,8 +150,20 @@ class LazyState:
     def release(self, fh: int) -> None:
         with self.lock:
             fd = self.fds.pop(fh, None)
-            if fd is not None:
-                os.close(fd)
+            if fd is None:
+                return
+            st = os.fstat(fd)
+            os.close(fd)
+            # The last descriptor of an unlinked file: it is gone, and what
+            # was written to it after the unlink (the kernel writes back a
+            # mapped -shm that SQLite has just removed) must not be kept
+            # for the next file that gets its inode number.
+            if st.st_nlink == 0 and not any(
+                os.fstat(other).st_ino == st.st_ino for other in self.fds.values()
+            ):
+                self.files.pop(st.st_ino, None)
+                self.new.discard(st.st_ino)
+                self.new_paths.pop(st.st_ino, None)
 
     def read(self, path, size: int, offset: int, fh: int) -> bytes:
         with self.lock:
@@ -238,15 +254,24 @@ class LazyState:
                 self.counters["fsyncs_lied"] += 1
                 return
             if entry is not None:
-                if entry.floor is not None:
-                    os.ftruncate(fd, entry.floor)
-                for number in sorted(entry.dirty):
-                    start = number * PAGE
-                    if start >= entry.size:
-                        continue
-                    os.pwrite(fd, entry.pages[number][: entry.size - start], start)
-                if os.fstat(fd).st_size != entry.size:
-                    os.ftruncate(fd, entry.size)
+                # Linux syncs the file's pages through any descriptor of
+                # it, a read-only one too: write them through one that can.
+                out = fd
+                if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+                    out = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY)
+                try:
+                    if entry.floor is not None:
+                        os.ftruncate(out, entry.floor)
+                    for number in sorted(entry.dirty):
+                        start = number * PAGE
+                        if start >= entry.size:
+                            continue
+                        os.pwrite(out, entry.pages[number][: entry.size - start], start)
+                    if os.fstat(out).st_size != entry.size:
+                        os.ftruncate(out, entry.size)
+                finally:
+                    if out != fd:
+                        os.close(out)
                 del self.files[ino]
             os.fsync(fd)
             if ino in self.new:

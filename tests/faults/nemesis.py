@@ -300,3 +300,4 @@ def describe(steps: list[Step]) -> str:
 from . import network_ops  # noqa: E402,F401,I001
 from . import membership_ops  # noqa: E402,F401
 from . import powercut_ops  # noqa: E402,F401
+from . import snapshot_ops  # noqa: E402,F401

@@ -22,7 +22,7 @@ import requests
 
 from tests.cluster.harness import LocalCluster, Node, WaitTimeout
 
-from . import checker, disks, nemesis
+from . import checker, disks, nemesis, nodestate, snapshot_ops
 from .netns import Network
 from .powercut_ops import POWER
 from .workload import (
@@ -40,9 +40,18 @@ LEADER_LINE = re.compile(r"Became leader for term (\d+)")
 # Where a failed run's files are copied, since pytest's tmp dirs rotate.
 FINDINGS_DIR = Path(os.environ.get("RAFT_FAULT_ARTIFACTS", "/tmp/raft-fault-runs"))
 FIRST_LEADER_TIMEOUT_S = 20.0
-# Servers' environment unless a run sets it: an add whose catch-up cannot
-# finish (the newcomer killed, paused, cut off) fails within 5 s, not 30.
-DEFAULT_ENV = {"RAFT_CATCHUP_TIMEOUT_S": "5"}
+# Servers' environment unless a run sets it (RunConfig.env, chaos --env): an
+# add whose catch-up cannot finish (the newcomer killed, paused, cut off)
+# fails within 5 s, not 30; and snapshots (Raft §7) small enough that a
+# 20 s run takes several on every server, even on a busy machine, and
+# compacts the log past a server that was down for a second or two, which
+# the leader must then send its snapshot (RAFT_SNAPSHOT_ENTRIES=10000 and
+# RAFT_SNAPSHOT_TRAILING=5000 are what a node does by default).
+DEFAULT_ENV = {
+    "RAFT_CATCHUP_TIMEOUT_S": "5",
+    "RAFT_SNAPSHOT_ENTRIES": "100",
+    "RAFT_SNAPSHOT_TRAILING": "20",
+}
 NETNS_PORT = 9990
 
 
@@ -65,6 +74,10 @@ class RunConfig:
     disks: str = "plain"
     fsync: str = "honest"
     warmup_s: float = 0.0  # clients alone this long before the first fault
+
+    def server_env(self) -> dict:
+        """The servers' environment: DEFAULT_ENV, then this run's own."""
+        return {**DEFAULT_ENV, **self.env}
 
     def replay_hint(self, test: str | None = None) -> str:
         if test:
@@ -114,6 +127,8 @@ class RunResult:
             f"netns={self.config.netns}: {'PASS' if self.ok else 'FAIL'}",
             f"replay: {self.config.replay_hint(test)}",
             f"artifacts: {self.artifacts}",
+            "servers' env: "
+            + " ".join(f"{k}={v}" for k, v in sorted(self.config.server_env().items())),
             "schedule:",
             nemesis.describe(self.schedule),
             "stats: " + json.dumps(self.stats, sort_keys=True),
@@ -176,16 +191,74 @@ class TestBed:
         self.faults: dict[str, int] = {}
         # kind -> outcome -> count, for the statistics.
         self.membership: dict[str, dict[str, int]] = {}
+        self._lag_seq = 0  # the commands wait_compacted_past wrote
 
     def resolve(self, target) -> int:
-        if target != "leader":
+        """A server's index; "leader" is the leader of the moment, and
+        "follower" a running member of its configuration that is not it."""
+        if target not in ("leader", "follower"):
             return int(target)
         leader = _highest_leader(self.cluster)
-        if leader is None:
-            i = self.rng.randrange(self.size)
-            self.note(f"no leader known: target {i} instead")
-            return i
-        return leader.index
+        if leader is not None and target == "leader":
+            return leader.index
+        if leader is not None:
+            members = self.configuration() or {}
+            followers = [i for i in self.live() if i in members and i != leader.index]
+            if followers:
+                return self.rng.choice(followers)
+        i = self.rng.randrange(self.size)
+        self.note(f"no {target} known: target {i} instead")
+        return i
+
+    def last_log_index(self, i: int) -> int | None:
+        """Server i's last log index; if it does not answer (still
+        starting), the leader's, which it cannot be far past."""
+        for node in (self.cluster.node(i), _highest_leader(self.cluster)):
+            status = self.cluster.try_status(node) if node and node.running() else None
+            if status:
+                return status["last_log_index"]
+        return None
+
+    def wait_compacted_past(self, index: int, timeout: float, away: int) -> int | None:
+        """Until the leader's log (not server ``away``'s) starts past
+        ``index``, at most ``timeout`` seconds, write commands through it
+        (client "lag", in the history like any other): the clients may
+        spend most of their time on a server paused or cut off. Returns
+        its first index then (or the last one seen, or None)."""
+        deadline = time.monotonic() + timeout
+        first = None
+        others = [n for n in self.cluster.live_nodes() if n.index != away]
+        session = new_session()
+        try:
+            while time.monotonic() < deadline:
+                leader = _highest_leader(self.cluster, others)
+                if leader is None:
+                    time.sleep(0.1)  # polling the servers under test
+                    continue
+                try:
+                    r = self.cluster.get(leader, "/api/log", limit=1)
+                    first = r.json()["first_index"] if r.status_code == 200 else first
+                except (requests.RequestException, ValueError, KeyError):
+                    pass
+                if first is not None and first > index:
+                    return first
+                self._write_through(session, leader, 20)
+        finally:
+            session.close()
+        return first
+
+    def _write_through(self, session, leader: Node, count: int) -> None:
+        for _ in range(count):
+            self._lag_seq += 1
+            op = Op(
+                "lag", self._lag_seq, f"lag:{self._lag_seq}", leader.address,
+                self.history.now(),
+            )  # fmt: skip
+            self.history.add_op(op)
+            perform(session, op, leader.base_url + "/api/commands", (1.0, 5.0))
+            op.complete = self.history.now()
+            if op.outcome != OK:
+                return
 
     def kill(self, i: int) -> None:
         self.cluster.kill(i)
@@ -260,6 +333,18 @@ class TestBed:
                 if pages:
                     return i, pages
             time.sleep(0.02)
+        return None
+
+    def wait_line(self, i: int, pattern: re.Pattern, timeout: float) -> str | None:
+        """Poll server i's stdout (this incarnation) until a line matches
+        ``pattern``, at most ``timeout`` seconds: the line, or None."""
+        node = self.cluster.node(i)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and node.running():
+            for line in self.cluster.stdout_lines(node):
+                if pattern.search(line):
+                    return line
+            time.sleep(0.01)  # polling the server under test
         return None
 
     def disk_fail(self, i: int, op: str, code: str) -> None:
@@ -502,11 +587,15 @@ def recovery_times(history: History) -> list[dict]:
     return result
 
 
-def statistics(history: History, logs: dict, faults: int) -> dict:
+def statistics(
+    history: History, logs: dict, faults: int, states: dict | None = None
+) -> dict:
     ops = [op for op in history.ops if op.client_id != "checker"]
     logged = set()
     for entries in logs.values():
         logged.update(e.get("command") for e in entries if e.get("type") == "command")
+    for state in (states or {}).values():
+        logged.update(state.messages)  # committed, the log compacted since
     unknown = [op for op in ops if op.outcome == UNKNOWN]
     recoveries = recovery_times(history)
     measured = [r["recovery_s"] for r in recoveries if r["recovery_s"] is not None]
@@ -528,6 +617,7 @@ def statistics(history: History, logs: dict, faults: int) -> dict:
         "heals_without_recovery_before_next_fault": len(recoveries) - len(measured),
         "max_term": max(terms) if terms else None,
         "log_length": max((len(v) for v in logs.values()), default=0),
+        "last_index": max((v[-1]["index"] for v in logs.values() if v), default=0),
         "status_samples": len(history.samples),
     }
 
@@ -557,6 +647,47 @@ def power_statistics(bed: TestBed, lazy_disks: list[disks.Disk]) -> dict:
     }
 
 
+def read_states(
+    cluster: LocalCluster,
+) -> tuple[dict[str, nodestate.AppliedState], dict[str, str]]:
+    """Every server's applied state from its database, and the servers
+    whose database could not be read (why)."""
+    states, unreadable = {}, {}
+    for node in cluster.nodes:
+        try:
+            states[node.address] = nodestate.read_applied_state(
+                node.data_dir / "db.sqlite3"
+            )
+        except Exception as exc:  # noqa: BLE001 - reported by the caller
+            unreadable[node.address] = repr(exc)
+    return states, unreadable
+
+
+def snapshot_statistics(
+    cluster: LocalCluster,
+    history: History,
+    first_index: dict[str, int],
+    unreadable: dict[str, str],
+) -> dict:
+    """The snapshot event lines of every server (taken, sent, restored from
+    a leader), where each log starts at the end, and what the snapshot
+    operations (snapshot_ops) did."""
+    lines = {
+        n.address: cluster.stdout_lines(n, all_incarnations=True) for n in cluster.nodes
+    }
+    stats = nodestate.snapshot_events(lines)
+    stats["first_index"] = first_index
+    stats["operations"] = [
+        e.detail[:240]
+        for e in history.events
+        if e.kind == "note"
+        and (e.name in snapshot_ops.NAMES or e.detail.startswith("lag_follower"))
+    ]
+    if unreadable:
+        stats["unreadable_states"] = unreadable
+    return stats
+
+
 def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
     """Run one experiment; every process and network object it made is gone
     when it returns or raises."""
@@ -579,14 +710,18 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
     (base_dir / "schedule.txt").write_text(nemesis.describe(schedule) + "\n")
     log(
         f"seed {config.seed}: {len(schedule)} steps, {config.size} servers, "
-        f"netns={config.netns} disks={config.disks}"
+        f"netns={config.netns} disks={config.disks} snapshots every "
+        f"{config.server_env().get('RAFT_SNAPSHOT_ENTRIES')} entries, "
+        f"{config.server_env().get('RAFT_SNAPSHOT_TRAILING')} kept"
     )
     violations: list[checker.Violation] = []
     logs: dict[str, list[dict]] = {}
+    first_index: dict[str, int] = {}
+    states: dict[str, nodestate.AppliedState] = {}
     stats: dict = {}
     liveness_error = None
     faults = 0
-    env = {**DEFAULT_ENV, **config.env}
+    env = config.server_env()
     with contextlib.ExitStack() as stack:
         network = None
         if config.netns:
@@ -637,12 +772,26 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         except WaitTimeout as exc:
             liveness_error = str(exc)
         try:
-            logs = {n.address: cluster.log(n) for n in cluster.nodes}
+            for n in cluster.nodes:
+                first_index[n.address], logs[n.address] = nodestate.read_log(cluster, n)
         except Exception as exc:  # noqa: BLE001 - reported as a liveness failure
             liveness_error = (liveness_error or "") + f"\ncannot read the logs: {exc!r}"
+        # After the logs: a lagging server's applied state then covers at
+        # least what its log read had compacted.
+        states, unreadable = read_states(cluster)
+        if unreadable and liveness_error is None:
+            missing = {a: e for a, e in unreadable.items() if a in (members or [])}
+            if missing:
+                liveness_error = f"cannot read the applied state of {missing}"
         sampler.stop()
         phases["logs_read"] = history.now()
         terms = leader_lines(cluster)
+        # The members' Logs lines, else what the databases hold.
+        printed = sorted(applied)
+        applied = {
+            **{a: s.messages for a, s in states.items() if a not in applied},
+            **applied,
+        }
         violations = checker.check(
             history,
             logs,
@@ -650,10 +799,12 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
             settled=liveness_error is None,
             members=members,
             applied=applied,
+            first_index=first_index,
+            sessions={a: s.sessions for a, s in states.items()},
         )
         phases["checked"] = history.now()
         stats["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
-        stats.update(statistics(history, logs, faults))
+        stats.update(statistics(history, logs, faults, states))
         stats["membership"] = bed.membership
         stats["state_machines_checked"] = len(applied)
         stats["retries"] = sum(op.attempt > 0 for op in history.ops)
@@ -661,10 +812,26 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
             op.attempt > 0 and op.outcome == OK for op in history.ops
         )
         stats["leader_elections"] = sum(len(t) for t in terms.values())
+        stats["snapshots"] = snapshot_statistics(
+            cluster, history, first_index, unreadable
+        )
+        stats["applied_from"] = {
+            "print": len(printed),
+            "database": len(applied) - len(printed),
+        }
         if lazy_disks:
             stats["power"] = power_statistics(bed, lazy_disks)
         history.save(base_dir / "history.json")
         (base_dir / "logs.json").write_text(json.dumps(logs))
+        (base_dir / "states.json").write_text(
+            json.dumps(
+                {
+                    "first_index": first_index,
+                    "printed": printed,
+                    "states": {a: s.to_json() for a, s in states.items()},
+                }
+            )
+        )
         if liveness_error:
             liveness_error += "\n" + cluster.describe(tail=30)
     result = RunResult(
@@ -673,7 +840,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
     (base_dir / "result.txt").write_text(result.report() + "\n")
     (base_dir / "config.json").write_text(json.dumps(asdict(config)))
     if not result.ok:
-        result.artifacts = _keep(base_dir, config.seed)
+        result.artifacts = keep(base_dir, config.seed)
     return result
 
 
@@ -684,7 +851,7 @@ def _quietly(fn):
         print(f"teardown: {exc!r}", file=sys.stderr)
 
 
-def _keep(base_dir: Path, seed: int) -> Path:
+def keep(base_dir: Path, seed: int) -> Path:
     """Copy a failed run's files where pytest will not delete them."""
     target = FINDINGS_DIR / f"seed-{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:

@@ -368,3 +368,293 @@ def test_realtime_counts_a_retried_command_from_its_first_attempt():
     history.ops.append(retry)
     log = [*base_log(), entry(6, "c1:3"), entry(7, "c0:3")]
     assert checker.check(history, all_logs(log)) == []
+
+
+# -- compacted logs (Raft §7): logs from different first indexes ------------
+
+
+def long_log():
+    """Indexes 1-10; every command once, at its first copy."""
+    return [
+        *base_log(),  # 1 config, 2 noop, 3 c0:1, 4 c1:1, 5 c0:2
+        entry(6, "c1:4"),
+        entry(7, "c0:3"),
+        entry(8, "c1:5"),
+        entry(9, "c0:4"),
+        entry(10, "checker:1"),
+    ]
+
+
+def long_history():
+    history = base_history()
+    history.ops += [
+        op("c1:4", 0.8, 0.9, OK, index=6),
+        op("c0:3", 0.8, 0.95, OK, index=7),
+        op("c1:5", 1.0, 1.2, UNKNOWN),  # timed out, yet committed at 8
+        op("c0:4", 1.3, 1.4, OK, index=9),
+        op("checker:1", 1.5, 1.6, OK, index=10),
+    ]
+    return history
+
+
+def long_applied():
+    return ["c0:1", "c1:1", "c0:2", "c1:4", "c0:3", "c1:5", "c0:4", "checker:1"]
+
+
+def sessions_of(log):
+    """What the state machine keeps: the first copy of each command."""
+    sessions = {}
+    for e in log:
+        if e["type"] == "command":
+            client_id, seq = e["command"].split(":")
+            sessions.setdefault((client_id, int(seq)), (e["index"], e["term"]))
+    return sessions
+
+
+# A holds the log from index 4, B from 6, C from 8: what a snapshot
+# compacted is below each first index.
+FIRSTS = {A: 4, B: 6, C: 8}
+
+
+def compacted(log=None, firsts=FIRSTS):
+    log = log if log is not None else long_log()
+    return {s: [e for e in log if e["index"] >= f] for s, f in firsts.items()}
+
+
+def check_compacted(history=None, logs=None, applied=None, sessions="default", **kw):
+    log = long_log()
+    history = history if history is not None else long_history()
+    logs = logs if logs is not None else compacted(log)
+    if applied is None:
+        applied = {s: long_applied() for s in logs}
+    if sessions == "default":
+        sessions = {s: sessions_of(log) for s in logs}
+    kw.setdefault("first_index", {s: FIRSTS.get(s, 1) for s in logs})
+    return checker.check(history, logs, applied=applied, sessions=sessions, **kw)
+
+
+def test_compacted_logs_that_agree_where_they_overlap_pass():
+    assert check_compacted() == []
+
+
+def test_compacted_logs_pass_without_sessions_too():
+    """Then the acknowledgements and the least compacted log place the
+    applied messages."""
+    assert check_compacted(sessions=None) == []
+
+
+def test_a_fully_compacted_log_is_checked_through_its_applied_state():
+    logs = compacted()
+    logs[C] = []
+    firsts = {**FIRSTS, C: 11}
+    assert check_compacted(logs=logs, first_index=firsts) == []
+    applied = {s: long_applied() for s in logs}
+    applied[C] = [m for m in long_applied() if m != "c0:4"]
+    found = check_compacted(logs=logs, applied=applied, first_index=firsts)
+    assert any(v.kind == checker.LOST and C in v.detail for v in found)
+
+
+def test_a_lost_command_hidden_in_a_compacted_prefix_is_caught():
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[C] = [m for m in long_applied() if m != "c0:1"]
+    found = check_compacted(applied=applied)
+    lost = [v for v in found if v.kind == checker.LOST]
+    assert len(lost) == 1 and C in lost[0].detail and "'c0:1'" in lost[0].detail
+    assert "compacted" in lost[0].detail
+    assert checker.APPLIED_DIFFERS in kinds(found)
+
+
+def test_a_command_lost_everywhere_below_every_first_index_is_caught():
+    """Every log starts past it and no state machine applied it: only the
+    applied state can tell, and it must."""
+    applied = {s: [m for m in long_applied() if m != "c0:1"] for s in (A, B, C)}
+    for sessions in ("default", None):
+        found = check_compacted(applied=applied, sessions=sessions)
+        lost = [v for v in found if v.kind == checker.LOST]
+        assert len(lost) == 3, found
+
+
+def test_an_unknown_command_missing_from_every_applied_tail_is_caught():
+    """c1:5 (outcome unknown) is in every log but no state machine applied
+    it: the tail of each applied list must be its log's commands."""
+    applied = {s: [m for m in long_applied() if m != "c1:5"] for s in (A, B, C)}
+    for sessions in ("default", None):
+        found = check_compacted(applied=applied, sessions=sessions)
+        tails = [v for v in found if v.kind == checker.APPLIED_TWICE]
+        assert {s for s in (A, B, C) if any(s in v.detail for v in tails)} == {
+            A,
+            B,
+            C,
+        }, found
+
+
+def test_an_applied_tail_cannot_hide_behind_the_compacted_prefix():
+    """Messages applied out of the log's order where the log still holds
+    them are caught, whatever the split between prefix and tail."""
+    applied = long_applied()
+    applied[5], applied[6] = applied[6], applied[5]  # c0:4 before c1:5
+    found = check_compacted(applied={s: list(applied) for s in (A, B, C)})
+    assert kinds(found) == {checker.APPLIED_TWICE}
+
+
+def test_an_applied_prefix_out_of_order_is_caught():
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[C] = ["c1:1", "c0:1", *long_applied()[2:]]  # compacted on C
+    for sessions in ("default", None):
+        found = check_compacted(applied=applied, sessions=sessions)
+        assert checker.APPLIED_TWICE in kinds(found)
+        assert checker.APPLIED_DIFFERS in kinds(found)
+
+
+def test_a_divergence_in_the_overlap_is_caught():
+    logs = compacted()
+    logs[B] = [entry(e["index"], "c9:9", 2) if e["index"] == 7 else e for e in logs[B]]
+    assert checker.DIVERGENCE in kinds(check_compacted(logs=logs))
+
+
+def test_a_member_missing_an_index_past_its_first_index_diverges():
+    logs = compacted()
+    logs[C] = logs[C][:-1]  # C's log from 8 lacks 10
+    found = check_compacted(logs=logs)
+    assert any(v.kind == checker.DIVERGENCE and C in v.detail for v in found)
+
+
+def test_a_gap_in_a_compacted_log_is_caught():
+    logs = compacted()
+    logs[A] = [e for e in logs[A] if e["index"] != 6]
+    assert checker.GAP in kinds(check_compacted(logs=logs))
+
+
+def test_a_log_that_does_not_start_at_its_first_index_is_a_gap():
+    found = check_compacted(first_index={**FIRSTS, B: 5})
+    assert any(v.kind == checker.GAP and B in v.detail for v in found)
+
+
+def test_a_session_unlike_the_acknowledgement_is_caught():
+    """The snapshot carries the sessions: a compacted command's answer is
+    checked against them."""
+    log = long_log()
+    sessions = {s: sessions_of(log) for s in (A, B, C)}
+    sessions[C][("c0", 1)] = (3, 2)
+    found = check_compacted(sessions=sessions)
+    assert checker.WRONG_INDEX in kinds(found)
+    assert checker.APPLIED_DIFFERS in kinds(found)  # and unlike A's and B's
+
+
+def test_answers_a_session_no_longer_keeps_are_no_violation():
+    """A session keeps a bounded number of answers, the lowest seqs going
+    first: the acknowledgements and the logs place those commands."""
+    sessions = {s: sessions_of(long_log()) for s in (A, B, C)}
+    for mine in sessions.values():
+        del mine[("c0", 1)], mine[("c0", 2)]
+    assert check_compacted(sessions=sessions) == []
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[C] = ["c1:1", "c0:1", *long_applied()[2:]]  # still caught
+    assert checker.APPLIED_TWICE in kinds(
+        check_compacted(applied=applied, sessions=sessions)
+    )
+
+
+def test_a_session_no_client_made_is_a_phantom():
+    log = long_log()
+    sessions = {s: sessions_of(log) for s in (A, B, C)}
+    sessions[A][("c7", 1)] = (2, 1)
+    assert checker.PHANTOM in kinds(check_compacted(sessions=sessions))
+
+
+def test_a_phantom_or_failed_command_in_the_applied_state_is_caught():
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[C] = ["c9:1", *long_applied()]
+    assert checker.PHANTOM in kinds(check_compacted(applied=applied, sessions=None))
+    applied[C] = ["c1:2", *long_applied()]  # c1:2 failed definitely
+    found = check_compacted(applied=applied, sessions=None)
+    assert checker.FAILED_APPLIED in kinds(found)
+
+
+def retried_compacted():
+    """c0:2 sent twice: its first copy (5) compacted on B and C, its second
+    (11) in every log; applied once, at the first."""
+    history = long_history()
+    history.ops[2].attempt = 0
+    retry = op("c0:2", 1.7, 1.8, UNKNOWN)
+    retry.attempt = 1
+    history.ops.append(retry)
+    log = [*long_log(), entry(11, "c0:2")]
+    return history, log
+
+
+def test_a_retry_whose_first_copy_was_compacted_is_applied_once():
+    history, log = retried_compacted()
+    sessions = {s: sessions_of(log) for s in (A, B, C)}
+    found = check_compacted(history=history, logs=compacted(log), sessions=sessions)
+    assert found == []
+
+
+def test_a_copy_past_the_attempts_counts_a_compacted_first_copy():
+    history, log = retried_compacted()
+    history.ops.pop()  # one attempt only: two copies are one too many
+    sessions = {s: sessions_of(log) for s in (A, B, C)}
+    found = check_compacted(history=history, logs=compacted(log), sessions=sessions)
+    duplicates = [v for v in found if v.kind == checker.DUPLICATE]
+    assert {s for s in (A, B, C) if any(s in v.detail for v in duplicates)} == {
+        A,
+        B,
+        C,
+    }
+
+
+def test_a_retry_applied_again_at_its_second_copy_is_caught():
+    history, log = retried_compacted()
+    sessions = {s: sessions_of(log) for s in (A, B, C)}
+    applied = {s: [*long_applied(), "c0:2"] for s in (A, B, C)}
+    found = check_compacted(
+        history=history, logs=compacted(log), applied=applied, sessions=sessions
+    )
+    assert checker.APPLIED_TWICE in kinds(found)
+
+
+def test_members_must_apply_the_same_messages_once_settled():
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[B] = long_applied()[:-1]
+    found = check_compacted(applied=applied)
+    assert any(v.kind == checker.APPLIED_DIFFERS and B in v.detail for v in found)
+
+
+def test_a_removed_server_applied_a_prefix_of_the_members():
+    logs = compacted()
+    logs[C] = [e for e in logs[C] if e["index"] <= 9]  # removed after 9
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[C] = long_applied()[:-1]
+    assert check_compacted(logs=logs, applied=applied, members=[A, B]) == []
+    applied[C] = ["c1:1", "c0:1", *long_applied()[2:-1]]
+    found = check_compacted(logs=logs, applied=applied, members=[A, B])
+    assert checker.APPLIED_DIFFERS in kinds(found)
+
+
+def test_an_unsettled_compacted_cluster_is_checked_on_what_it_holds():
+    """C lags (its log ends at 8, applied through 7) and started its log
+    later: compared up to 8, its applied messages a prefix."""
+    logs = compacted(firsts={A: 4, B: 6, C: 5})
+    logs[C] = [e for e in logs[C] if e["index"] <= 8]
+    applied = {s: long_applied() for s in (A, B, C)}
+    applied[C] = long_applied()[:5]
+    firsts = {A: 4, B: 6, C: 5}
+    found = check_compacted(
+        logs=logs, applied=applied, first_index=firsts, settled=False
+    )
+    assert found == []
+    applied[C] = [m for m in long_applied()[:5] if m != "c0:1"]
+    found = check_compacted(
+        logs=logs, applied=applied, first_index=firsts, settled=False
+    )
+    assert checker.APPLIED_DIFFERS in kinds(found)
+
+
+def test_realtime_places_a_compacted_unknown_command_by_its_session():
+    """c1:5 (unknown) invoked after c0:4 was acknowledged at 9, yet its
+    session puts it at 8, below every first index."""
+    history = long_history()
+    history.ops[-3].invoke = 1.45
+    logs = compacted(firsts={A: 9, B: 9, C: 9})
+    found = check_compacted(history=history, logs=logs, first_index={A: 9, B: 9, C: 9})
+    assert kinds(found) == {checker.REALTIME}

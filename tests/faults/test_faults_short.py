@@ -16,16 +16,29 @@ MEMBERSHIP_FIRST = ["remove_server", "add_server", "remove_leader", "add_server"
 
 
 def run_and_check(config, base_dir, request):
+    """Run, check, and make sure the run exercised snapshots (Raft §7,
+    runner.DEFAULT_ENV's small settings): every schedule here holds
+    lag_follower, so at least one follower restored a leader's snapshot."""
     result = runner.run(config, base_dir)
+    snapshots = result.stats["snapshots"]
+    short = []
+    if snapshots["taken"] < config.size:
+        short.append(f"only {snapshots['taken']} snapshots taken")
+    if snapshots["restored"] < 1:
+        short.append("no follower restored a snapshot")
+    if short and result.ok:
+        result.artifacts = runner.keep(base_dir, config.seed)
     report = result.report(test=request.node.name)
     print(report)
     assert result.ok, report
+    assert not short, f"{'; '.join(short)}:\n{report}"
     return result
 
 
 def test_loopback_kills_and_pauses(fault_seed, tmp_path, request):
-    """Without namespaces: SIGKILL + restart (one, a majority, all) and
-    SIGSTOP/SIGCONT, on 127.0.0.1. Runs everywhere, root or not."""
+    """Without namespaces: SIGKILL + restart (one, a majority, all),
+    SIGSTOP/SIGCONT and a follower left behind the leader's compacted log,
+    on 127.0.0.1. Runs everywhere, root or not."""
     config = runner.RunConfig(
         seed=fault_seed, size=3, netns=False, duration_s=20, cover=True
     )
@@ -37,7 +50,7 @@ def test_netns_three_servers_every_fault(
 ):
     """Each server in its own namespace: every operation at least once
     (isolated leader, majority/minority, bridge, one-way, loss, kills,
-    pauses), then random ones."""
+    pauses, a follower left behind), then random ones."""
     config = runner.RunConfig(
         seed=fault_seed, size=3, netns=True, duration_s=40, cover=True, hold_scale=0.6
     )
@@ -48,21 +61,30 @@ def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
     """Five servers: partitions with two-server minorities, a bridge between
     two pairs, and membership changes (remove a voter, remove the leader,
     add a removed server back; at least 3 voters), often under a kill, a
-    pause or a partition."""
+    pause or a partition; a follower left behind."""
     config = runner.RunConfig(
         seed=fault_seed,
         size=5,
         netns=True,
         duration_s=35,
         clients=5,
-        first=MEMBERSHIP_FIRST,
+        first=[*MEMBERSHIP_FIRST, "lag_follower"],
     )
     run_and_check(config, tmp_path, request)
 
 
-# The power-cut operations (powercut_ops.py) and the plain kill, for the
-# lazyfs runs.
-POWER_OPS = ["power_cut", "power_cut_majority", "power_cut_all", "disk_error", "kill"]
+# The power-cut operations (powercut_ops.py), the plain kill, a follower
+# left behind and one whose power is cut as it restores a snapshot
+# (snapshot_ops.py), for the lazyfs runs.
+POWER_OPS = [
+    "power_cut",
+    "power_cut_majority",
+    "power_cut_all",
+    "disk_error",
+    "kill",
+    "lag_follower",
+    "power_cut_after_restore",
+]
 
 
 def test_lazyfs_power_cuts(fault_seed, tmp_path, request, lazyfs_disks):

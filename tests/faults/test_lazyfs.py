@@ -56,6 +56,37 @@ def test_a_new_file_needs_an_fsync_of_itself_or_its_directory(fs, tmp_path):
     assert os.listdir(tmp_path / "d") == ["e"]
 
 
+def test_an_fsync_through_a_read_only_descriptor_writes_the_pages(fs, tmp_path):
+    """As on Linux, where the page cache is the file's, not the
+    descriptor's (the snapshot code fsyncs a finished file that way)."""
+    fh = fs.open("/f", os.O_RDWR, create=True)
+    fs.write("/f", b"written", 0, fh)
+    fs.truncate("/f", 5, fh)
+    fs.release(fh)
+    reader = fs.open("/f", os.O_RDONLY)
+    fs.fsync("/f", 0, reader)
+    assert backing_bytes(tmp_path) == b"writt"
+    assert fs.cut()["dropped_pages"] == 0
+
+
+def test_an_unlinked_file_leaves_nothing_for_its_inode_number(fs, tmp_path):
+    """SQLite removes a -shm the kernel may still write back through the
+    open file: once closed, nothing of it may reach the next file that
+    gets its inode number (which then showed the old size)."""
+    fh = fs.open("/db-shm", os.O_RDWR, create=True)
+    fs.write("/db-shm", b"x" * (8 * PAGE), 0, fh)
+    fs.unlink("/db-shm")
+    fs.write("/db-shm", b"late", 0, fh)  # the writeback after the unlink
+    assert fs.files
+    fs.release(fh)
+    assert fs.files == {} and fs.new == set()
+    fh = fs.open("/manifest", os.O_RDWR, create=True)
+    fs.write("/manifest", b"{}", 0, fh)
+    assert fs.getattr("/manifest", fh)["st_size"] == 2
+    fs.fsync("/manifest", 0, fh)
+    assert backing_bytes(tmp_path, "manifest") == b"{}"
+
+
 def test_truncation_is_unsynced_too_and_never_resurrects_old_bytes(fs, tmp_path):
     (tmp_path / "f").write_bytes(b"x" * (2 * PAGE))
     fh = fs.open("/f", os.O_RDWR)

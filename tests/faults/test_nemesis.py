@@ -4,7 +4,7 @@ rules. No processes or namespaces: milliseconds each."""
 
 import pytest
 
-from tests.faults import disks, nemesis, netns
+from tests.faults import disks, nemesis, netns, snapshot_ops
 from tests.faults.powercut_ops import POWER
 from tests.faults.workload import History
 
@@ -34,6 +34,7 @@ def test_without_namespaces_only_process_faults_are_drawn():
         "crash_all",
         "pause",
         "transfer",
+        "lag_follower",
     }
 
 
@@ -57,7 +58,17 @@ class FakeBed:
         self.calls = []
 
     def resolve(self, target):
-        return 1 if target == "leader" else int(target)
+        return {"leader": 1, "follower": 2}.get(target, target)
+
+    def last_log_index(self, i):
+        return 100
+
+    def wait_compacted_past(self, index, timeout, away):
+        self.calls.append(("wait_compacted_past", index, away))
+        return index + 31
+
+    def wait_line(self, i, pattern, timeout):
+        return "Restored snapshot through 140 from leader (4096 bytes)"
 
     def __getattr__(self, name):
         return lambda *args: self.calls.append((name, *args))
@@ -253,7 +264,7 @@ def test_membership_changes_need_a_pool_above_three():
 
 POWER_OPS = {
     "power_cut", "power_cut_majority", "power_cut_all",
-    "power_cut_unsynced_checkpoint", "disk_error",
+    "power_cut_unsynced_checkpoint", "disk_error", "power_cut_after_restore",
 }  # fmt: skip
 
 
@@ -265,7 +276,8 @@ def test_power_operations_need_lazyfs_disks():
 
 @pytest.mark.parametrize("op", sorted(POWER_OPS))
 def test_a_power_operation_restarts_what_it_cut(op):
-    step = next(s for s in nemesis.make_schedule(5, 400, 3, ALL) if s.op == op)
+    schedule = nemesis.make_schedule(5, 400, 3, ALL, cover=True)
+    step = next(s for s in schedule if s.op == op)
     bed = FakeBed()
     active = nemesis.REGISTRY[op].start(bed, step.params)
     started = list(bed.calls)
@@ -284,3 +296,48 @@ def test_without_fuse_the_power_tests_say_why(monkeypatch):
     assert "root" in disks.unavailable_reason()
     monkeypatch.setattr(disks.os.path, "exists", lambda path: False)
     assert "/dev/fuse" in disks.unavailable_reason()
+
+
+@pytest.mark.parametrize(
+    "capabilities, way, how",
+    [
+        (frozenset(), "kill", ["kill", "restart"]),
+        (frozenset(), "pause", ["pause", "resume"]),
+        (ALL, "isolate", ["block", "unblock"]),
+        (ALL, "power_cut", ["power_cut", "restart"]),
+    ],
+)
+def test_a_lagging_follower_comes_back_once_the_leader_compacted_past_it(
+    capabilities, way, how
+):
+    """lag_follower leaves a follower behind until the leader's log starts
+    past the follower's last index (the leader must then send a snapshot),
+    in each way the bed offers."""
+    ways = [
+        h for h, needs in snapshot_ops.HOW if needs is None or needs in capabilities
+    ]
+    fraction = (ways.index(way) + 0.5) / len(ways)
+    bed = FakeBed()
+    bed.capabilities = capabilities
+    params = {"target": "follower", "how": fraction}
+    active = nemesis.REGISTRY["lag_follower"].start(bed, params)
+    assert bed.calls[0][0] == how[0] and way in active.description
+    active.heal()
+    calls = [c for c in bed.calls if c[0] != "note"]
+    assert calls[-2] == ("wait_compacted_past", 100 + snapshot_ops.MARGIN, 2)
+    assert calls[-1][0] == how[1]
+
+
+def test_a_follower_loses_power_right_after_it_restored_a_snapshot():
+    bed = FakeBed()
+    params = {"target": "follower"}
+    active = nemesis.REGISTRY["power_cut_after_restore"].start(bed, params)
+    assert [c[0] for c in bed.calls] == [
+        "kill",
+        "wait_compacted_past",
+        "restart",
+        "power_cut",
+    ]
+    assert bed.calls[-1] == ("power_cut", [2]) and "Restored" in active.description
+    active.heal()
+    assert bed.calls[-1] == ("restart", 2)
