@@ -71,6 +71,7 @@ def test_a_server_to_add_gets_nothing_until_it_proves_the_secret(cluster):
     impostor = StubServer()  # answers 200 {} to everything
     try:
         leader = cluster.leader()
+
         def members():
             servers = cluster.get(leader, "/api/servers").json()["servers"]
             return {(s["id"], s["voter"]) for s in servers}
