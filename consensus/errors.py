@@ -2,7 +2,13 @@
 
 from .core.api import NotLeader
 
-__all__ = ["CommandLost", "CommandTimeout", "NotLeader", "SessionExpired"]
+__all__ = [
+    "AccessRefused",
+    "CommandLost",
+    "CommandTimeout",
+    "NotLeader",
+    "SessionExpired",
+]
 
 
 class CommandTimeout(Exception):
@@ -18,3 +24,12 @@ class SessionExpired(Exception):
     """The command's (client_id, seq) belongs to a session that has ended,
     or its seq is below what the client's session still remembers: it was
     not applied, and a retry of the pair never will be (409 conflict)."""
+
+
+class AccessRefused(Exception):
+    """An ACCESS entry committed but changed nothing (consensus/access.py):
+    ``reason`` is "not_found" or "conflict"."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason

@@ -192,8 +192,11 @@ class Membership:
 
     # --- request threads ---------------------------------------------------
 
-    def add_server(self, address: str, commit_timeout_s: float) -> ChangeResult:
+    def add_server(
+        self, address: str, commit_timeout_s: float, requested_by: str | None = None
+    ) -> ChangeResult:
         """Dissertation §4.2.1: join as a learner, catch up, then vote.
+        ``requested_by`` (who asked) goes into each CONFIG entry.
 
         CatchupFailed (the learner removed again) if it has not caught up
         within catchup_timeout_s.
@@ -201,7 +204,7 @@ class Membership:
         with self._exclusive():
             status = self._leader_status()
             if address in status.configuration.voters:
-                return self._change(_promote(address), commit_timeout_s)
+                return self._change(_promote(address), commit_timeout_s, requested_by)
             if self._secret:
                 # Before the learner is in the configuration, which would
                 # make this node send it entries and the secret itself.
@@ -217,12 +220,16 @@ class Membership:
                         f"{address} did not prove it holds the cluster secret"
                         f" ({exc}); nothing was changed"
                     ) from None
-            self._change(_add_learner(address), commit_timeout_s)
+            self._change(_add_learner(address), commit_timeout_s, requested_by)
             try:
                 deadline = time.monotonic() + self.catchup_timeout_s
                 if self._catch_up(address, deadline):
-                    return self._change(_promote(address), commit_timeout_s)
-                self._change(_remove(address, learner_only=True), commit_timeout_s)
+                    return self._change(
+                        _promote(address), commit_timeout_s, requested_by
+                    )
+                self._change(
+                    _remove(address, learner_only=True), commit_timeout_s, requested_by
+                )
             except (NotLeader, CommandTimeout, CommandLost, LeaderNotReady) as e:
                 raise ChangeInterrupted(
                     f"the change was interrupted ({e}); {address} may "
@@ -234,7 +241,9 @@ class Membership:
                 "configuration is as before"
             )
 
-    def remove_server(self, address: str, commit_timeout_s: float) -> ChangeResult:
+    def remove_server(
+        self, address: str, commit_timeout_s: float, requested_by: str | None = None
+    ) -> ChangeResult:
         """Dissertation §4.2.2. A leader removing itself first hands
         leadership over (§3.10), raising LeadershipMoved; if that fails it
         removes itself and steps down once the change commits."""
@@ -248,7 +257,7 @@ class Membership:
                     raise LeadershipMoved(self._hand_over(None))
                 except (TransferTimeout, ChangeConflict):
                     pass  # fall back: lead until the change commits
-            return self._change(_remove(address), commit_timeout_s)
+            return self._change(_remove(address), commit_timeout_s, requested_by)
 
     def transfer_leadership(self, to: str | None) -> str:
         """Dissertation §3.10: hand leadership to ``to`` (None: the most
@@ -276,7 +285,9 @@ class Membership:
             raise NotLeader(status.leader_id)
         return status
 
-    def _change(self, change, commit_timeout_s: float) -> ChangeResult:
+    def _change(
+        self, change, commit_timeout_s: float, requested_by: str | None
+    ) -> ChangeResult:
         """Append the CONFIG entry ``change`` makes of the configuration and
         wait until it is committed and applied."""
         # A new leader commits its NOOP within a round trip; wait for it
@@ -284,7 +295,7 @@ class Membership:
         ready_by = time.monotonic() + max(2 * self.election_timeout_s, 1.0)
         while True:
             outcome = self._runtime.run_in_loop(
-                lambda node: self._propose(node, change)
+                lambda node: self._propose(node, change, requested_by)
             )
             if not isinstance(outcome, LeaderNotReady):
                 break
@@ -305,7 +316,7 @@ class Membership:
             raise slot.error
         return ChangeResult(entry.index, entry.term, configuration, True)
 
-    def _propose(self, node: RaftNode, change):
+    def _propose(self, node: RaftNode, change, requested_by: str | None):
         """Loop thread: the CONFIG entry, its commit slot and the new
         configuration; a ChangeResult if nothing changes; or an error."""
         try:
@@ -329,7 +340,14 @@ class Membership:
                 False,
             )
             return result, Ready()
-        proposal = Proposal(configuration.to_json(), type=EntryType.CONFIG)
+        # Who asked and when travel with the entry, so that every server
+        # records the same (issue 10; the state machine's MembershipChange).
+        proposal = Proposal(
+            configuration.to_json(),
+            requested_by,
+            type=EntryType.CONFIG,
+            timestamp_ms=time.time_ns() // 1_000_000,
+        )
         try:
             ready = node.propose([proposal])
         except NotLeader as e:

@@ -142,3 +142,68 @@ class ClientAnswer(models.Model):
 
     def __str__(self):
         return f"{self.client_id}#{self.seq} -> {self.index}@{self.term}"
+
+
+class ClusterUser(models.Model):
+    """A client of the API (issue 10, CONTRACT.md "Security settings"), the
+    same on every server: created and changed only by ACCESS entries applied
+    from the log (consensus.access), never by a local write.
+
+    Not a Django login: those (accounts.sqlite3) are each node's own."""
+
+    username = models.CharField(max_length=150, primary_key=True)
+    # Comma-separated, in PERMISSIONS order: "read,write,admin".
+    permissions = models.CharField(max_length=32)
+    created_index = models.PositiveBigIntegerField()
+    # The leader's clock when it appended the entry (ms since the epoch).
+    created_ms = models.BigIntegerField()
+    created_by = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["username"]
+        verbose_name = "cluster user"
+        verbose_name_plural = "cluster users"
+
+    def __str__(self):
+        return f"{self.username} ({self.permissions})"
+
+
+class ClusterToken(models.Model):
+    """A user's API token. Only its SHA-256 digest is kept (the token is
+    shown once, to whoever created it); ``token_id`` names it in lists and
+    revocation, and is the token's own visible prefix."""
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    token_id = models.CharField(max_length=16, unique=True)
+    username = models.CharField(max_length=150, db_index=True)
+    created_index = models.PositiveBigIntegerField()
+    created_ms = models.BigIntegerField()
+    created_by = models.CharField(max_length=300, blank=True, default="")
+
+    class Meta:
+        ordering = ["username", "created_index"]
+        verbose_name = "cluster token"
+        verbose_name_plural = "cluster tokens"
+
+    def __str__(self):
+        return f"{self.token_id} ({self.username})"
+
+
+class MembershipChange(models.Model):
+    """Who asked for a configuration (issue 10): one row per CONFIG entry
+    applied after the first, with the leader's time and the log index."""
+
+    index = models.PositiveBigIntegerField(primary_key=True)
+    timestamp_ms = models.BigIntegerField()
+    # The user (token), "<login> (admin site)", or "" when the API was open
+    # to anyone (RAFT_AUTH not required) and no token was given.
+    requested_by = models.CharField(max_length=300, blank=True, default="")
+    configuration = models.TextField()
+
+    class Meta:
+        ordering = ["-index"]
+        verbose_name = "membership change"
+        verbose_name_plural = "membership changes"
+
+    def __str__(self):
+        return f"{self.index}: {self.configuration}"

@@ -24,16 +24,22 @@ from pathlib import Path
 
 from django.db import DatabaseError
 
-from .core.messages import NO_SNAPSHOT, REPLIES, Message, Unreachable
+from .core.messages import NO_SNAPSHOT, REPLIES, EntryType, Message, Unreachable
 from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
 from .datadir import DataDirectoryDamaged, DataDirLock
-from .errors import CommandLost, CommandTimeout, NotLeader, SessionExpired
+from .errors import (
+    AccessRefused,
+    CommandLost,
+    CommandTimeout,
+    NotLeader,
+    SessionExpired,
+)
 from .ready_path import apply_ready
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
 from .snapshots.policy import SnapshotPolicy
 from .snapshots.service import Snapshots
-from .state_machine import Applied, Expired, StateMachine
+from .state_machine import Answer, Expired, Refused, StateMachine
 from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
 from .transport import Transport
@@ -330,9 +336,23 @@ class NodeRuntime(SnapshotRuntimeMixin):
         pair's session has ended: not applied). A repeat of an applied
         (client_id, seq) returns the first answer.
         """
-        slot = _Slot()
         # Stamped here, read by the core only if this node leads.
         proposal = Proposal(command, client_id, seq, timestamp_ms=wall_clock_ms())
+        return self._submit(proposal, timeout)
+
+    def submit_access(
+        self, operation: str, requested_by: str | None, timeout: float | None = None
+    ) -> CommandResult:
+        """Propose an ACCESS entry (consensus/access.py: ``operation``, and
+        who asked) and block until the leader applied it. Raises as
+        submit_command does, and AccessRefused if it changed nothing."""
+        proposal = Proposal(
+            operation, requested_by, type=EntryType.ACCESS, timestamp_ms=wall_clock_ms()
+        )
+        return self._submit(proposal, timeout)
+
+    def _submit(self, proposal: Proposal, timeout: float | None) -> CommandResult:
+        slot = _Slot()
         self._inbox.put(_Propose(proposal, slot))
         if not slot.wait(timeout):
             raise CommandTimeout(f"not committed within {timeout} s")
@@ -340,6 +360,8 @@ class NodeRuntime(SnapshotRuntimeMixin):
             raise slot.error
         if isinstance(slot.value, Expired):
             raise SessionExpired(slot.value.detail)
+        if isinstance(slot.value, Refused):
+            raise AccessRefused(slot.value.reason, slot.value.detail)
         return CommandResult(slot.value.index, slot.value.term)
 
     # --- membership (driven by consensus/membership.py) --------------------
@@ -512,7 +534,7 @@ class NodeRuntime(SnapshotRuntimeMixin):
             self.snapshots.maybe_take(self._state_machine.last_applied)
         self._publish_status()
 
-    def _resolve(self, entry, answer: Applied | Expired) -> None:
+    def _resolve(self, entry, answer: Answer) -> None:
         for waiter in self._waiters.pop(entry.index, ()):
             if waiter.term == entry.term:
                 waiter.slot.set(answer)

@@ -16,14 +16,20 @@ from collections.abc import Iterator, Sequence
 
 from django.db import connection
 
+from . import access
+from .access import Refused
 from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .eventlog import Streamed
-from .models import AppliedMessage, AppliedState, PersistentState
+from .models import AppliedMessage, AppliedState, MembershipChange, PersistentState
 from .sessions import Applied, Expired, ExpiryPace, SessionLimits, Sessions
 from .storage import applied_state_transaction
 
-__all__ = ["Applied", "Expired", "StateMachine"]
+__all__ = ["Answer", "Applied", "Expired", "Refused", "StateMachine"]
+
+# What applying an entry answers its proposer: Expired for a command whose
+# session has ended, Refused for an ACCESS entry that changed nothing.
+Answer = Applied | Expired | Refused
 
 event_log = logging.getLogger("raft")
 
@@ -101,11 +107,11 @@ class StateMachine:
             sessions = Sessions(cursor, self._limits, self._session_clock_ms)
             return sessions.peek(client_id, seq)
 
-    def apply(self, entry: Entry) -> Applied | Expired:
+    def apply(self, entry: Entry) -> Answer:
         """Apply one committed entry (a batch of one)."""
         return self.apply_batch([entry])[0]
 
-    def apply_batch(self, entries: Sequence[Entry]) -> list[Applied | Expired]:
+    def apply_batch(self, entries: Sequence[Entry]) -> list[Answer]:
         """Apply committed entries, in log order, in one transaction that
         also records last_applied; then log their lines.
 
@@ -151,13 +157,15 @@ class StateMachine:
             self._session_clock_ms,
         )
 
-    def _apply(self, entry: Entry, batch: _Batch) -> Applied | Expired:
+    def _apply(self, entry: Entry, batch: _Batch) -> Answer:
         assert entry.index == self.last_applied + 1, (entry, self.last_applied)
         self.last_applied = entry.index
         batch.sessions.advance(entry.timestamp_ms)
         answer = Applied(entry.index, entry.term)
         if entry.type is EntryType.CONFIG:
             self._apply_configuration(entry, batch.lines)
+        elif entry.type is EntryType.ACCESS:
+            return access.apply(entry) or answer
         if entry.type is not EntryType.COMMAND:
             return answer
         if entry.client_id is not None and entry.seq is not None:
@@ -188,6 +196,13 @@ class StateMachine:
         self._configuration_index = entry.index
         if old_json is None:
             return  # the initial configuration is not a change
+        # On every server alike (the lines below are per server): who asked.
+        MembershipChange.objects.create(
+            index=entry.index,
+            timestamp_ms=entry.timestamp_ms,
+            requested_by=entry.client_id or "",
+            configuration=entry.command,
+        )
         if self.node_id is not None and self.node_id not in new.members:
             return  # history a new server applies, or its own removal
         old = Configuration.from_json(old_json)

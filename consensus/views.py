@@ -69,6 +69,10 @@ def check_dest(dest: str, runtime) -> None:
 class PeerView(APIView):
     message_class: type = None
     parser_classes = [PeerJSONParser]
+    # Peers prove themselves below (secret, certificate), not with the
+    # client API's tokens.
+    authentication_classes = []
+    permission_classes = []
     # Every peer call but the secret's own challenge carries the secret.
     needs_secret = True
 

@@ -19,6 +19,7 @@ from consensus.addresses import InvalidAddress, normalise_address
 
 # snapshot_admin registers the snapshots page: autodiscover imports admin.py.
 from . import local, snapshot_admin  # noqa: F401
+from .auth import Caller, site_caller
 from .client import ClientError
 from .forwarding import member_leader
 from .membership_client import (
@@ -101,7 +102,7 @@ class ServerAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             address = form.cleaned_data["address"]
             try:
-                with local.node_client(ADD_TIMEOUT_S) as node:
+                with local.node_client(ADD_TIMEOUT_S, _caller(request)) as node:
                     change = node.add_server(address)
             except ClientError as exc:
                 messages.error(request, f"Could not add {address}: {exc}.")
@@ -124,7 +125,7 @@ class ServerAdmin(admin.ModelAdmin):
                 {"title": f"Remove {address}?", "address": address},
             )
         try:
-            with local.node_client(REMOVE_TIMEOUT_S) as node:
+            with local.node_client(REMOVE_TIMEOUT_S, _caller(request)) as node:
                 change = node.remove_server(address)
         except ClientError as exc:
             messages.error(request, f"Could not remove {address}: {exc}.")
@@ -177,3 +178,8 @@ class ServerAdmin(admin.ModelAdmin):
             **context,
         }
         return TemplateResponse(request, template, context)
+
+
+def _caller(request) -> Caller:
+    """Who asks, as membership changes record it: this site's login."""
+    return site_caller(request.user.get_username())

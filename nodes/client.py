@@ -25,6 +25,8 @@ from consensus.addresses import InvalidAddress, normalise_address
 # Marks a command a follower sent on to the leader, so it is never sent on
 # again (a stale leader hint must not bounce a command between followers).
 FORWARDED_HEADER = "X-Raft-Forwarded"
+# Who a follower forwards a write for (nodes.auth.Caller.headers).
+CALLER_HEADER = "X-Raft-Caller"
 DEFAULT_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 3.0
 # Pause before retrying after a 504 or a lost connection: the leader may be

@@ -25,6 +25,7 @@ from consensus.membership import sending_snapshot
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
+from .auth import site_caller
 from .client import (
     ClientError,
     ConnectionLost,
@@ -298,7 +299,8 @@ def send_command(request):
     # a little more than one attempt's own wait (a commit or a 504).
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S + 3
     try:
-        with LocalNode(runtime, timeout_s) as node:
+        caller = site_caller(request.user.get_username())
+        with LocalNode(runtime, timeout_s, caller=caller) as node:
             commit = node.submit(command)
     except ClientError as exc:
         return JsonResponse({"ok": False, "error": str(exc)}, status=502)

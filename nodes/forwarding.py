@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from consensus.addresses import InvalidAddress, normalise_address
 from consensus.errors import NotLeader
 from consensus.membership import LeadershipMoved
+from consensus.transport import SECRET_HEADER
 
 from .client import (
     FORWARDED_HEADER,
@@ -47,10 +48,14 @@ class Forwarder:
         *,
         ca: str | None = None,
         cert: tuple[str, str] | None = None,
+        secret: str = "",
     ):
         """``ca`` and ``cert``: on TLS, the cluster's CA, against which the
-        leader's certificate is verified, and this node's own."""
+        leader's certificate is verified, and this node's own. ``secret``:
+        the cluster secret, by which the leader believes this node's word
+        for who the caller is (nodes.auth)."""
         self.connect_timeout_s = connect_timeout_s
+        self.secret = secret
         self.ca = ca
         self.cert = cert
         # The leader answers within its own command timeout (200 or 504);
@@ -64,22 +69,31 @@ class Forwarder:
             session = self._local.session = new_session(self.ca, self.cert)
         return session
 
-    def forward(self, leader_id, method, path, body, timeout_s, accept=None) -> Answer:
-        """Send a write to the leader's ``path`` and return its answer: one
-        that ``accept`` takes (default: any 200 JSON object) or an API
-        error shape to relay as is.
+    def forward(
+        self, leader_id, method, path, body, timeout_s, accept=None, caller=None
+    ) -> Answer:
+        """Send a write to the leader's ``path`` for ``caller`` (a
+        nodes.auth.Caller) and return its answer: one that ``accept`` takes
+        (default: any 200 JSON object) or an API error shape to relay as is.
 
         Raise Unavailable if nothing reached the leader, TimedOut if the write
         may have reached it but no usable answer came back.
         """
         accept = accept or _is_json_200
+        headers = {FORWARDED_HEADER: "1"}
+        if caller is not None:
+            headers.update(caller.headers())
+        if self.secret:
+            # Only ever to a member (member_leader): the secret goes where
+            # every peer message already takes it.
+            headers[SECRET_HEADER] = self.secret
         try:
             answer = request_json(
                 self._session(),
                 method,
                 node_url(leader_id, path, self.ca),
                 json=body,
-                headers={FORWARDED_HEADER: "1"},
+                headers=headers,
                 timeout=(self.connect_timeout_s, timeout_s + self.read_margin_s),
                 max_bytes=MAX_ANSWER_BYTES,
             )
@@ -145,15 +159,11 @@ def member_leader(leader, members) -> str | None:
     return leader if well_formed and leader in members else None
 
 
-def is_forwarded(request) -> bool:
-    """Whether another node already sent this request on to this one."""
-    return request.headers.get(FORWARDED_HEADER) == "1"
-
-
-def leader_or_forward(runtime, action, write, *, forwarder, forwarded) -> Answer:
+def leader_or_forward(runtime, action, write, *, forwarder, caller) -> Answer:
     """Run ``action(runtime)`` and answer 200 with the body it returns; if
-    this node is not the leader, send ``write`` to the leader once and
-    relay its answer (status, body with ``"forwarded": true``, Retry-After).
+    this node is not the leader, send ``write`` to the leader once, for
+    ``caller`` (nodes.auth.Caller), and relay its answer (status, body with
+    ``"forwarded": true``, Retry-After).
 
     Raise an ApiError (nodes.errors) when it can do neither: no leader
     known, or a forwarded request reaching a node that does not lead.
@@ -167,7 +177,7 @@ def leader_or_forward(runtime, action, write, *, forwarder, forwarded) -> Answer
                 f"No leader is known to {runtime.node_id}; "
                 f"{write.undone}. Retry later."
             ) from None
-        if forwarded or leader == runtime.node_id:
+        if caller.forwarded or leader == runtime.node_id:
             # Forward at most once: a stale leader hint must not bounce the
             # request from follower to follower.
             raise Unavailable(
@@ -191,7 +201,13 @@ def leader_or_forward(runtime, action, write, *, forwarder, forwarded) -> Answer
             f"its configuration; {write.undone}. Retry later."
         ) from None
     answer = forwarder.forward(
-        target, write.method, write.path, write.body, write.wait_s, write.accept
+        target,
+        write.method,
+        write.path,
+        write.body,
+        write.wait_s,
+        write.accept,
+        caller=caller,
     )
     return replace(answer, body={**answer.body, "forwarded": True})
 

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from consensus.runtime import current_runtime
 
+from .auth import NOBODY, Caller
 from .client import Answer
 from .forwarding import answer_in_process, process_forwarder
 from .membership_client import MembershipClient
@@ -24,14 +25,15 @@ from .tls import node_ca
 from .views import serving_status, submit_command
 
 
-def node_client(timeout_s: float) -> MembershipClient:
-    """A client of the node this process is for (RAFT_NODE_ID): in process
-    when this process serves it, over HTTP otherwise (a process without a
-    runtime, such as a test driving the admin of a running cluster)."""
+def node_client(timeout_s: float, caller: Caller = NOBODY) -> MembershipClient:
+    """A client of the node this process is for (RAFT_NODE_ID), for
+    ``caller``: in process when this process serves it, over HTTP otherwise
+    (a process without a runtime, such as a test driving the admin of a
+    running cluster open to anyone)."""
     runtime = current_runtime()
     if runtime is None:
         return MembershipClient(settings.RAFT_NODE_ID, timeout_s, ca=node_ca())
-    return LocalNode(runtime, timeout_s)
+    return LocalNode(runtime, timeout_s, caller=caller)
 
 
 class LocalNode(MembershipClient):
@@ -49,11 +51,15 @@ class LocalNode(MembershipClient):
         timeout_s: float,
         *,
         forwarder=None,
+        caller: Caller = NOBODY,
         clock=time.monotonic,
         sleep=time.sleep,
     ):
+        """``caller``: who asks (an admin site's login), passed on to the
+        leader and recorded with membership changes."""
         super().__init__(runtime.node_id, timeout_s, clock=clock, sleep=sleep)
         self.runtime = runtime
+        self.caller = caller
         self.forwarder = forwarder if forwarder is not None else process_forwarder()
 
     def _send_command(self, body, remaining_s) -> Answer:
@@ -64,22 +70,29 @@ class LocalNode(MembershipClient):
                 body["command"],
                 body.get("client_id"),
                 body.get("seq"),
+                caller=self.caller,
             )
         )
 
     def _send_add(self, address, remaining_s) -> Answer:
         return answer_in_process(
-            lambda: add_server(self.runtime, self.forwarder, address)
+            lambda: add_server(
+                self.runtime, self.forwarder, address, caller=self.caller
+            )
         )
 
     def _send_remove(self, address, remaining_s) -> Answer:
         return answer_in_process(
-            lambda: remove_server(self.runtime, self.forwarder, address)
+            lambda: remove_server(
+                self.runtime, self.forwarder, address, caller=self.caller
+            )
         )
 
     def _send_transfer(self, to, remaining_s) -> Answer:
         return answer_in_process(
-            lambda: transfer_leadership(self.runtime, self.forwarder, to)
+            lambda: transfer_leadership(
+                self.runtime, self.forwarder, to, caller=self.caller
+            )
         )
 
     def _get_servers(self, remaining_s) -> Answer:

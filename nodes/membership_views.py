@@ -23,8 +23,9 @@ from consensus.membership import (
 )
 
 from . import errors
+from .auth import NOBODY, caller_of
 from .client import Answer
-from .forwarding import Write, is_forwarded, leader_or_forward, relay
+from .forwarding import Write, leader_or_forward, relay
 from .serializers import (
     AddServerSerializer,
     ServersSerializer,
@@ -69,12 +70,14 @@ def servers_body(node_status) -> dict:
     return ServersSerializer(body).data
 
 
-def add_server(runtime, forwarder, address, *, forwarded=False) -> Answer:
+def add_server(runtime, forwarder, address, *, caller=NOBODY) -> Answer:
     """POST /api/servers on ``runtime``, forwarded to the leader if need be."""
 
     def add(runtime):
         with membership_errors(runtime):
-            result = runtime.membership.add_server(address, commit_timeout_s())
+            result = runtime.membership.add_server(
+                address, commit_timeout_s(), caller.name
+            )
         return change_body(runtime, address, result)
 
     # Catch-up, then up to two configuration entries to commit.
@@ -82,28 +85,26 @@ def add_server(runtime, forwarder, address, *, forwarded=False) -> Answer:
     write = Write(
         "POST", "/api/servers", {"address": address}, wait_s + FORWARD_MARGIN_S
     )
-    return leader_or_forward(
-        runtime, add, write, forwarder=forwarder, forwarded=forwarded
-    )
+    return leader_or_forward(runtime, add, write, forwarder=forwarder, caller=caller)
 
 
-def remove_server(runtime, forwarder, address, *, forwarded=False) -> Answer:
+def remove_server(runtime, forwarder, address, *, caller=NOBODY) -> Answer:
     """DELETE /api/servers/<address> on ``runtime``, forwarded to the leader
     if need be (or to the next one, if this leader removes itself)."""
 
     def remove(runtime):
         with membership_errors(runtime):
-            result = runtime.membership.remove_server(address, commit_timeout_s())
+            result = runtime.membership.remove_server(
+                address, commit_timeout_s(), caller.name
+            )
         return change_body(runtime, address, result)
 
     wait_s = 2 * commit_timeout_s() + 5.0  # a leadership transfer, a commit
     write = Write("DELETE", f"/api/servers/{address}", None, wait_s + FORWARD_MARGIN_S)
-    return leader_or_forward(
-        runtime, remove, write, forwarder=forwarder, forwarded=forwarded
-    )
+    return leader_or_forward(runtime, remove, write, forwarder=forwarder, caller=caller)
 
 
-def transfer_leadership(runtime, forwarder, to, *, forwarded=False) -> Answer:
+def transfer_leadership(runtime, forwarder, to, *, caller=NOBODY) -> Answer:
     """POST /api/leader on ``runtime``, forwarded to the leader if need be."""
 
     def transfer(runtime):
@@ -113,7 +114,7 @@ def transfer_leadership(runtime, forwarder, to, *, forwarded=False) -> Answer:
 
     write = Write("POST", "/api/leader", {"to": to}, 5.0 + FORWARD_MARGIN_S)
     return leader_or_forward(
-        runtime, transfer, write, forwarder=forwarder, forwarded=forwarded
+        runtime, transfer, write, forwarder=forwarder, caller=caller
     )
 
 
@@ -150,9 +151,13 @@ def membership_errors(runtime):
 class MembershipView(LeaderOrForwardView):
     """The membership writes: each runs on the leader (leader_or_forward)."""
 
+    required_permission = "admin"
+
 
 class ServersView(MembershipView):
     """GET /api/servers: the configuration; POST adds a server."""
+
+    required_permission = {"GET": "read", "POST": "admin"}
 
     def get(self, request):
         return Response(servers_body(serving_status()), status=status.HTTP_200_OK)
@@ -164,7 +169,7 @@ class ServersView(MembershipView):
             serving_runtime(),
             self.forwarder,
             serializer.validated_data["address"],
-            forwarded=is_forwarded(request),
+            caller=caller_of(request),
         )
         return relay(answer)
 
@@ -178,7 +183,7 @@ class ServerDetailView(MembershipView):
         except InvalidAddress as exc:
             raise errors.BadRequest(f"{exc}; nothing was changed.") from None
         answer = remove_server(
-            serving_runtime(), self.forwarder, address, forwarded=is_forwarded(request)
+            serving_runtime(), self.forwarder, address, caller=caller_of(request)
         )
         return relay(answer)
 
@@ -194,6 +199,6 @@ class LeaderView(MembershipView):
             serving_runtime(),
             self.forwarder,
             serializer.validated_data.get("to"),
-            forwarded=is_forwarded(request),
+            caller=caller_of(request),
         )
         return relay(answer)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import membership_views, views
+from . import membership_views, token_views, views
 
 app_name = "nodes"
 
@@ -17,4 +17,8 @@ urlpatterns = [
         name="server",
     ),
     path("leader", membership_views.LeaderView.as_view(), name="leader"),
+    path("tokens", token_views.TokensView.as_view(), name="tokens"),
+    path("tokens/<str:token_id>", token_views.TokenDetailView.as_view(), name="token"),
+    path("users", token_views.UsersView.as_view(), name="users"),
+    path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
 ]

@@ -12,12 +12,12 @@ from consensus.errors import CommandLost, CommandTimeout, SessionExpired
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
+from .auth import NOBODY, caller_of
 from .client import Answer
 from .errors import Conflict, TimedOut, Unavailable
 from .forwarding import (
     Write,
     is_commit,
-    is_forwarded,
     leader_or_forward,
     process_forwarder,
     relay,
@@ -52,7 +52,7 @@ def serving_status(runtime=None):
 
 
 def submit_command(
-    runtime, forwarder, command, client_id=None, seq=None, *, forwarded=False
+    runtime, forwarder, command, client_id=None, seq=None, *, caller=NOBODY
 ) -> Answer:
     """POST /api/commands on ``runtime``: the leader's 200 once the command
     is committed and applied, forwarded there if this node is not it."""
@@ -95,15 +95,14 @@ def submit_command(
         undone="nothing was appended",
         accept=is_commit,
     )
-    return leader_or_forward(
-        runtime, commit, write, forwarder=forwarder, forwarded=forwarded
-    )
+    return leader_or_forward(runtime, commit, write, forwarder=forwarder, caller=caller)
 
 
 class LeaderOrForwardView(APIView):
     """A view of client writes: they run on the leader (leader_or_forward)."""
 
     parser_classes = [BoundedJSONParser]
+    required_permission = "write"
 
     @property
     def forwarder(self):
@@ -123,13 +122,17 @@ class CommandsView(LeaderOrForwardView):
             serializer.validated_data["command"],
             serializer.validated_data.get("client_id"),
             serializer.validated_data.get("seq"),
-            forwarded=is_forwarded(request),
+            caller=caller_of(request),
         )
         return relay(answer)
 
 
 class StatusView(APIView):
-    """GET /api/status: this node's view of the cluster."""
+    """GET /api/status: this node's view of the cluster. Open without a
+    token, as monitoring needs it; a token given is not even looked at."""
+
+    authentication_classes = []
+    required_permission = None
 
     def get(self, request):
         node_status = serving_status()
@@ -140,6 +143,8 @@ class StatusView(APIView):
 
 class LogView(APIView):
     """GET /api/log?from=N&limit=M: a page of committed entries."""
+
+    required_permission = "read"
 
     def get(self, request):
         query = LogQuerySerializer(data=request.query_params)

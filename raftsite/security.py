@@ -79,12 +79,39 @@ def _secret_key_missing(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-# Each is checked when a node listens beyond loopback; a new requirement
-# (such as client tokens) is one more entry.
+# RAFT_AUTH's values; unset, a node beyond loopback needs tokens (unless
+# --insecure) and a loopback node is open.
+AUTH_REQUIRED, AUTH_OPEN = "required", "open"
+
+
+def _client_tokens_missing(environ: Mapping[str, str]) -> str | None:
+    if environ.get("RAFT_AUTH", "") == AUTH_OPEN:
+        return "clients need no token (RAFT_AUTH=open)"
+    return None
+
+
+# Each is checked when a node listens beyond loopback; a new requirement is
+# one more entry.
 NETWORK_REQUIREMENTS: list[Requirement] = [
     Requirement(_cluster_secret_missing),
+    Requirement(_client_tokens_missing),
     Requirement(_secret_key_missing),
 ]
+
+
+def client_auth(environ: Mapping[str, str], host: str, insecure: bool) -> str:
+    """RAFT_AUTH as a node on ``host`` runs with: as given, else required
+    beyond loopback (open with --insecure, for test networks) and open on
+    loopback. ValueError for a value it does not know."""
+    given = environ.get("RAFT_AUTH", "")
+    if given not in ("", AUTH_REQUIRED, AUTH_OPEN):
+        raise ValueError(
+            f"RAFT_AUTH must be {AUTH_REQUIRED!r} or {AUTH_OPEN!r} (or unset), "
+            f"not {given!r}"
+        )
+    if given:
+        return given
+    return AUTH_REQUIRED if not (is_loopback(host) or insecure) else AUTH_OPEN
 
 
 def missing_for_network(environ: Mapping[str, str]) -> list[str]:

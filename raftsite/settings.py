@@ -21,6 +21,10 @@ RAFT_DATA_DIR = Path(
 )
 # Peer RPC carries this secret when set; calls without it get 401.
 RAFT_CLUSTER_SECRET = os.environ.get("RAFT_CLUSTER_SECRET", "")
+# Clients need a token on /api/ (nodes/auth.py) when RAFT_AUTH is
+# "required": runnode makes it so beyond loopback (but for --insecure), and
+# anyone may ask for it on loopback. Otherwise the API is open.
+RAFT_AUTH_REQUIRED = os.environ.get("RAFT_AUTH", "") == "required"
 # TLS (runnode --tls-cert/--tls-key/--tls-ca, all three or none): the node
 # serves HTTPS, and verifies every other node's certificate against the CA
 # when it calls it (consensus/tls.py). A cluster is all-TLS or all-plain.
@@ -185,8 +189,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # Client tokens and a follower's word for its caller (nodes/auth.py);
+    # each view says which permission it needs (open views: none).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "nodes.auth.VouchedCallerAuthentication",
+        "nodes.auth.ClusterTokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["nodes.auth.HasPermission"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "nodes.errors.exception_handler",
 }

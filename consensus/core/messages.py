@@ -16,6 +16,9 @@ class EntryType(enum.Enum):
     COMMAND = "command"
     CONFIG = "config"
     NOOP = "noop"
+    # Users and tokens of the client API (consensus/access.py): replicated
+    # like commands, applied by the state machine, opaque to the core.
+    ACCESS = "access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +26,17 @@ class Entry:
     index: int
     term: int
     type: EntryType = EntryType.COMMAND
-    # Client text for COMMAND, a Configuration's JSON for CONFIG, "" for NOOP.
+    # Client text for COMMAND, a Configuration's JSON for CONFIG, "" for NOOP,
+    # an operation's JSON for ACCESS.
     command: str = ""
     # Optional client session: a repeat of (client_id, seq) applies once.
+    # On a CONFIG entry: who asked for the change (issue 10), no session.
     client_id: str | None = None
     seq: int | None = None
-    # COMMAND: the leader's wall clock (ms since the epoch) when it appended
-    # the entry, from the runtime's Proposal (the core reads no clock). The
+    # The leader's wall clock (ms since the epoch) when it appended the
+    # entry, from the runtime's Proposal (the core reads no clock). The
     # state machine ends idle client sessions by these (dissertation §6.3).
-    # 0: none (NOOP and CONFIG entries, and entries from older versions).
+    # 0: none (NOOP entries, and entries from older versions).
     timestamp_ms: int = 0
 
 

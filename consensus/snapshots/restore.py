@@ -11,7 +11,13 @@ from urllib.parse import quote
 from django.db import connection, transaction
 
 from .store import SnapshotMeta, SnapshotStore
-from .tables import APPLIED_TABLES, FORMAT, LOG_ENTRY, META_TABLE, PERSISTENT_STATE
+from .tables import (
+    APPLIED_TABLES,
+    LOG_ENTRY,
+    META_TABLE,
+    PERSISTENT_STATE,
+    READABLE_FORMATS,
+)
 
 
 class SnapshotError(Exception):
@@ -48,11 +54,13 @@ def restore(
         )
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            _check(cursor, meta)
+            in_file = READABLE_FORMATS[_check(cursor, meta)]
             for table in APPLIED_TABLES:
                 # DELETE without WHERE: SQLite drops the table's pages at
                 # once rather than row by row.
                 cursor.execute(f'DELETE FROM main."{table.name}"')
+                if table not in in_file:
+                    continue
                 cursor.execute(
                     f'INSERT INTO main."{table.name}" ({table.column_list})'
                     f' SELECT {table.column_list} FROM snap."{table.name}"'
@@ -74,15 +82,17 @@ def restore(
             cursor.execute("DETACH DATABASE snap")
 
 
-def _check(cursor, meta: SnapshotMeta) -> None:
+def _check(cursor, meta: SnapshotMeta) -> int:
+    """The file's format, if its metadata row is ``meta``'s."""
     cursor.execute(
         f'SELECT "format", "last_included_index", "last_included_term",'
         f' "configuration", "configuration_index" FROM snap."{META_TABLE}"'
     )
     rows = cursor.fetchall()
+    found = rows[0][0] if len(rows) == 1 else None
     expected = [
         (
-            FORMAT,
+            found if found in READABLE_FORMATS else max(READABLE_FORMATS),
             meta.last_included_index,
             meta.last_included_term,
             meta.configuration,
@@ -91,6 +101,7 @@ def _check(cursor, meta: SnapshotMeta) -> None:
     ]
     if rows != expected:
         raise SnapshotError(f"{meta.name}: holds {rows}, expected {expected}")
+    return found
 
 
 def check_file(path, meta: SnapshotMeta) -> None:
@@ -104,8 +115,7 @@ def check_file(path, meta: SnapshotMeta) -> None:
         cursor.execute(
             "ATTACH DATABASE ? AS snap", [f"file:{quote(str(path))}?mode=ro"]
         )
-        _check(cursor, meta)
-        for table in APPLIED_TABLES:
+        for table in READABLE_FORMATS[_check(cursor, meta)]:
             cursor.execute(
                 f'SELECT {table.column_list} FROM snap."{table.name}" LIMIT 0'
             )

@@ -9,7 +9,10 @@ from ..models import (
     AppliedState,
     ClientAnswer,
     ClientSession,
+    ClusterToken,
+    ClusterUser,
     LogEntry,
+    MembershipChange,
     PersistentState,
 )
 
@@ -33,7 +36,16 @@ def _table(model) -> Table:
 # Everything the state machine writes beside PersistentState.last_applied
 # (consensus/state_machine.py), which a snapshot records as its index.
 APPLIED_TABLES = tuple(
-    _table(m) for m in (AppliedState, AppliedMessage, ClientSession, ClientAnswer)
+    _table(m)
+    for m in (
+        AppliedState,
+        AppliedMessage,
+        ClientSession,
+        ClientAnswer,
+        ClusterUser,
+        ClusterToken,
+        MembershipChange,
+    )
 )
 APPLIED_STATE = AppliedState._meta.db_table
 PERSISTENT_STATE = PersistentState._meta.db_table
@@ -48,5 +60,9 @@ META_COLUMNS = (
     ' "configuration" text NULL, "configuration_index" integer NOT NULL)'
 )
 # 3: client sessions with an end (ClientSession per client, ClientAnswer,
-# AppliedState.session_clock_ms).
-FORMAT = 3
+# AppliedState.session_clock_ms). 4: cluster users and tokens, membership
+# changes with who asked (issue 10).
+FORMAT = 4
+# A file of an older format still restores: the tables it lacks were
+# empty when it was taken, and are emptied.
+READABLE_FORMATS = {3: APPLIED_TABLES[:4], 4: APPLIED_TABLES}

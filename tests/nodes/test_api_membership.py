@@ -41,10 +41,12 @@ class FakeMembership:
             raise self.outcome
         return self.outcome
 
-    def add_server(self, address, commit_timeout_s):
+    def add_server(self, address, commit_timeout_s, requested_by=None):
+        self.requested_by = requested_by
         return self._answer("add", address)
 
-    def remove_server(self, address, commit_timeout_s):
+    def remove_server(self, address, commit_timeout_s, requested_by=None):
+        self.requested_by = requested_by
         return self._answer("remove", address)
 
     def transfer_leadership(self, to):

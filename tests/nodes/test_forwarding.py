@@ -8,6 +8,7 @@ from django.apps import apps
 from consensus.errors import NotLeader
 from consensus.membership import LeadershipMoved
 from consensus.status import CommandResult
+from nodes.auth import Caller
 from nodes.client import Answer, ClientError
 from nodes.errors import TimedOut, Unavailable
 from nodes.forwarding import (
@@ -35,8 +36,11 @@ class RecordingForwarder:
         self.answer = answer or Answer(200, {"done": True, "forwarded": False}, None)
         self.calls = []
 
-    def forward(self, leader_id, method, path, body, timeout_s, accept=None):
+    def forward(
+        self, leader_id, method, path, body, timeout_s, accept=None, caller=None
+    ):
         self.calls.append((leader_id, method, path, body, timeout_s, accept))
+        self.caller = caller
         return self.answer
 
 
@@ -54,7 +58,7 @@ def test_the_leader_runs_the_action_itself(runtime):
         lambda rt: {"by": rt.node_id},
         WRITE,
         forwarder=forwarder,
-        forwarded=False,
+        caller=Caller(forwarded=False),
     )
     assert answer == Answer(200, {"by": runtime.node_id}, None)
     assert forwarder.calls == []
@@ -71,7 +75,7 @@ def test_a_follower_forwards_once_and_relays_the_answer(runtime):
         refusing(NotLeader(LEADER)),
         write,
         forwarder=forwarder,
-        forwarded=False,
+        caller=Caller(forwarded=False),
     )
     assert forwarder.calls == [(LEADER, "DELETE", "/api/things/1", None, 7.0, accept)]
     assert answer == Answer(
@@ -95,7 +99,7 @@ def test_no_forward_is_503_no_leader(runtime, leader, forwarded, named):
             refusing(NotLeader(leader)),
             WRITE,
             forwarder=forwarder,
-            forwarded=forwarded,
+            caller=Caller(forwarded=forwarded),
         )
     assert forwarder.calls == []
     assert raised.value.extra == {"leader": named}
@@ -112,7 +116,7 @@ def test_a_leader_that_handed_over_forwards_even_a_forwarded_request(runtime):
         refusing(LeadershipMoved(LEADER)),
         WRITE,
         forwarder=forwarder,
-        forwarded=True,
+        caller=Caller(forwarded=True),
     )
     assert [call[0] for call in forwarder.calls] == [LEADER]
     assert answer.body == {"done": True, "forwarded": True}
@@ -125,7 +129,7 @@ def test_other_errors_pass_through(runtime):
             refusing(TimedOut("late")),
             WRITE,
             forwarder=RecordingForwarder(),
-            forwarded=False,
+            caller=Caller(forwarded=False),
         )
 
 
@@ -245,7 +249,7 @@ def test_a_leader_hint_outside_the_configuration_is_not_forwarded_to(runtime, hi
             refusing(NotLeader(hint)),
             WRITE,
             forwarder=forwarder,
-            forwarded=False,
+            caller=Caller(forwarded=False),
         )
     assert forwarder.calls == []
     assert "not a server of its configuration" in str(raised.value.detail)

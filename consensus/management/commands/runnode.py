@@ -91,7 +91,14 @@ class Command(BaseCommand):
         if len(set(cluster)) != len(cluster):
             raise CommandError("--cluster names a server twice")
         cluster = cluster or [node_id]
-        self._check_network(security.host_of(node_id), options["insecure"])
+        host_name = security.host_of(node_id)
+        try:
+            auth = security.client_auth(os.environ, host_name, options["insecure"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self._check_network(
+            host_name, options["insecure"], dict(os.environ, RAFT_AUTH=auth)
+        )
         tls = _tls_environment(options)
         data_dir = Path(
             options["data_dir"] or Path.home() / ".raftsite" / f"{host}_{port}"
@@ -136,6 +143,7 @@ class Command(BaseCommand):
             RAFT_DATA_DIR=str(data_dir.resolve()),
             RAFT_BIND=f"{host}:{port}",
             RAFT_THREADS=str(options["threads"]),
+            RAFT_AUTH=auth,
             PYTHONUNBUFFERED="1",
         )
         argv = [
@@ -155,13 +163,13 @@ class Command(BaseCommand):
         os.chdir(Path(__file__).resolve().parents[3])
         os.execve(sys.executable, argv, env)
 
-    def _check_network(self, host: str, insecure: bool) -> None:
+    def _check_network(self, host: str, insecure: bool, environ) -> None:
         """Refuse, in one line, to listen beyond loopback without what that
         needs (raftsite.security.NETWORK_REQUIREMENTS), unless --insecure,
         which warns at every start."""
         missing = []
         if not security.is_loopback(host):
-            missing = security.missing_for_network(os.environ)
+            missing = security.missing_for_network(environ)
         if insecure:
             self.stderr.write(
                 f"warning: --insecure: the checks for a node beyond loopback "
