@@ -37,9 +37,11 @@ class CatchupWatcher:
         address: str,
         show: Callable[[str], None],
         ca: str | None = None,
+        token: str | None = None,
     ):
         self._server = server
         self._ca = ca
+        self._token = token
         self._address = address
         self._show = show
         self._stopped = threading.Event()
@@ -64,12 +66,14 @@ class CatchupWatcher:
     def _poll(self) -> str | None:
         try:
             with MembershipClient(
-                self._server, REQUEST_TIMEOUT_S, ca=self._ca
+                self._server, REQUEST_TIMEOUT_S, ca=self._ca, token=self._token
             ) as client:
                 leader = client.servers().get("leader")
             if not isinstance(leader, str):
                 return None
-            with MembershipClient(leader, REQUEST_TIMEOUT_S, ca=self._ca) as client:
+            with MembershipClient(
+                leader, REQUEST_TIMEOUT_S, ca=self._ca, token=self._token
+            ) as client:
                 servers = client.servers()
                 status = client.status()
         except ClientError:

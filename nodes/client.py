@@ -253,12 +253,14 @@ class RaftClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         *,
         ca: str | None = None,
+        token: str | None = None,
         session=None,
         clock=time.monotonic,
         sleep=time.sleep,
     ):
         """``ca``: the cluster's CA certificate; with it the client speaks
-        HTTPS and verifies the server's certificate against it."""
+        HTTPS and verifies the server's certificate against it. ``token``:
+        the API token sent with every call (CONTRACT.md, Security)."""
         try:
             self.server = normalise_address(server)
         except InvalidAddress as exc:
@@ -274,7 +276,10 @@ class RaftClient:
         self.client_id = str(uuid.uuid4())
         self._seq = 0
         self.ca = ca
+        self.token = token
         self._session = session or new_session(ca)
+        if token:
+            self._session.headers["Authorization"] = f"Token {token}"
         self._clock = clock
         self._sleep = sleep
 
@@ -412,6 +417,8 @@ class RaftClient:
         body = answer.body
         if body and isinstance(body.get("error"), str):
             detail = " ".join(str(body.get("detail", "")).split())
+            if answer.status == 401 and not self.token:
+                detail += " Give --token or set RAFT_TOKEN."
             text = f"{self.server} answered {answer.status} {body['error']}"
             return f"{text}: {detail}" if detail else text
         return (

@@ -24,8 +24,9 @@ from django.views.decorators.http import require_GET, require_POST
 from consensus.membership import sending_snapshot
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
+from consensus.transport import SECRET_HEADER
 
-from .auth import site_caller
+from .auth import Caller, ClientUser, site_caller
 from .client import (
     ClientError,
     ConnectionLost,
@@ -59,7 +60,11 @@ def fetch_json(address: str, path: str) -> dict:
     session = new_session(ca, node_cert())
     try:
         answer = request_json(
-            session, "GET", node_url(address, path, ca), timeout=STATUS_TIMEOUT_S
+            session,
+            "GET",
+            node_url(address, path, ca),
+            timeout=STATUS_TIMEOUT_S,
+            headers=_peer_read_headers(),
         )
     except (ServerUnreachable, ConnectionLost) as exc:
         raise ClientError(exc.reason) from None
@@ -69,6 +74,16 @@ def fetch_json(address: str, path: str) -> dict:
         code = (answer.body or {}).get("error", "not JSON")
         raise ClientError(f"answered HTTP {answer.status} ({code})")
     return answer.body
+
+
+def _peer_read_headers() -> dict[str, str]:
+    """A member's /api/servers needs the read permission where tokens are
+    required: this node asks as a peer, for its dashboard (nodes.auth)."""
+    reader = ClientUser(f"dashboard of {settings.RAFT_NODE_ID}", frozenset({"read"}))
+    headers = Caller(reader).headers()
+    if settings.RAFT_CLUSTER_SECRET:
+        headers[SECRET_HEADER] = settings.RAFT_CLUSTER_SECRET
+    return headers
 
 
 def cluster_snapshot(status, fetch=None) -> dict:

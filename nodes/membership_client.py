@@ -73,6 +73,16 @@ class MembershipClient(RaftClient):
             raise ClientError(f"unexpected answer from {self.server}: no leader named")
         return Transfer(self.server, leader, body.get("forwarded") is True)
 
+    def create_token(self, username: str, permissions: list[str]) -> dict:
+        """POST /api/tokens: the leader's answer, the new token in it."""
+        body = {"username": username, "permissions": permissions}
+        answer = self._write(
+            lambda remaining: self._request("POST", "/api/tokens", body, remaining)
+        )
+        if not isinstance(answer.get("token"), str):
+            raise ClientError(f"unexpected answer from {self.server}: no token")
+        return answer
+
     def servers(self) -> dict:
         """GET /api/servers as a dict (the contract's fields and more)."""
         body = self._write(self._get_servers, read=True)

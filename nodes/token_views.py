@@ -21,10 +21,11 @@ from .forwarding import Write, leader_or_forward, relay
 from .views import LeaderOrForwardView, serving_runtime
 
 
-def submit_access(runtime, forwarder, operation, write: Write, caller: Caller, body):
-    """Have the leader append and apply the ACCESS entry ``operation()``
-    makes (on the leader: a token is minted there), answering ``body(result,
-    runtime)``; a follower sends ``write`` on for ``caller``."""
+def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
+    """Have the leader append and apply the ACCESS entry of ``operation()``
+    (run on the leader, so a token is minted there), which returns the
+    entry's command and the fields to answer with; a follower sends
+    ``write`` on for ``caller``."""
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
     def apply(runtime):

@@ -13,7 +13,7 @@ from nodes.membership_client import (
     full_address,
 )
 
-from .clientcommand import add_server_arguments
+from .clientcommand import add_server_arguments, connection_options
 
 
 class Command(BaseCommand):
@@ -45,14 +45,18 @@ class Command(BaseCommand):
             if progress is None:
                 progress = self.stderr.isatty()
             with MembershipClient(
-                options["server"], options["timeout"], ca=options["ca"]
+                options["server"], options["timeout"], **connection_options(options)
             ) as client:
                 if not progress:
                     change = client.add_server(address)
                 else:
                     # On stderr: stdout keeps the one result line.
                     with CatchupWatcher(
-                        client.server, address, self.stderr.write, client.ca
+                        client.server,
+                        address,
+                        self.stderr.write,
+                        client.ca,
+                        client.token,
                     ):
                         change = client.add_server(address)
         except ClientError as exc:

@@ -8,7 +8,8 @@ from nodes.client import DEFAULT_TIMEOUT_S, ClientError, RaftClient, describe_co
 
 
 def add_server_arguments(parser, default_timeout_s=DEFAULT_TIMEOUT_S):
-    """-S/--server, --timeout and --ca, shared by the client commands."""
+    """-S/--server, --timeout, --ca and --token, shared by the client
+    commands."""
     parser.add_argument(
         "-S",
         "--server",
@@ -32,6 +33,18 @@ def add_server_arguments(parser, default_timeout_s=DEFAULT_TIMEOUT_S):
         help="the cluster's CA certificate: speak HTTPS to the server and verify "
         "its certificate against it (default $RAFT_CA; without it, plain HTTP)",
     )
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=os.environ.get("RAFT_TOKEN") or None,
+        help="the API token to send (default $RAFT_TOKEN; manage.py createtoken "
+        "makes one); a cluster open to anyone needs none",
+    )
+
+
+def connection_options(options) -> dict:
+    """The client keyword arguments the options above give."""
+    return {"ca": options["ca"], "token": options["token"]}
 
 
 class SubmitCommand(BaseCommand):
@@ -52,7 +65,7 @@ class SubmitCommand(BaseCommand):
         command = self.command_text or options["message"]
         try:
             with RaftClient(
-                options["server"], options["timeout"], ca=options["ca"]
+                options["server"], options["timeout"], **connection_options(options)
             ) as client:
                 commit = client.submit(command)
         except ClientError as exc:

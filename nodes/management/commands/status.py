@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from nodes.client import ClientError, RaftClient, describe_status
 
-from .clientcommand import add_server_arguments
+from .clientcommand import add_server_arguments, connection_options
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             with RaftClient(
-                options["server"], options["timeout"], ca=options["ca"]
+                options["server"], options["timeout"], **connection_options(options)
             ) as client:
                 status = client.status()
         except ClientError as exc:

@@ -9,7 +9,7 @@ from nodes.membership_client import (
     describe_transfer,
 )
 
-from .clientcommand import add_server_arguments
+from .clientcommand import add_server_arguments, connection_options
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             with MembershipClient(
-                options["server"], options["timeout"], ca=options["ca"]
+                options["server"], options["timeout"], **connection_options(options)
             ) as client:
                 transfer = client.transfer_leader(options["to"])
         except ClientError as exc:
