@@ -17,7 +17,12 @@ from .harness import ROOT, LocalCluster, free_ports
 
 pytestmark = pytest.mark.cluster
 
-UNSET = ("RAFT_CLUSTER_SECRET", "DJANGO_SECRET_KEY", "RAFT_ALLOWED_HOSTS")
+UNSET = (
+    "RAFT_CLUSTER_SECRET",
+    "DJANGO_SECRET_KEY",
+    "RAFT_ALLOWED_HOSTS",
+    "RAFT_AUTH",
+)
 
 
 def bare_env(**extra):
@@ -43,6 +48,10 @@ def runnode(tmp_path, host, env, *extra):
              "DJANGO_SECRET_KEY": security.DEVELOPMENT_SECRET_KEY},
             "DJANGO_SECRET_KEY is the public development key",
         ),
+        (
+            {"RAFT_CLUSTER_SECRET": "s" * 32, "RAFT_AUTH": "open"},
+            "clients need no token (RAFT_AUTH=open)",
+        ),
     ],
 )  # fmt: skip
 def test_runnode_beyond_loopback_without_settings_is_refused(
@@ -54,6 +63,13 @@ def test_runnode_beyond_loopback_without_settings_is_refused(
     assert lines[0].startswith("CommandError: refusing to listen on 0.0.0.0"), lines
     assert missing in lines[0] and "--insecure" in lines[0], lines
     assert not (tmp_path / "data").exists()  # refused before anything
+
+
+def test_runnode_refuses_an_unknown_raft_auth(tmp_path):
+    result = runnode(tmp_path, "127.0.0.1", bare_env(RAFT_AUTH="yes"))
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, lines
+    assert "RAFT_AUTH must be 'required' or 'open'" in lines[0], lines
 
 
 class InsecureCluster(LocalCluster):

@@ -214,3 +214,23 @@ def test_revoked_tokens_stop_working_everywhere(cluster, tokens):
     names = {user["username"]: user for user in users["users"]}
     assert names["shortlived"]["tokens"] == []
     assert names["root"]["permissions"] == ["read", "write", "admin"]
+
+
+def test_a_forged_caller_header_is_not_believed(cluster, tokens):
+    """Only a peer (here: one with the cluster secret) may vouch for a
+    caller; anyone else claiming to is refused, and nothing commits."""
+    vouched = '{"name":"root","permissions":["read","write","admin"]}'
+    before = len(cluster_log(cluster, tokens))
+    for secret in (None, "wrong-secret"):
+        headers = {"X-Raft-Caller": vouched, "X-Raft-Forwarded": "1"}
+        if secret:
+            headers["X-Raft-Secret"] = secret
+        r = requests.post(
+            cluster.leader().base_url + "/api/commands",
+            json={"command": "forged"},
+            headers=headers,
+            timeout=15,
+        )
+        assert r.status_code == 401, r.text
+    commands = [e["command"] for e in cluster_log(cluster, tokens)]
+    assert "forged" not in commands and len(commands) == before

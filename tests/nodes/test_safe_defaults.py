@@ -41,6 +41,11 @@ def test_is_loopback(host, loopback):
         ),
         ({"RAFT_CLUSTER_SECRET": "s" * 16, "DJANGO_SECRET_KEY": STRONG_KEY}, []),
         (
+            {"RAFT_CLUSTER_SECRET": "s" * 16, "RAFT_AUTH": "open"},
+            ["clients need no token"],
+        ),
+        ({"RAFT_CLUSTER_SECRET": "s" * 16, "RAFT_AUTH": "required"}, []),
+        (
             {"DJANGO_SECRET_KEY": security.DEVELOPMENT_SECRET_KEY},
             ["RAFT_CLUSTER_SECRET is not set", "DJANGO_SECRET_KEY is the public"],
         ),
@@ -51,6 +56,27 @@ def test_what_a_node_beyond_loopback_lacks(environ, missing):
     assert len(found) == len(missing), found
     for text, start in zip(found, missing, strict=True):
         assert text.startswith(start), found
+
+
+@pytest.mark.parametrize(
+    "given, host, insecure, expected",
+    [
+        ("", "127.0.0.1", False, "open"),
+        ("", "0.0.0.0", False, "required"),
+        ("", "10.1.2.3", True, "open"),
+        ("required", "127.0.0.1", False, "required"),
+        ("required", "0.0.0.0", True, "required"),
+        ("open", "0.0.0.0", False, "open"),  # then refused as missing
+    ],
+)
+def test_client_auth_is_required_beyond_loopback(given, host, insecure, expected):
+    environ = {"RAFT_AUTH": given} if given else {}
+    assert security.client_auth(environ, host, insecure) == expected
+
+
+def test_client_auth_refuses_unknown_values():
+    with pytest.raises(ValueError, match="RAFT_AUTH must be"):
+        security.client_auth({"RAFT_AUTH": "yes"}, "127.0.0.1", False)
 
 
 def test_a_node_makes_its_own_secret_key_once(tmp_path):
