@@ -104,6 +104,12 @@ class _Propose:
 
 
 @dataclass(slots=True)
+class _ProposeBatch:
+    # Proposed together, so that they become consecutive entries.
+    items: list[_Propose]
+
+
+@dataclass(slots=True)
 class _Stop:
     pass
 
@@ -340,6 +346,54 @@ class NodeRuntime(SnapshotRuntimeMixin):
         proposal = Proposal(command, client_id, seq, timestamp_ms=wall_clock_ms())
         return self._submit(proposal, timeout)
 
+    def submit_commands(
+        self,
+        commands: list[str],
+        client_id: str | None = None,
+        seq: int | None = None,
+        timeout: float | None = None,
+    ) -> list[CommandResult]:
+        """Propose ``commands`` as consecutive entries of one proposal (with
+        ``client_id``, command i carries ``seq`` + i) and block until the
+        leader applied them all. Raises as submit_command does: NotLeader
+        (nothing appended), SessionExpired if any pair's session has ended,
+        CommandLost only if every command of the batch was lost, else
+        CommandTimeout (some may have committed)."""
+        now = wall_clock_ms()
+        items = [
+            _Propose(
+                Proposal(
+                    command,
+                    client_id,
+                    None if seq is None else seq + n,
+                    timestamp_ms=now,
+                ),
+                _Slot(),
+            )
+            for n, command in enumerate(commands)
+        ]
+        self._inbox.put(_ProposeBatch(items))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results, lost = [], 0
+        for item in items:
+            remaining = None
+            if deadline is not None:
+                remaining = max(0.0, deadline - time.monotonic())
+            if not item.slot.wait(remaining):
+                raise CommandTimeout(f"not all committed within {timeout} s")
+            if isinstance(item.slot.error, CommandLost):
+                lost += 1
+                continue
+            results.append(self._result(item.slot))
+        if lost == len(items):
+            raise CommandLost("overwritten by a newer leader's entries")
+        if lost:
+            raise CommandTimeout(
+                f"{lost} of {len(items)} commands were overwritten by a newer "
+                "leader's entries, the others committed"
+            )
+        return results
+
     def submit_access(
         self, operation: str, requested_by: str | None, timeout: float | None = None
     ) -> CommandResult:
@@ -356,6 +410,11 @@ class NodeRuntime(SnapshotRuntimeMixin):
         self._inbox.put(_Propose(proposal, slot))
         if not slot.wait(timeout):
             raise CommandTimeout(f"not committed within {timeout} s")
+        return self._result(slot)
+
+    @staticmethod
+    def _result(slot: _Slot) -> CommandResult:
+        """A done slot's outcome: its CommandResult, or what it failed with."""
         if slot.error is not None:
             raise slot.error
         if isinstance(slot.value, Expired):
@@ -440,7 +499,12 @@ class NodeRuntime(SnapshotRuntimeMixin):
         ready = Ready()
         answers: list[tuple[_Slot, Message | None]] = []
         # Proposals first, so replies stepped below carry them at once.
-        proposals = [item for item in items if isinstance(item, _Propose)]
+        proposals = []
+        for item in items:
+            if isinstance(item, _Propose):
+                proposals.append(item)
+            elif isinstance(item, _ProposeBatch):
+                proposals.extend(item.items)
         if proposals:
             ready.merge(self._propose(proposals))
         ticked = False

@@ -307,6 +307,40 @@ class RaftClient:
         """
         self._seq += 1
         body = {"command": command, "client_id": self.client_id, "seq": self._seq}
+        return self._commit(self._until_committed(body, "the command"))
+
+    def submit_batch(self, commands: list[str]) -> BatchCommit:
+        """POST /api/commands {"commands": [...]}: consecutive entries, each
+        with the next seq of this client, retried as submit() is."""
+        first = self._seq + 1
+        self._seq += len(commands)
+        body = {"commands": commands, "client_id": self.client_id, "seq": first}
+        answer = self._until_committed(body, "each command")
+        entries = (answer.body or {}).get("entries")
+        if not (
+            isinstance(entries, list)
+            and len(entries) == len(commands)
+            and all(
+                isinstance(e, dict)
+                and isinstance(e.get("index"), int)
+                and isinstance(e.get("term"), int)
+                for e in entries
+            )
+        ):
+            raise ClientError(
+                f"outcome unknown: unexpected answer from {self.server} "
+                "(HTTP 200 without an index and term per command)"
+            )
+        return BatchCommit(
+            server=self.server,
+            entries=[(e["index"], e["term"]) for e in entries],
+            leader=answer.body.get("leader"),
+            forwarded=answer.body.get("forwarded") is True,
+        )
+
+    def _until_committed(self, body: dict, what: str) -> Answer:
+        """Send ``body`` until a 200 answer, or a ClientError saying whether
+        ``what`` may have committed."""
         deadline = self._clock() + self.timeout_s
         maybe_sent = False  # whether an earlier attempt may have reached a log
         while (remaining := deadline - self._clock()) > 0:
@@ -316,7 +350,7 @@ class RaftClient:
                 if maybe_sent:
                     raise ClientError(
                         f"outcome unknown: lost {self.server} and cannot reach it "
-                        f"again ({exc.reason}); the command may or may not commit"
+                        f"again ({exc.reason}); {what} may or may not commit"
                     ) from None
                 raise ClientError(f"cannot reach {self.server}: {exc.reason}") from None
             except ConnectionLost:
@@ -326,7 +360,7 @@ class RaftClient:
 
             error = answer.body.get("error") if answer.body else None
             if answer.status == 200:
-                return self._commit(answer)
+                return answer
             if answer.status == 503 and error == "no_leader":
                 # Nothing was appended; wait as long as the server asked, but
                 # never spin on "Retry-After: 0".
@@ -339,14 +373,14 @@ class RaftClient:
                 # The command may have been appended before the failure.
                 raise ClientError(
                     f"outcome unknown: {self._describe(answer)}; "
-                    "the command may or may not commit"
+                    f"{what} may or may not commit"
                 )
             else:
                 raise ClientError(self._describe(answer))
         if maybe_sent:
             raise ClientError(
                 f"outcome unknown: timed out after {self.timeout_s:g} s "
-                "(the command may or may not commit)"
+                f"({what} may or may not commit)"
             )
         raise ClientError(f"no leader known (tried for {self.timeout_s:g} s)")
 
@@ -434,6 +468,30 @@ def _looks_like_status(body: dict) -> bool:
         and isinstance(servers, list)
         and all(isinstance(server, dict) for server in servers)
     )
+
+
+@dataclass(frozen=True)
+class BatchCommit:
+    """A batch of commands the cluster committed: (index, term) of each."""
+
+    server: str
+    entries: list[tuple[int, int]]
+    leader: str | None
+    forwarded: bool
+
+
+def describe_batch(commit: BatchCommit) -> str:
+    """One line: how many, their indexes, who answered."""
+    first, last = commit.entries[0][0], commit.entries[-1][0]
+    terms = sorted({term for _, term in commit.entries})
+    term_text = ", ".join(str(t) for t in terms)
+    text = (
+        f"Committed {len(commit.entries)} commands at indexes {first}-{last} "
+        f"(term {term_text}) by {commit.server}"
+    )
+    if commit.forwarded:
+        return f"{text}, forwarded to leader {commit.leader}"
+    return f"{text}, the leader (not forwarded)"
 
 
 def describe_commit(commit: Commit) -> str:

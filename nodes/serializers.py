@@ -21,6 +21,13 @@ MAX_SEQ = MAX_PEER_INT
 REQUEST_BYTES_PER_COMMAND_BYTE = 8
 
 
+# A batch of commands (POST /api/commands {"commands": [...]}, issue 11): at
+# most this many, of this much UTF-8 text together, in a body this large.
+MAX_BATCH_COMMANDS = 1000
+MAX_BATCH_BYTES = 1 << 20
+MAX_BATCH_REQUEST_BYTES = 2 << 20
+
+
 def max_request_bytes():
     return REQUEST_BYTES_PER_COMMAND_BYTE * settings.RAFT_MAX_COMMAND_BYTES
 
@@ -30,8 +37,11 @@ class BoundedJSONParser(JSONParser):
     before reading it all (DRF reads the raw stream, so Django's
     DATA_UPLOAD_MAX_MEMORY_SIZE does not apply)."""
 
+    def limit(self) -> int:
+        return max_request_bytes()
+
     def parse(self, stream, media_type=None, parser_context=None):
-        limit = max_request_bytes()
+        limit = self.limit()
         request = (parser_context or {}).get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         if declared and declared.isdigit() and int(declared) > limit:
@@ -42,6 +52,13 @@ class BoundedJSONParser(JSONParser):
         if len(raw) > limit:
             raise TooLarge(f"The request body is over the limit of {limit} bytes.")
         return super().parse(io.BytesIO(raw), media_type, parser_context)
+
+
+class CommandsJSONParser(BoundedJSONParser):
+    """POST /api/commands takes a batch too: a larger body."""
+
+    def limit(self) -> int:
+        return max(max_request_bytes(), MAX_BATCH_REQUEST_BYTES)
 
 
 class StrictCharField(serializers.CharField):
@@ -99,6 +116,53 @@ class CommandRequestSerializer(serializers.Serializer):
         if (attrs.get("client_id") is None) != (attrs.get("seq") is None):
             raise serializers.ValidationError(
                 "client_id and seq go together: send both or neither."
+            )
+        return attrs
+
+
+class CommandBatchSerializer(serializers.Serializer):
+    """POST /api/commands {"commands": [...]}: consecutive entries of one
+    proposal; with ``client_id``, command i carries ``seq`` + i."""
+
+    commands = serializers.ListField(
+        child=StrictCharField(trim_whitespace=False),
+        allow_empty=False,
+        max_length=MAX_BATCH_COMMANDS,
+    )
+    client_id = StrictCharField(
+        required=False, allow_null=True, trim_whitespace=False, max_length=200
+    )
+    seq = StrictIntegerField(
+        required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
+    )
+
+    def validate_commands(self, value):
+        limit = settings.RAFT_MAX_COMMAND_BYTES
+        total = 0
+        for position, command in enumerate(value):
+            size = len(command.encode("utf-8"))
+            if size > limit:
+                raise TooLarge(
+                    f"Command {position} is {size} bytes of UTF-8; "
+                    f"the limit is {limit}."
+                )
+            total += size
+        if total > MAX_BATCH_BYTES:
+            raise TooLarge(
+                f"The batch is {total} bytes of UTF-8; the limit is "
+                f"{MAX_BATCH_BYTES}."
+            )
+        return value
+
+    def validate(self, attrs):
+        if (attrs.get("client_id") is None) != (attrs.get("seq") is None):
+            raise serializers.ValidationError(
+                "client_id and seq go together: send both or neither."
+            )
+        seq = attrs.get("seq")
+        if seq is not None and seq + len(attrs["commands"]) - 1 > MAX_SEQ:
+            raise serializers.ValidationError(
+                f"seq + the number of commands - 1 must be at most {MAX_SEQ}."
             )
         return attrs
 

@@ -24,7 +24,9 @@ from .forwarding import (
 )
 from .serializers import (
     BoundedJSONParser,
+    CommandBatchSerializer,
     CommandRequestSerializer,
+    CommandsJSONParser,
     LogEntrySerializer,
     LogQuerySerializer,
     NodeStatusSerializer,
@@ -98,6 +100,60 @@ def submit_command(
     return leader_or_forward(runtime, commit, write, forwarder=forwarder, caller=caller)
 
 
+def submit_batch(
+    runtime, forwarder, commands, client_id=None, seq=None, *, caller=NOBODY
+) -> Answer:
+    """POST /api/commands {"commands": [...]} on ``runtime``: the leader's
+    200 once every command is committed and applied, with each one's index
+    and term in order; forwarded there if this node is not it."""
+    timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
+
+    def commit(runtime):
+        try:
+            results = runtime.submit_commands(
+                commands, client_id, seq, timeout=timeout_s
+            )
+        except CommandTimeout as exc:
+            raise TimedOut(
+                f"Not all committed within {timeout_s:g} s ({exc}); each command "
+                "may or may not commit: retry with the same client_id and seq."
+            ) from None
+        except CommandLost:
+            raise Unavailable(
+                "The commands were appended but replaced by another leader's "
+                "entries: none committed. Retry.",
+                leader=None,
+            ) from None
+        except SessionExpired as exc:
+            raise Conflict(
+                f"{exc} (other commands of the batch may have been applied)"
+            ) from None
+        return {
+            "entries": [{"index": r.index, "term": r.term} for r in results],
+            "leader": runtime.node_id,
+            "forwarded": False,
+        }
+
+    body = {"commands": commands}
+    if client_id is not None:
+        body.update(client_id=client_id, seq=seq)
+    write = Write(
+        "POST",
+        "/api/commands",
+        body,
+        timeout_s,
+        kind="batch",
+        undone="nothing was appended",
+        accept=is_batch_commit,
+    )
+    return leader_or_forward(runtime, commit, write, forwarder=forwarder, caller=caller)
+
+
+def is_batch_commit(answer: Answer) -> bool:
+    entries = (answer.body or {}).get("entries")
+    return answer.status == 200 and isinstance(entries, list)
+
+
 class LeaderOrForwardView(APIView):
     """A view of client writes: they run on the leader (leader_or_forward)."""
 
@@ -110,9 +166,14 @@ class LeaderOrForwardView(APIView):
 
 
 class CommandsView(LeaderOrForwardView):
-    """POST /api/commands: commit a command; a follower forwards it."""
+    """POST /api/commands: commit a command, or a batch of them
+    (``commands``); a follower forwards it."""
+
+    parser_classes = [CommandsJSONParser]
 
     def post(self, request):
+        if isinstance(request.data, dict) and "commands" in request.data:
+            return self._batch(request)
         serializer = CommandRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         runtime = serving_runtime()
@@ -122,6 +183,20 @@ class CommandsView(LeaderOrForwardView):
             serializer.validated_data["command"],
             serializer.validated_data.get("client_id"),
             serializer.validated_data.get("seq"),
+            caller=caller_of(request),
+        )
+        return relay(answer)
+
+    def _batch(self, request):
+        serializer = CommandBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        answer = submit_batch(
+            serving_runtime(),
+            self.forwarder,
+            data["commands"],
+            data.get("client_id"),
+            data.get("seq"),
             caller=caller_of(request),
         )
         return relay(answer)

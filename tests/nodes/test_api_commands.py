@@ -6,6 +6,7 @@ import pytest
 from rest_framework import status
 
 from consensus.errors import CommandLost, CommandTimeout, NotLeader, SessionExpired
+from nodes.serializers import MAX_BATCH_REQUEST_BYTES
 
 from .conftest import NODE_ID
 from .stub import Reply
@@ -132,7 +133,8 @@ def test_command_over_64_kib_of_utf8_is_413(api, runtime, command):
 
 
 def test_huge_body_is_413_before_parsing(api, runtime):
-    body = json.dumps({"command": "x", "padding": "p" * (8 * LIMIT)})
+    # Over the body bound of a batch, the larger of the two forms.
+    body = json.dumps({"command": "x", "padding": "p" * MAX_BATCH_REQUEST_BYTES})
     assert_error(
         post_raw(api, body), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large"
     )
