@@ -23,10 +23,11 @@ from .forwarding import Write, leader_or_forward, relay
 from .views import LeaderOrForwardView, serving_runtime
 
 
-def submit_access(runtime, forwarder, operation, write: Write, caller: Caller, body):
-    """Have the leader append and apply the ACCESS entry ``operation()``
-    makes (on the leader: a token is minted there), answering ``body(result,
-    runtime)``; a follower sends ``write`` on for ``caller``."""
+def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
+    """Have the leader append and apply the ACCESS entry of ``operation()``,
+    which returns (the operation, the answer's other fields): on the leader,
+    so a token is minted there. A follower sends ``write`` on for
+    ``caller``."""
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
     def apply(runtime):

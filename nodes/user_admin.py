@@ -31,15 +31,27 @@ from .forwarding import answer_in_process, process_forwarder
 from .membership_admin import utc_time
 
 
-def permissions_field(**kwargs) -> forms.MultipleChoiceField:
-    return forms.MultipleChoiceField(
-        choices=[(name, name) for name in access.PERMISSIONS],
-        widget=forms.CheckboxSelectMultiple,
-        help_text=(
-            "read: the log; write: commands; admin: servers, leadership and " "users."
-        ),
-        **kwargs,
-    )
+class PermissionsField(forms.MultipleChoiceField):
+    """Checkboxes of PERMISSIONS, cleaned as the API parses them (in
+    PERMISSIONS order, as the entry stores them)."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs):
+        super().__init__(
+            choices=[(name, name) for name in access.PERMISSIONS],
+            help_text=(
+                "read: the log; write: commands; admin: servers, leadership "
+                "and users."
+            ),
+            **kwargs,
+        )
+
+    def clean(self, value):
+        try:
+            return access.parse_permissions(super().clean(value))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class CreateTokenForm(forms.Form):
@@ -47,7 +59,7 @@ class CreateTokenForm(forms.Form):
         max_length=150,
         help_text="Made if new; an existing user gets these permissions.",
     )
-    permissions = permissions_field()
+    permissions = PermissionsField()
 
     def clean_username(self):
         try:
@@ -57,7 +69,7 @@ class CreateTokenForm(forms.Form):
 
 
 class PermissionsForm(forms.Form):
-    permissions = permissions_field()
+    permissions = PermissionsField()
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,7 @@ class ClusterUserAdmin(admin.ModelAdmin):
         form = CreateTokenForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             username = form.cleaned_data["username"]
-            permissions = tuple(form.cleaned_data["permissions"])
+            permissions = form.cleaned_data["permissions"]
             body = self._ask(
                 request,
                 f"Could not create a token for {username}",
@@ -185,7 +197,7 @@ class ClusterUserAdmin(admin.ModelAdmin):
         initial = {"permissions": user.permissions.split(",")} if user else None
         form = PermissionsForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
-            permissions = tuple(form.cleaned_data["permissions"])
+            permissions = form.cleaned_data["permissions"]
             body = self._ask(
                 request,
                 f"Could not change {username}'s permissions",
