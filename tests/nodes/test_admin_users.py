@@ -268,3 +268,9 @@ def staff_with_more(user, codename):
     )
     # has_perm caches a user's permissions on the instance: a fresh one.
     return User.objects.get(pk=user.pk)
+
+
+def test_the_admin_index_links_the_page_and_its_create_form(admin_client, node):
+    text = admin_client.get("/admin/").content.decode()
+    assert f'href="{PAGE}"' in text and f'href="{CREATE}"' in text
+    assert admin_client.get("/admin/consensus/").status_code == 200
