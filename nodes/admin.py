@@ -16,9 +16,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from consensus.addresses import InvalidAddress, normalise_address
+from consensus.models import MembershipChange
 
-# snapshot_admin registers the snapshots page: autodiscover imports admin.py.
-from . import local, snapshot_admin  # noqa: F401
+# These register their pages: autodiscover imports admin.py alone.
+from . import local, membership_admin, snapshot_admin, user_admin  # noqa: F401
 from .auth import Caller, site_caller
 from .client import ClientError
 from .forwarding import member_leader
@@ -33,6 +34,8 @@ from .tls import node_ca
 
 # Reading the servers must not hang the page on a stuck node.
 READ_TIMEOUT_S = 3.0
+# The servers page lists the newest membership changes; the rest have a page.
+RECENT_CHANGES = 5
 
 
 class AddServerForm(forms.Form):
@@ -92,6 +95,7 @@ class ServerAdmin(admin.ModelAdmin):
                 "form": AddServerForm(),
                 "can_add": self.has_add_permission(request),
                 "can_remove": self.has_delete_permission(request),
+                "changes": recent_changes(request),
             },
         )
 
@@ -178,6 +182,23 @@ class ServerAdmin(admin.ModelAdmin):
             **context,
         }
         return TemplateResponse(request, template, context)
+
+
+def recent_changes(request) -> list[dict] | None:
+    """The newest membership changes this node has applied, for a user who
+    may view them (None otherwise)."""
+    if not request.user.has_perm("consensus.view_membershipchange"):
+        return None
+    return [
+        {
+            "index": change.index,
+            "time": membership_admin.utc_time(change.timestamp_ms),
+            "requested_by": membership_admin.requested_by_text(change),
+            "voters": membership_admin.voters_text(change),
+            "learners": membership_admin.learners_text(change),
+        }
+        for change in MembershipChange.objects.order_by("-index")[:RECENT_CHANGES]
+    ]
 
 
 def _caller(request) -> Caller:

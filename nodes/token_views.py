@@ -1,6 +1,7 @@
 """The users and tokens API: POST /api/tokens, DELETE /api/tokens/<id>,
-GET /api/users, DELETE /api/users/<username> (issue 10). Every change is an
-ACCESS entry the leader appends (consensus/access.py); a follower forwards.
+GET /api/users, PATCH and DELETE /api/users/<username> (issue 10). Every
+change is an ACCESS entry the leader appends (consensus/access.py); a
+follower forwards. The functions below are the API's and the admin's path.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ from consensus.models import ClusterToken, ClusterUser
 
 from . import errors
 from .auth import Caller, ClientUser, HasPermission, caller_of, is_local
+from .client import Answer
 from .forwarding import Write, leader_or_forward, relay
 from .views import LeaderOrForwardView, serving_runtime
 
 
 def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
-    """Have the leader append and apply the ACCESS entry of ``operation()``
-    (run on the leader, so a token is minted there), which returns the
-    entry's command and the fields to answer with; a follower sends
-    ``write`` on for ``caller``."""
+    """Have the leader append and apply the ACCESS entry of ``operation()``,
+    which returns (the operation, the answer's other fields): on the leader,
+    so a token is minted there. A follower sends ``write`` on for
+    ``caller``."""
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
     def apply(runtime):
@@ -56,6 +58,65 @@ def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
         }
 
     return leader_or_forward(runtime, apply, write, forwarder=forwarder, caller=caller)
+
+
+def _change(method: str, path: str, body: dict | None = None) -> Write:
+    return Write(method, path, body, settings.RAFT_COMMAND_TIMEOUT_S, kind="change")
+
+
+def create_token(
+    runtime, forwarder, username, permissions, *, caller: Caller
+) -> Answer:
+    """POST /api/tokens: a new token for ``username`` (made if new), with
+    these permissions; the answer holds the token, the only time it is
+    shown. A bootstrap caller asks for the cluster's first admin."""
+    bootstrap = caller.user is not None and caller.user.bootstrap
+
+    def operation():
+        minted = access.mint_token()
+        op = access.create_token_op(username, permissions, minted, bootstrap=bootstrap)
+        extra = {
+            "username": username,
+            "permissions": list(permissions),
+            "token_id": minted.token_id,
+            "token": minted.token,
+        }
+        return op, extra
+
+    body = {"username": username, "permissions": list(permissions)}
+    write = _change("POST", "/api/tokens", body)
+    return submit_access(runtime, forwarder, operation, write, caller)
+
+
+def revoke_token(runtime, forwarder, token_id, *, caller: Caller) -> Answer:
+    """DELETE /api/tokens/<token_id>."""
+    op = access.revoke_token_op(token_id)
+    write = _change("DELETE", f"/api/tokens/{token_id}")
+    return submit_access(
+        runtime, forwarder, lambda: (op, {"token_id": token_id}), write, caller
+    )
+
+
+def set_permissions(
+    runtime, forwarder, username, permissions, *, caller: Caller
+) -> Answer:
+    """PATCH /api/users/<username> {"permissions"}: the user's tokens keep
+    working, with these permissions."""
+    op = access.set_permissions_op(username, permissions)
+    body = {"permissions": list(permissions)}
+    write = _change("PATCH", f"/api/users/{username}", body)
+    return submit_access(
+        runtime, forwarder, lambda: (op, {"username": username, **body}), write, caller
+    )
+
+
+def delete_user(runtime, forwarder, username, *, caller: Caller) -> Answer:
+    """DELETE /api/users/<username>: the user and all its tokens."""
+    op = access.delete_user_op(username)
+    write = _change("DELETE", f"/api/users/{username}")
+    return submit_access(
+        runtime, forwarder, lambda: (op, {"username": username}), write, caller
+    )
 
 
 class AdminOrFirstAdmin(HasPermission):
@@ -97,28 +158,10 @@ class TokensView(LeaderOrForwardView):
             # AdminOrFirstAdmin let it in: the cluster's first admin.
             who = f"first admin, from {request.META.get('REMOTE_ADDR')}"
             caller = Caller(ClientUser(who, frozenset(), True), caller.forwarded)
-        bootstrap = caller.user is not None and caller.user.bootstrap
-
-        def operation():
-            minted = access.mint_token()
-            op = access.create_token_op(
-                username, permissions, minted, bootstrap=bootstrap
-            )
-            extra = {
-                "username": username,
-                "permissions": list(permissions),
-                "token_id": minted.token_id,
-                "token": minted.token,
-            }
-            return op, extra
-
-        body = {"username": username, "permissions": list(permissions)}
-        write = Write(
-            "POST", "/api/tokens", body, settings.RAFT_COMMAND_TIMEOUT_S, kind="change"
+        answer = create_token(
+            serving_runtime(), self.forwarder, username, permissions, caller=caller
         )
-        return relay(
-            submit_access(serving_runtime(), self.forwarder, operation, write, caller)
-        )
+        return relay(answer)
 
 
 class TokenDetailView(LeaderOrForwardView):
@@ -127,20 +170,8 @@ class TokenDetailView(LeaderOrForwardView):
     required_permission = "admin"
 
     def delete(self, request, token_id):
-        op = access.revoke_token_op(token_id)
-        write = Write(
-            "DELETE",
-            f"/api/tokens/{token_id}",
-            None,
-            settings.RAFT_COMMAND_TIMEOUT_S,
-            kind="change",
-        )
-        answer = submit_access(
-            serving_runtime(),
-            self.forwarder,
-            lambda: (op, {"token_id": token_id}),
-            write,
-            caller_of(request),
+        answer = revoke_token(
+            serving_runtime(), self.forwarder, token_id, caller=caller_of(request)
         )
         return relay(answer)
 
@@ -176,28 +207,33 @@ class UsersView(APIView):
 
 
 class UserDetailView(LeaderOrForwardView):
-    """DELETE /api/users/<username>: remove a user and all its tokens."""
+    """PATCH /api/users/<username> {"permissions"}: set a user's
+    permissions; DELETE: remove the user and all its tokens."""
 
     required_permission = "admin"
+
+    def patch(self, request, username):
+        data = request.data if isinstance(request.data, dict) else {}
+        try:
+            access.check_username(username)
+            permissions = access.parse_permissions(data.get("permissions", ""))
+        except ValueError as exc:
+            raise ValidationError(f"{exc}; nothing was changed.") from None
+        answer = set_permissions(
+            serving_runtime(),
+            self.forwarder,
+            username,
+            permissions,
+            caller=caller_of(request),
+        )
+        return relay(answer)
 
     def delete(self, request, username):
         try:
             access.check_username(username)
         except ValueError as exc:
             raise errors.BadRequest(f"{exc}; nothing was changed.") from None
-        op = access.delete_user_op(username)
-        write = Write(
-            "DELETE",
-            f"/api/users/{username}",
-            None,
-            settings.RAFT_COMMAND_TIMEOUT_S,
-            kind="change",
-        )
-        answer = submit_access(
-            serving_runtime(),
-            self.forwarder,
-            lambda: (op, {"username": username}),
-            write,
-            caller_of(request),
+        answer = delete_user(
+            serving_runtime(), self.forwarder, username, caller=caller_of(request)
         )
         return relay(answer)

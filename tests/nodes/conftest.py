@@ -5,6 +5,9 @@ import pytest
 from django.apps import apps
 from rest_framework.test import APIClient
 
+from consensus import access
+from consensus.core.messages import Entry, EntryType
+from consensus.errors import AccessRefused
 from consensus.status import CommandResult, NodeStatus, ServerInfo
 from nodes.forwarding import Forwarder
 from nodes.views import CommandsView
@@ -27,6 +30,17 @@ class Submitted:
     timeout: float | None
 
 
+@dataclass
+class SubmittedAccess:
+    operation: str  # the ACCESS entry's JSON (consensus.access)
+    requested_by: str | None
+    timeout: float | None
+
+
+# The leader's clock for the ACCESS entries a FakeRuntime applies.
+ACCESS_TIMESTAMP_MS = 1_764_565_200_000  # 2025-12-01 05:00:00 UTC
+
+
 class FakeRuntime:
     """Stands in for consensus.runtime.NodeRuntime: ``outcome`` is what
     submit_command returns (a CommandResult) or raises (an exception)."""
@@ -35,6 +49,7 @@ class FakeRuntime:
         self.node_id = NODE_ID
         self.outcome = CommandResult(index=7, term=2)
         self.submitted: list[Submitted] = []
+        self.access_submitted: list[SubmittedAccess] = []
         self.snapshots = None  # a NodeRuntime opens them with its data directory
         self.node_status = NodeStatus(
             id=NODE_ID,
@@ -52,6 +67,26 @@ class FakeRuntime:
         if isinstance(self.outcome, BaseException):
             raise self.outcome
         return self.outcome
+
+    def submit_access(self, operation, requested_by, timeout=None):
+        """As a leader would: the entry applies to the tables (``outcome``
+        gives its index), or ``outcome`` is raised, applying nothing."""
+        self.access_submitted.append(SubmittedAccess(operation, requested_by, timeout))
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        result = self.outcome
+        entry = Entry(
+            result.index,
+            result.term,
+            EntryType.ACCESS,
+            operation,
+            requested_by,
+            timestamp_ms=ACCESS_TIMESTAMP_MS,
+        )
+        refused = access.apply(entry)
+        if refused is not None:
+            raise AccessRefused(refused.reason, refused.detail)
+        return result
 
     def status(self):
         if isinstance(self.node_status, BaseException):
