@@ -20,6 +20,7 @@ from .messages import (
     TimeoutNow,
 )
 from .progress import Progress
+from .read_index import ReadQueue
 
 
 class LeaderState:
@@ -44,6 +45,8 @@ class LeaderState:
         self.progress: dict[str, Progress] = {}
         # The last request_id used in this term.
         self.last_request_id = 0
+        # Reads waiting for a majority's word (dissertation §6.4).
+        self.reads = ReadQueue()
         self.heartbeat_elapsed = 0
         # Ticks into the current check-quorum window (§6.2).
         self.quorum_elapsed = 0
@@ -229,10 +232,16 @@ class LeaderState:
             timeout_now = self.maybe_timeout_now()
             if timeout_now is not None:
                 return [timeout_now]
-        if progress.next_index <= self.log.last_index:
+        if progress.next_index <= self.log.last_index or progress.round_wanted:
             message = self.replicate(peer, commit_index)
             return [message] if message is not None else []
         return []
+
+    def want_round(self) -> None:
+        """Reads wait: every peer gets a request as soon as it has none in
+        flight (read_index.py)."""
+        for progress in self.progress.values():
+            progress.round_wanted = True
 
     # Leadership transfer (dissertation §3.10).
 

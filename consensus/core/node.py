@@ -41,7 +41,8 @@ from .messages import (
     Unreachable,
 )
 from .quorum import VoteResult
-from .ready import HardState, Ready, Role
+from .read_index import ReadIndexMixin
+from .ready import HardState, ReadState, Ready, Role
 from .ready_builder import ReadyBuilderMixin
 from .replication import ReplicationMixin
 from .snapshot import SnapshotMixin
@@ -56,6 +57,7 @@ __all__ = [
     "Proposal",
     "RaftConfig",
     "RaftNode",
+    "ReadState",
     "SnapshotMetadata",
     "Status",
     "TransferRefusal",
@@ -64,10 +66,13 @@ __all__ = [
 ]
 
 
-class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin):
+class RaftNode(
+    TransferMixin, SnapshotMixin, ReplicationMixin, ReadIndexMixin, ReadyBuilderMixin
+):
     """One server: the entry points tick(), step(), propose(),
-    check_membership_change(), transfer_leadership() (transfer.py),
-    compact() (snapshot.py) and status(); elections and role transitions.
+    read_index() (read_index.py), check_membership_change(),
+    transfer_leadership() (transfer.py), compact() (snapshot.py) and
+    status(); elections and role transitions.
     Log replication is in replication.py, how a call's Ready is gathered
     in ready_builder.py."""
 
@@ -118,6 +123,8 @@ class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin
         self.leader_id: str | None = None
         self.leader_state: LeaderState | None = None
         self.campaign: Campaign | None = None
+        # Reads a leader holds until an entry of its term commits (§6.4).
+        self._awaiting_commit: list[int] = []
         self.timer = ElectionTimer(config.election_timeout_ticks, rng)
         self._ready = Ready()
         self._before: tuple = ()
@@ -358,6 +365,7 @@ class RaftNode(TransferMixin, SnapshotMixin, ReplicationMixin, ReadyBuilderMixin
         self.leader_id = leader_id
         self.leader_state = None
         self.campaign = None
+        self._drop_reads()
         if not reset_timer:
             return
         if leader_id is not None:

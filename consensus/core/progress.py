@@ -29,8 +29,12 @@ class Progress:
     in_flight_ticks: int = 0
     # Dissertation §6.2 check quorum: a reply came in this window.
     recent_active: bool = False
+    # Reads wait for a request sent after them (read_index.py): one goes
+    # out as soon as nothing is in flight, even with no entries to carry.
+    round_wanted: bool = False
 
     def sent(self, request_id: int, pending_snapshot: int = 0) -> None:
+        self.round_wanted = False
         self.in_flight = True
         self.in_flight_ticks = 0
         self.request_id = request_id

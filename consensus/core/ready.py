@@ -34,6 +34,15 @@ class SoftState:
     leader_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A read (the runtime's ``ctx``) that may be served once the state
+    machine has applied through ``index`` (dissertation §6.4, ReadIndex)."""
+
+    ctx: int
+    index: int
+
+
 @dataclass(slots=True)
 class Ready:
     # Set when current_term or voted_for changed: persist before sending.
@@ -54,6 +63,9 @@ class Ready:
     # restore the state machine from it before applying committed_entries,
     # which follow it. Nothing is sent before that is durable.
     snapshot: SnapshotMetadata | None = None
+    # Reads confirmed by this call (read_index.py): serve each once the
+    # state machine has applied through its index.
+    read_states: list[ReadState] = field(default_factory=list)
 
     def merge(self, later: Ready) -> None:
         """Fold a later Ready into this one, as if both came from one call."""
@@ -73,6 +85,7 @@ class Ready:
             ] + later.entries_to_persist
         self.messages.extend(later.messages)
         self.committed_entries.extend(later.committed_entries)
+        self.read_states.extend(later.read_states)
         if later.soft_state is not None:
             self.soft_state = later.soft_state
 
@@ -84,6 +97,7 @@ class Ready:
             or self.committed_entries
             or self.soft_state
             or self.snapshot
+            or self.read_states
         )
 
 

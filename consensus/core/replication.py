@@ -97,6 +97,9 @@ class ReplicationMixin:
         leader = self.leader_state
         if leader is None or reply.term != self.current_term:
             return
+        # Any answer of this term vouches for our leadership, even a
+        # rejection or one handle_reply finds stale (dissertation §6.4).
+        self._read_acked(reply.source, reply.request_term, reply.request_id)
         if leader.handle_reply(reply):
             self._after_peer_reply(reply.source)
 
@@ -118,6 +121,8 @@ class ReplicationMixin:
         ):
             return
         self._advance_commit(candidate)
+        # The first commit of the term lets waiting reads in (§6.4).
+        self._register_reads()
         if (
             self.id not in self.configuration.voters
             and self.configuration_index <= self.commit_index

@@ -145,5 +145,6 @@ class SnapshotMixin:
         leader = self.leader_state
         if leader is None or reply.term != self.current_term:
             return
+        self._read_acked(reply.source, reply.request_term, reply.request_id)
         if leader.handle_snapshot_reply(reply):
             self._after_peer_reply(reply.source)

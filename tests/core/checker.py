@@ -122,6 +122,9 @@ class SafetyChecker:
         # indexes are contiguous from 1, so this is also "committed so far".
         self.committed: dict[int, Entry] = {}
         self.last_applied: dict[str, int] = {}
+        # Linearizable reads (dissertation §6.4): ctx -> the highest index
+        # any server had applied (so completed) when the read was asked.
+        self._read_floors: dict[int, int] = {}
         # State machines: applied index -> (digest of the state there,
         # first node seen in it). Equal indexes, equal states.
         self._states: dict[int, tuple[int, str]] = {}
@@ -292,6 +295,25 @@ class SafetyChecker:
                 )
             last = entry.index
             self.last_applied[node] = last
+
+    # --- linearizable reads ----------------------------------------------
+
+    def read_registered(self, ctx: int) -> None:
+        self._read_floors[ctx] = len(self.committed)
+
+    def read_confirmed(self, node: str, ctx: int, index: int) -> None:
+        """A read served through ``index`` must see every write completed
+        before it was asked: one applied anywhere (a client hears of a
+        command once the leader applied it). Once only."""
+        floor = self._read_floors.pop(ctx, None)
+        if floor is None:
+            raise SafetyViolation(f"{node} confirmed read {ctx} twice or unasked")
+        if index < floor:
+            raise SafetyViolation(
+                f"{node} confirmed read {ctx} at index {index}, but index "
+                f"{floor} was applied before it was asked: a stale read "
+                "(dissertation §6.4)"
+            )
 
     def restored(self, node: str, index: int, state: Sequence[Entry]) -> None:
         """``node``'s state machine was reset to a snapshot whose state is

@@ -190,6 +190,7 @@ class Cluster:
         self.trace: deque = deque(maxlen=TRACE_LENGTH)
         self.counts: Counter[str] = Counter()  # events by kind
         self._seq = 0
+        self._read_ctx = 0
         self._groups: dict[str, int] | None = None
         self._dirty: set[str] = set()
         self._fail_writes: set[str] = set()
@@ -416,6 +417,26 @@ class Cluster:
         self._event("propose", leader, entry)
         self._handle(server, ready)
         return entry
+
+    def read(self, at: str | None = None) -> int | None:
+        """Ask the leader (or server ``at``) for a linearizable read
+        (dissertation §6.4); its ctx, or None if refused (NotLeader). The
+        checker holds every confirmation to what had completed before."""
+        leader = self.leader() if at is None else at
+        if leader is None or not self.servers[leader].up:
+            return None
+        server = self.servers[leader]
+        self.steps += 1
+        self._read_ctx += 1
+        ctx = self._read_ctx
+        try:
+            ready = server.node.read_index([ctx])
+        except NotLeader:
+            return None
+        self.checker.read_registered(ctx)
+        self._event("read", leader, ctx)
+        self._handle(server, ready)
+        return ctx
 
     def reconfigure(self, configuration: Configuration) -> Entry | None:
         """Propose ``configuration`` to the leader (dissertation §4.1)."""
@@ -745,6 +766,9 @@ class Cluster:
             for asker, incarnation in reply_to.items():
                 self._unreachable(asker, incarnation, server.id)
             return
+        for read in ready.read_states:
+            self._event("read confirmed", server.id, read)
+            self.checker.read_confirmed(server.id, read.ctx, read.index)
         self._observe(server)
 
     def _install(self, server: Server, ready: Ready) -> Ready:

@@ -348,11 +348,14 @@ class Nemesis:
         cluster.max_latency = rng.choice([0, 0, 1, 2])
         self.which = "random" if self.reorder else None
         self.proposed = 0
+        # Per step: a linearizable read at the leader, or at a random server
+        # that may think it leads (dissertation §6.4).
+        self.reads = rng.choice([0.0, 0.02, 0.06])
 
     def __str__(self) -> str:
         fields = (
             "loss duplication delay reorder batching crashes partitions "
-            "target_leader proposals snapshots reconfigurations"
+            "target_leader proposals snapshots reconfigurations reads"
         )
         profile = " ".join(f"{name}={getattr(self, name)}" for name in fields.split())
         return f"n={len(self.cluster.ids)} {profile} latency={self.cluster.max_latency}"
@@ -374,6 +377,7 @@ class Nemesis:
             (0.001, self.transfer_leadership),
             (self.reconfigurations, self.reconfigure),
             (self.snapshots, self.snapshot),
+            (self.reads, self.read),
         ):
             if r < weight:
                 action()
@@ -384,6 +388,12 @@ class Nemesis:
     def propose(self) -> None:
         self.proposed += 1
         self.cluster.propose(f"c{self.proposed}")
+
+    def read(self) -> None:
+        """A read at the leader, or at any server: a deposed leader that
+        still thinks it leads must not confirm it (checker.read_confirmed)."""
+        cluster, rng = self.cluster, self.rng
+        cluster.read(at=rng.choice([None, rng.choice(cluster.ids)]))
 
     def snapshot(self) -> None:
         """Raft §7: a server snapshots what it applied and compacts its log,
