@@ -36,6 +36,7 @@ from .errors import (
     SessionExpired,
 )
 from .ready_path import apply_ready
+from .runtime_reads import ReadRuntimeMixin, _Read
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
 from .snapshots.policy import SnapshotPolicy
 from .snapshots.service import Snapshots
@@ -151,7 +152,7 @@ class RuntimeSettings:
     extra: dict = field(default_factory=dict)
 
 
-class NodeRuntime(SnapshotRuntimeMixin):
+class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
     def __init__(
         self,
         node_id: str,
@@ -202,6 +203,7 @@ class NodeRuntime(SnapshotRuntimeMixin):
         # Peer -> bytes of its transfer seen sent at the last tick.
         self._snapshot_bytes_seen: dict[str, int] = {}
         self._transport_routed = RoutedTransport(transport, self._send_snapshot)
+        self._init_reads(settings.secret, settings.tls_context)
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._configuration = None  # the core's, as last published
@@ -507,6 +509,9 @@ class NodeRuntime(SnapshotRuntimeMixin):
                 proposals.extend(item.items)
         if proposals:
             ready.merge(self._propose(proposals))
+        reads = [item for item in items if isinstance(item, _Read)]
+        if reads:
+            ready.merge(self._start_reads(reads))
         ticked = False
         for item in items:
             if isinstance(item, _Tick):
@@ -582,7 +587,8 @@ class NodeRuntime(SnapshotRuntimeMixin):
             for slot, reply in answers:
                 slot.set(reply)
 
-        if ready.snapshot is not None:
+        installed = ready.snapshot is not None
+        if installed:
             self._install(ready)
             ready.snapshot = None
         results = apply_ready(
@@ -590,6 +596,9 @@ class NodeRuntime(SnapshotRuntimeMixin):
         )
         for entry, result in zip(ready.committed_entries, results, strict=True):
             self._resolve(entry, result)
+        self._finish_reads(ready)
+        if ready.committed_entries or installed:
+            self._notify_applied()
         if ready.soft_state is not None:
             if ready.soft_state.role is not Role.LEADER:
                 self._stop_sending()

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .core.messages import AppendEntries, RequestVote, TimeoutNow
-from .errors import CommandTimeout
+from .errors import CommandTimeout, NotLeader
 from .peer_proof import proof
 from .runtime import current_runtime
 from .serializers import PeerJSONParser, message_from_dict, message_to_dict
@@ -148,3 +148,23 @@ class ProveView(PeerView):
         return Response(
             {"proof": proof(secret, nonce, source, dest)}, status=status.HTTP_200_OK
         )
+
+
+class ReadIndexView(PeerView):
+    """POST /raft/read_index {"source", "dest"}: a follower's linearizable
+    read asks the leader for its read index (consensus/peer_reads.py);
+    answered once this leader has confirmed its leadership (§6.4)."""
+
+    def post(self, request):
+        data = request.data
+        runtime = current_runtime()
+        if runtime is None:
+            raise NodeUnavailable()
+        if not isinstance(data, dict) or not isinstance(data.get("dest"), str):
+            raise ValidationError("dest must be this server's address")
+        check_dest(data["dest"], runtime)
+        try:
+            index = runtime.read_index(timeout=settings.RAFT_COMMAND_TIMEOUT_S)
+        except (CommandTimeout, NotLeader) as exc:
+            raise NodeUnavailable(f"no read index here: {exc}") from exc
+        return Response({"index": index}, status=status.HTTP_200_OK)

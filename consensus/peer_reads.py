@@ -1,0 +1,97 @@
+"""A follower's linearizable read asks the leader for a read index
+(dissertation §6.4: "a follower ... could issue a request to the leader
+just to learn the current read index"), over peer RPC: POST
+/raft/read_index, answered once the leader has confirmed its leadership.
+The follower then serves the read from its own state machine once it has
+applied through that index, so reads spread over the cluster.
+
+Each request thread keeps its own keep-alive connection to the leader.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import ssl
+import threading
+
+from .peer_connection import close_quietly, open_connection
+from .transport import SECRET_HEADER
+from .validation import MAX_PEER_INT
+
+READ_INDEX_PATH = "/raft/read_index"
+MAX_ANSWER_BYTES = 4096
+
+
+class ReadIndexUnavailable(Exception):
+    """The leader gave no read index; the message says why, in one line."""
+
+
+class PeerReads:
+    def __init__(
+        self, node_id: str, secret: str, ssl_context: ssl.SSLContext | None = None
+    ):
+        self.node_id = node_id
+        self._headers = {"Content-Type": "application/json"}
+        if secret:
+            self._headers[SECRET_HEADER] = secret
+        self._ssl_context = ssl_context
+        self._local = threading.local()
+
+    def read_index(self, leader: str, timeout_s: float) -> int:
+        """The leader's read index for a read starting now; raises
+        ReadIndexUnavailable."""
+        body = json.dumps({"source": self.node_id, "dest": leader}).encode()
+        for attempt in (1, 2):
+            connection = self._connection(leader, timeout_s)
+            try:
+                connection.request("POST", READ_INDEX_PATH, body, self._headers)
+                response = connection.getresponse()
+                answer = response.read(MAX_ANSWER_BYTES + 1)
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                self._drop(leader)
+                # A kept-alive connection the leader closed meanwhile fails
+                # at once: try a fresh one, once.
+                if attempt == 2:
+                    raise ReadIndexUnavailable(
+                        f"no answer from the leader {leader} ({exc})"
+                    ) from None
+        if response.status != 200 or len(answer) > MAX_ANSWER_BYTES:
+            self._drop(leader)
+            raise ReadIndexUnavailable(
+                f"the leader {leader} answered HTTP {response.status}"
+            )
+        try:
+            index = json.loads(answer).get("index")
+        except (ValueError, AttributeError):
+            index = None
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise ReadIndexUnavailable(f"the leader {leader} sent no read index")
+        if not 0 <= index <= MAX_PEER_INT:
+            raise ReadIndexUnavailable(f"the leader {leader} sent index {index}")
+        return index
+
+    def _connection(self, leader: str, timeout_s: float) -> http.client.HTTPConnection:
+        cached = getattr(self._local, "connection", None)
+        if cached is not None and cached[0] == leader:
+            connection = cached[1]
+            connection.sock.settimeout(timeout_s)
+            return connection
+        self._drop(leader)
+        try:
+            connection = open_connection(
+                leader, (min(2.0, timeout_s), timeout_s), self._ssl_context
+            )
+        except (OSError, http.client.HTTPException) as exc:
+            raise ReadIndexUnavailable(
+                f"cannot reach the leader {leader} ({exc})"
+            ) from None
+        self._local.connection = (leader, connection)
+        return connection
+
+    def _drop(self, leader: str) -> None:
+        cached = getattr(self._local, "connection", None)
+        if cached is not None:
+            close_quietly(cached[1], cached[0])
+            self._local.connection = None
