@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from .core.messages import Entry
 from .models import ClusterToken, ClusterUser
+from .refused import Refused
 
 # In the order they are stored and shown. read: the log (and key-value
 # reads); write: commands (and key-value writes); admin: servers, leadership
@@ -43,15 +44,6 @@ DIGEST = re.compile(r"[0-9a-f]{64}")
 # find in a list and to revoke without ever showing it again.
 TOKEN = re.compile(r"raft_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
 TOKEN_SECRET_BYTES = 32
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """The answer of an ACCESS entry that changed nothing; ``reason`` is
-    "not_found" (no such user or token) or "conflict"."""
-
-    reason: str
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)

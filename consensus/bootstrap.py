@@ -32,6 +32,7 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             settings.RAFT_NODE_ID,
             session_ttl_s=settings.RAFT_SESSION_TTL_S,
             max_answers=settings.RAFT_SESSION_MAX_ANSWERS,
+            kv_history_entries=settings.RAFT_KV_HISTORY_ENTRIES,
         ),
         data_dir=settings.RAFT_DATA_DIR,
     )

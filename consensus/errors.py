@@ -3,9 +3,9 @@
 from .core.api import NotLeader
 
 __all__ = [
-    "AccessRefused",
     "CommandLost",
     "CommandTimeout",
+    "EntryRefused",
     "NotLeader",
     "SessionExpired",
 ]
@@ -26,10 +26,12 @@ class SessionExpired(Exception):
     not applied, and a retry of the pair never will be (409 conflict)."""
 
 
-class AccessRefused(Exception):
-    """An ACCESS entry committed but changed nothing (consensus/access.py):
-    ``reason`` is "not_found" or "conflict"."""
+class EntryRefused(Exception):
+    """An entry committed but changed nothing (consensus/refused.py):
+    ``reason`` is "not_found", "conflict" or "precondition_failed"
+    (with the key's ``current_revision``)."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, current_revision: int | None = None):
         super().__init__(detail)
         self.reason = reason
+        self.current_revision = current_revision

@@ -207,3 +207,42 @@ class MembershipChange(models.Model):
 
     def __str__(self):
         return f"{self.index}: {self.configuration}"
+
+
+class KeyValue(models.Model):
+    """The replicated key-value map (issue 12; CONTRACT.md "Key-value
+    store"), written only by KV entries applied from the log
+    (consensus/kv.py). ``revision``: the index of the entry that last
+    wrote the key (etcd's mod_revision)."""
+
+    # Compared as UTF-8 bytes (SQLite's BINARY collation): keys list in
+    # byte order.
+    key = models.CharField(max_length=512, primary_key=True)
+    value = models.TextField()
+    revision = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["key"]
+        verbose_name = "key"
+        verbose_name_plural = "keys"
+
+    def __str__(self):
+        return f"{self.key}@{self.revision}"
+
+
+class KeyEvent(models.Model):
+    """The recent history of the map, for watches: one row per applied put
+    or delete, by revision. Rows older than the history window
+    (RAFT_KV_HISTORY_ENTRIES log indexes) are dropped in apply, the same
+    on every server."""
+
+    revision = models.PositiveBigIntegerField(primary_key=True)
+    type = models.CharField(max_length=6)  # "put" or "delete"
+    key = models.CharField(max_length=512)
+    value = models.TextField(null=True)
+
+    class Meta:
+        ordering = ["revision"]
+
+    def __str__(self):
+        return f"{self.revision} {self.type} {self.key}"

@@ -29,9 +29,9 @@ from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
 from .datadir import DataDirectoryDamaged, DataDirLock
 from .errors import (
-    AccessRefused,
     CommandLost,
     CommandTimeout,
+    EntryRefused,
     NotLeader,
     SessionExpired,
 )
@@ -401,7 +401,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
     ) -> CommandResult:
         """Propose an ACCESS entry (consensus/access.py: ``operation``, and
         who asked) and block until the leader applied it. Raises as
-        submit_command does, and AccessRefused if it changed nothing."""
+        submit_command does, and EntryRefused if it changed nothing."""
         proposal = Proposal(
             operation, requested_by, type=EntryType.ACCESS, timestamp_ms=wall_clock_ms()
         )
@@ -422,7 +422,8 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
         if isinstance(slot.value, Expired):
             raise SessionExpired(slot.value.detail)
         if isinstance(slot.value, Refused):
-            raise AccessRefused(slot.value.reason, slot.value.detail)
+            refused = slot.value
+            raise EntryRefused(refused.reason, refused.detail, refused.current_revision)
         return CommandResult(slot.value.index, slot.value.term)
 
     # --- membership (driven by consensus/membership.py) --------------------

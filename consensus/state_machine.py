@@ -16,12 +16,12 @@ from collections.abc import Iterator, Sequence
 
 from django.db import connection
 
-from . import access
-from .access import Refused
+from . import access, kv
 from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .eventlog import Streamed
 from .models import AppliedMessage, AppliedState, MembershipChange, PersistentState
+from .refused import Refused
 from .sessions import Applied, Expired, ExpiryPace, SessionLimits, Sessions
 from .storage import applied_state_transaction
 
@@ -58,11 +58,14 @@ class StateMachine:
         *,
         session_ttl_s: float = SESSION_TTL_S,
         max_answers: int = SESSION_MAX_ANSWERS,
+        kv_history_entries: int = kv.HISTORY_ENTRIES,
     ):
         # Membership changes are announced only by members of the new
         # configuration (None: always, for tests).
         self.node_id = node_id
         self._limits = SessionLimits.from_settings(session_ttl_s, max_answers)
+        # The watch history's window, in log indexes (consensus/kv.py).
+        self.kv_history_entries = kv_history_entries
         # Mirrors of the stored row, read once by load(); the database
         # holds the truth. invariant: last_applied <= commit_index
         self.last_applied = 0
@@ -128,10 +131,11 @@ class StateMachine:
         try:
             with applied_state_transaction(), connection.cursor() as cursor:
                 sessions = Sessions(cursor, self._limits, self._session_clock_ms)
-                batch = _Batch(sessions)
+                batch = _Batch(sessions, cursor)
                 for entry in entries:
                     answers.append(self._apply(entry, batch))
                 sessions.finish(len(entries), self._expiry_pace)
+                kv.forget_history(cursor, self.last_applied, self.kv_history_entries)
                 self._session_clock_ms = sessions.clock_ms
                 batch.write(cursor, *self._mirrors())
         except BaseException:
@@ -166,15 +170,26 @@ class StateMachine:
             self._apply_configuration(entry, batch.lines)
         elif entry.type is EntryType.ACCESS:
             return access.apply(entry) or answer
-        if entry.type is not EntryType.COMMAND:
+        if entry.type not in (EntryType.COMMAND, EntryType.KV):
             return answer
-        if entry.client_id is not None and entry.seq is not None:
+        paired = entry.client_id is not None and entry.seq is not None
+        if paired:
             known = batch.sessions.check(entry.client_id, entry.seq)
             if known is not None:
                 # A repeat (the first answer) or a pair whose answer is no
                 # longer kept (Expired): not applied, no message.
                 return known
+        if entry.type is EntryType.KV:
+            refused = kv.apply(batch.cursor, entry)
+            if refused is not None:
+                # Nothing changed, so nothing to remember: a retry of the
+                # pair is judged afresh (a failed compare-and-set has no
+                # effect to repeat).
+                return refused
+        if paired:
             batch.sessions.remember(entry.client_id, entry.seq, answer)
+        if entry.type is EntryType.KV:
+            return answer
         self._message_count += 1
         batch.messages.append((self._message_count, entry.command))
         if entry.command == "print":
@@ -217,7 +232,8 @@ class StateMachine:
 class _Batch:
     """What one apply_batch writes, and the lines it logs after the commit."""
 
-    def __init__(self, sessions: Sessions):
+    def __init__(self, sessions: Sessions, cursor):
+        self.cursor = cursor
         self.messages: list[tuple[int, str]] = []
         # The client sessions as this batch changes them (written by their
         # own finish()): a repeat within the batch sees the first answer.

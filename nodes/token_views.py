@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consensus import access
-from consensus.errors import AccessRefused, CommandLost, CommandTimeout
+from consensus.errors import CommandLost, CommandTimeout, EntryRefused
 from consensus.models import ClusterToken, ClusterUser
 
 from . import errors
@@ -45,7 +45,7 @@ def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
                 "take effect. Retry.",
                 leader=None,
             ) from None
-        except AccessRefused as exc:
+        except EntryRefused as exc:
             if exc.reason == "not_found":
                 raise errors.NotFound(f"{exc}; nothing was changed.") from None
             raise errors.Conflict(f"{exc}; nothing was changed.") from None

@@ -68,6 +68,9 @@ RAFT_SNAPSHOT_TRAILING = int(os.environ.get("RAFT_SNAPSHOT_TRAILING", "5000"))
 # index. Both decide what is applied: the same on every server.
 RAFT_SESSION_TTL_S = float(os.environ.get("RAFT_SESSION_TTL_S", "3600"))
 RAFT_SESSION_MAX_ANSWERS = int(os.environ.get("RAFT_SESSION_MAX_ANSWERS", "1000"))
+# Watches see the key-value changes of the last RAFT_KV_HISTORY_ENTRIES log
+# indexes (410 compacted before); the same on every server of a cluster.
+RAFT_KV_HISTORY_ENTRIES = int(os.environ.get("RAFT_KV_HISTORY_ENTRIES", "100000"))
 
 # DJANGO_SECRET_KEY, else a node's own key kept in its data directory (made
 # at its first start); a process serving no node's directory gets a

@@ -19,6 +19,9 @@ class EntryType(enum.Enum):
     # Users and tokens of the client API (consensus/access.py): replicated
     # like commands, applied by the state machine, opaque to the core.
     ACCESS = "access"
+    # A put or delete of the key-value store (consensus/kv.py), applied
+    # like a command (client sessions included), opaque to the core.
+    KV = "kv"
 
 
 @dataclass(frozen=True, slots=True)

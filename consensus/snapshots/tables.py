@@ -11,6 +11,8 @@ from ..models import (
     ClientSession,
     ClusterToken,
     ClusterUser,
+    KeyEvent,
+    KeyValue,
     LogEntry,
     MembershipChange,
     PersistentState,
@@ -45,6 +47,8 @@ APPLIED_TABLES = tuple(
         ClusterUser,
         ClusterToken,
         MembershipChange,
+        KeyValue,
+        KeyEvent,
     )
 )
 APPLIED_STATE = AppliedState._meta.db_table
@@ -61,8 +65,9 @@ META_COLUMNS = (
 )
 # 3: client sessions with an end (ClientSession per client, ClientAnswer,
 # AppliedState.session_clock_ms). 4: cluster users and tokens, membership
-# changes with who asked (issue 10).
-FORMAT = 4
+# changes with who asked (issue 10). 5: the key-value store and its
+# history (issue 12).
+FORMAT = 5
 # A file of an older format still restores: the tables it lacks were
 # empty when it was taken, and are emptied.
-READABLE_FORMATS = {3: APPLIED_TABLES[:4], 4: APPLIED_TABLES}
+READABLE_FORMATS = {3: APPLIED_TABLES[:4], 4: APPLIED_TABLES[:7], 5: APPLIED_TABLES}

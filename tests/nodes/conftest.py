@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from consensus import access
 from consensus.core.messages import Entry, EntryType
-from consensus.errors import AccessRefused
+from consensus.errors import EntryRefused
 from consensus.status import CommandResult, NodeStatus, ServerInfo
 from nodes.forwarding import Forwarder
 from nodes.views import CommandsView
@@ -85,7 +85,7 @@ class FakeRuntime:
         )
         refused = access.apply(entry)
         if refused is not None:
-            raise AccessRefused(refused.reason, refused.detail)
+            raise EntryRefused(refused.reason, refused.detail)
         return result
 
     def status(self):
