@@ -396,6 +396,21 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
             )
         return results
 
+    def submit_kv(
+        self,
+        operation: str,
+        client_id: str | None = None,
+        seq: int | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Propose a KV entry (consensus/kv.py) and block until the leader
+        applied it; its index is the key's new revision. Raises as
+        submit_command does, and EntryRefused if it changed nothing."""
+        proposal = Proposal(
+            operation, client_id, seq, type=EntryType.KV, timestamp_ms=wall_clock_ms()
+        )
+        return self._submit(proposal, timeout)
+
     def submit_access(
         self, operation: str, requested_by: str | None, timeout: float | None = None
     ) -> CommandResult:

@@ -66,6 +66,23 @@ class Conflict(ApiError):
     default_detail = "A conflicting change is in progress; nothing was changed."
 
 
+class PreconditionFailed(ApiError):
+    """412: a compare-and-set's prev_revision is not the key's revision
+    (``current_revision``, 0 if absent); nothing changed."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_code = "precondition_failed"
+    default_detail = "The key's revision is not prev_revision; nothing changed."
+
+
+class Compacted(ApiError):
+    """410: a watch asked for changes older than the history kept."""
+
+    status_code = status.HTTP_410_GONE
+    default_code = "compacted"
+    default_detail = "Those changes are no longer kept; read the keys again."
+
+
 class TooLarge(ApiError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"

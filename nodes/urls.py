@@ -1,8 +1,8 @@
 """The client API, included under /api/ (CONTRACT.md, HTTP API)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from . import membership_views, token_views, views
+from . import kv_views, membership_views, token_views, views
 
 app_name = "nodes"
 
@@ -20,5 +20,9 @@ urlpatterns = [
     path("tokens", token_views.TokensView.as_view(), name="tokens"),
     path("tokens/<str:token_id>", token_views.TokenDetailView.as_view(), name="token"),
     path("users", token_views.UsersView.as_view(), name="users"),
+    path("kv", kv_views.KeysView.as_view(), name="keys"),
+    # A key may hold "/" (percent-encoded or not): the rest of the path.
+    re_path(r"^kv/(?P<key>.+)$", kv_views.KeyView.as_view(), name="key"),
+    path("watch", kv_views.WatchView.as_view(), name="watch"),
     path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
 ]
