@@ -9,6 +9,8 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from .conftest import running_cluster
+
 pytestmark = pytest.mark.cluster
 
 
@@ -143,3 +145,18 @@ def test_a_watch_answers_as_soon_as_a_change_exists(shared_cluster):
         timeout=10,
     ).json()  # fmt: skip
     assert quiet["events"] == [] and quiet["revision"] >= body["revision"]
+
+
+def test_a_watch_older_than_the_history_is_410(tmp_path_factory):
+    env = {"RAFT_KV_HISTORY_ENTRIES": "5"}
+    with running_cluster(tmp_path_factory, "kvhistory", size=1, env=env) as cluster:
+        node = cluster.nodes[0]
+        for n in range(10):
+            assert kv(cluster, node, "PUT", f"h{n}", json={"value": "v"}).ok
+        url = node.base_url + "/api/watch"
+        old = requests.get(url, params={"after": 1, "timeout": 0}, timeout=10)
+        assert old.status_code == 410, old.text
+        assert old.json()["error"] == "compacted"
+        recent = requests.get(url, params={"after": 9, "timeout": 0}, timeout=10)
+        assert recent.status_code == 200
+        assert [e["key"] for e in recent.json()["events"]][-1] == "h9"
