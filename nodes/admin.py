@@ -19,7 +19,13 @@ from consensus.addresses import InvalidAddress, normalise_address
 from consensus.models import MembershipChange
 
 # These register their pages: autodiscover imports admin.py alone.
-from . import local, membership_admin, snapshot_admin, user_admin  # noqa: F401
+from . import (  # noqa: F401
+    kv_admin,
+    local,
+    membership_admin,
+    snapshot_admin,
+    user_admin,
+)
 from .auth import Caller, site_caller
 from .client import ClientError
 from .forwarding import member_leader

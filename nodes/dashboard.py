@@ -22,10 +22,11 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
 from consensus.membership import sending_snapshot
-from consensus.models import LogEntry
+from consensus.models import KeyValue, LogEntry
 from consensus.runtime import current_runtime
 from consensus.transport import SECRET_HEADER
 
+from . import kv_stats
 from .auth import Caller, ClientUser, site_caller
 from .client import (
     ClientError,
@@ -140,6 +141,10 @@ def cluster_snapshot(status, fetch=None) -> dict:
         "progress_error": progress_error,
         "servers": rows,
         "entries": newest_committed(status.commit_index),
+        # The key-value store as this node has applied it, and the reads
+        # this node served lately.
+        "keys": KeyValue.objects.count(),
+        "kv_reads_per_s": kv_stats.reads.per_second(),
     }
 
 

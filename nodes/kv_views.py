@@ -28,7 +28,7 @@ from consensus.errors import (
 )
 from consensus.peer_reads import ReadIndexUnavailable
 
-from . import errors
+from . import errors, kv_stats
 from .auth import NOBODY, caller_of
 from .client import Answer
 from .forwarding import Write, leader_or_forward, relay
@@ -248,6 +248,7 @@ class KeyView(LeaderOrForwardView):
         runtime = serving_runtime()
 
         def read():
+            kv_stats.reads.record()
             item, applied = kv.get(key)
             if item is None:
                 raise errors.NotFound(f"No key {key!r}.", applied_index=applied)
@@ -276,6 +277,7 @@ class KeysView(LeaderOrForwardView):
         runtime = serving_runtime()
 
         def read():
+            kv_stats.reads.record()
             found, more, applied = kv.items(
                 data["prefix"], data.get("after"), data["limit"]
             )

@@ -3,9 +3,10 @@ from dataclasses import dataclass, replace
 
 import pytest
 from django.apps import apps
+from django.db import connection
 from rest_framework.test import APIClient
 
-from consensus import access
+from consensus import access, kv
 from consensus.core.messages import Entry, EntryType
 from consensus.errors import EntryRefused
 from consensus.status import CommandResult, NodeStatus, ServerInfo
@@ -86,6 +87,20 @@ class FakeRuntime:
         refused = access.apply(entry)
         if refused is not None:
             raise EntryRefused(refused.reason, refused.detail)
+        return result
+
+    def submit_kv(self, operation, client_id=None, seq=None, timeout=None):
+        """As submit_access: the KV entry applies to the map at ``outcome``'s
+        index, or ``outcome`` is raised."""
+        self.submitted.append(Submitted(operation, client_id, seq, timeout))
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        result = self.outcome
+        entry = Entry(result.index, result.term, EntryType.KV, operation)
+        with connection.cursor() as cursor:
+            refused = kv.apply(cursor, entry)
+        if refused is not None:
+            raise EntryRefused(refused.reason, refused.detail, refused.current_revision)
         return result
 
     def status(self):

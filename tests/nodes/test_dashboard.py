@@ -10,9 +10,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 
 from consensus.errors import NotLeader
-from consensus.models import LogEntry
+from consensus.models import KeyValue, LogEntry
 from consensus.status import CommandResult, NodeStatus, PeerInfo, ServerInfo
-from nodes import dashboard
+from nodes import dashboard, kv_stats
 from nodes.client import ClientError
 
 from .stub import Reply
@@ -431,3 +431,18 @@ def test_empty_command_is_refused(admin_client, runtime):
 
 def test_command_needs_post(admin_client, runtime):
     assert admin_client.get("/dashboard/commands").status_code == 405
+
+
+def test_the_dashboard_counts_keys_and_recent_reads(runtime, log, monkeypatch):
+    for n in range(3):
+        KeyValue.objects.create(key=f"k{n}", value="v", revision=n + 1)
+    now = [1000.5]
+    meter = kv_stats.ReadMeter(clock=lambda: now[0])
+    monkeypatch.setattr(kv_stats, "reads", meter)
+    meter.record(25)
+    now[0] = 1001.5  # the second of those reads has passed
+    snapshot = dashboard.cluster_snapshot(leader_status(), fake_fetch({}))
+    assert snapshot["keys"] == 3
+    assert snapshot["kv_reads_per_s"] == 2.5  # 25 reads over 10 s
+    now[0] = 1020.0
+    assert meter.per_second() == 0.0

@@ -99,7 +99,8 @@
       ", last applied " + snapshot.last_applied +
       (snapshot.snapshot_index
         ? ", snapshot " + snapshot.snapshot_index + ", log from " + snapshot.first_log_index
-        : "") + "."
+        : "") + "; " + snapshot.keys + " keys, " +
+      snapshot.kv_reads_per_s.toFixed(1) + " key reads/s here."
     );
     fillRows(document.querySelector("#servers tbody"),
       snapshot.servers.map((server) => serverRow(server, snapshot)));
