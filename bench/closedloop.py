@@ -28,6 +28,7 @@ def run_clients(
     prefix: str,
     seconds: float | None = None,
     total: int | None = None,
+    **extra,
 ) -> tuple[list, dict, float]:
     """Closed-loop writers in client processes; all start at one instant.
 
@@ -45,6 +46,7 @@ def run_clients(
             "threads": threads,
             "start_at": start_at,
             "prefix": f"{prefix}-{i}",
+            **extra,
         }
         if seconds is not None:
             spec["stop_at"] = start_at + seconds
@@ -75,7 +77,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def measure_level(cluster, clients, args) -> dict:
+def measure_level(cluster, clients, args, **extra) -> dict:
+    """One closed-loop level against the leader (``extra``: load.py's spec
+    fields, such as a key-value ``mode``)."""
     leader = cluster.leader(timeout=15)
     samples, errors, start_at = run_clients(
         leader.base_url,
@@ -83,6 +87,7 @@ def measure_level(cluster, clients, args) -> dict:
         args.threads_per_proc,
         prefix=f"c{clients}",
         seconds=args.warmup + args.duration,
+        **extra,
     )
     # Only the steady window after the warm-up counts.
     window_start = start_at + args.warmup

@@ -1,4 +1,4 @@
-"""One benchmark client process: ``threads`` closed-loop writers.
+"""One benchmark client process: ``threads`` closed-loop clients.
 
 Run by bench/run.py as ``python bench/load.py '<json spec>'``; prints one JSON
 object with every request's start time and latency. Standard library and
@@ -12,15 +12,34 @@ import time
 
 import requests
 
+# Hot keys of the key-value modes: every thread writes and reads these.
+KV_KEYS = 16
+
+
+def request_for(spec, base, prefix, n):
+    """(method, url, json) of request ``n`` in the spec's ``mode``:
+    "command" (POST /api/commands, the default), "kv_put", or "kv_get"
+    with the spec's ``consistency``."""
+    mode = spec.get("mode", "command")
+    if mode == "command":
+        return "POST", base + "/api/commands", {"command": f"{prefix}{n}"}
+    key = f"bench/k{n % KV_KEYS}"
+    if mode == "kv_put":
+        return "PUT", f"{base}/api/kv/{key}", {"value": f"{prefix}{n}"}
+    consistency = spec.get("consistency", "linearizable")
+    return "GET", f"{base}/api/kv/{key}?consistency={consistency}", None
+
 
 def writer(spec, thread_no, results):
-    """POST commands back to back on one keep-alive session until the stop
-    time (or until ``per_thread`` commands succeeded)."""
+    """Send requests back to back on one keep-alive session until the stop
+    time (or until ``per_thread`` succeeded). With ``urls``, thread i uses
+    urls[i % len(urls)] (reads spread over the servers)."""
     session = requests.Session()
-    url = spec["url"] + "/api/commands"
+    urls = spec.get("urls") or [spec["url"]]
+    base = urls[thread_no % len(urls)]
     # Open the keep-alive connection before the clock starts.
     try:
-        session.get(spec["url"] + "/api/status", timeout=5)
+        session.get(base + "/api/status", timeout=5)
     except requests.RequestException:
         pass
     time.sleep(max(0.0, spec["start_at"] - time.time()))
@@ -36,8 +55,9 @@ def writer(spec, thread_no, results):
             break
         n += 1
         started = time.time()
+        method, url, body = request_for(spec, base, prefix, n)
         try:
-            r = session.post(url, json={"command": f"{prefix}{n}"}, timeout=(2, 30))
+            r = session.request(method, url, json=body, timeout=(2, 30))
             code = r.status_code
         except requests.RequestException as exc:
             code = type(exc).__name__

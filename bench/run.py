@@ -23,14 +23,14 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import longrun, snapwrite  # noqa: E402
+from bench import kvbench, longrun, snapwrite  # noqa: E402
 from bench.closedloop import measure_level  # noqa: E402
 from bench.memory import measure_memory  # noqa: E402
 from bench.nodestats import fmt_load, machine  # noqa: E402
 from tests.cluster.harness import LocalCluster  # noqa: E402
 
 CLIENT_LEVELS = (1, 16, 64)
-SECTIONS = ("throughput", "failover", "memory", "longrun", "snapwrite")
+SECTIONS = ("throughput", "kv", "failover", "memory", "longrun", "snapwrite")
 TARGETS = {
     "commands_per_s_64": 500.0,
     "p50_ms_1": 5.0,
@@ -162,6 +162,8 @@ def report(results: dict) -> str:
             f" {r['catch_up_s']:.1f} s, RSS {r['total_mb']:.1f} MB"
             f" (master {r['master_mb']:.1f}, worker {r['worker_mb']:.1f})"
         )
+    if results.get("kv"):
+        out.extend(kvbench.report(results["kv"]))
     if results.get("longrun"):
         out.extend(longrun.report(results["longrun"]))
     if results.get("snapwrite"):
@@ -208,6 +210,8 @@ def check_targets(results: dict) -> dict:
         label = f"max RSS MB per node ({mem['entries'] if mem else '-'} entries)"
         check(label, worst, f"< {TARGETS['rss_mb_per_node']:.0f}",
               lambda v: v < TARGETS["rss_mb_per_node"])  # fmt: skip
+    if results.get("kv"):
+        kvbench.targets(results["kv"], check)
     if results.get("longrun"):
         longrun.targets(results["longrun"], check)
     if results.get("snapwrite"):
@@ -300,6 +304,8 @@ def run_main_cluster(args, base: Path, results: dict) -> None:
             for clients in CLIENT_LEVELS:
                 print(f"throughput: {clients} clients ...", flush=True)
                 results["throughput"].append(measure_level(cluster, clients, args))
+        if "kv" in args.sections:
+            results["kv"] = kvbench.run_kv(cluster, args)
         if "failover" in args.sections:
             rounds = []
             for i in range(args.rounds):
@@ -334,7 +340,7 @@ def main(argv=None) -> int:
           f"{fmt_load(results['machine_start']['loadavg'])}", flush=True)  # fmt: skip
     base = Path(tempfile.mkdtemp(prefix="raftsite-bench-"))
     try:
-        if {"throughput", "failover"} & set(args.sections) or (
+        if {"throughput", "kv", "failover"} & set(args.sections) or (
             "memory" in args.sections and "longrun" not in args.sections
         ):
             run_main_cluster(args, base, results)
