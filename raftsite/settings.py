@@ -98,13 +98,15 @@ INSTALLED_APPS = [
     "nodes",
 ]
 
+# Django's stack; POST /api/commands and /raft/ skip the four that serve
+# only the admin and dashboard (raftsite/hot_paths.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "raftsite.hot_paths.HotPathSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "raftsite.hot_paths.HotPathCsrfViewMiddleware",
+    "raftsite.hot_paths.HotPathAuthenticationMiddleware",
+    "raftsite.hot_paths.HotPathMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -185,6 +187,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": (
+        "raftsite.negotiation.ShortcutContentNegotiation"
+    ),
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
