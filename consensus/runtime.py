@@ -559,13 +559,8 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
         # follower's may lag behind the entry that ended the pair's session
         # (it forwards the command, on NotLeader below).
         leading = self._node.leader_state is not None
-        for item in items:
-            proposal = item.proposal
-            first = (
-                self._state_machine.lookup(proposal.client_id, proposal.seq)
-                if leading
-                else None
-            )
+        firsts = self._lookup(items) if leading else [None] * len(items)
+        for item, first in zip(items, firsts, strict=True):
             if first is not None:
                 # Already applied (the first answer), or its session has
                 # ended (Expired): nothing to append.
@@ -585,6 +580,15 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
         ):
             self._watch(entry, item.slot)
         return ready
+
+    def _lookup(self, items: list[_Propose]) -> list:
+        pairs = [(item.proposal.client_id, item.proposal.seq) for item in items]
+        # A batch's look-ups at once where the state machine can (one
+        # cursor, one read of the clients' rows), as apply_batch.
+        lookup_many = getattr(self._state_machine, "lookup_many", None)
+        if lookup_many is not None:
+            return lookup_many(pairs)
+        return [self._state_machine.lookup(*pair) for pair in pairs]
 
     @staticmethod
     def _take_reply(ready: Ready, request: Message) -> Message | None:

@@ -104,11 +104,27 @@ class StateMachine:
         """What applying (client_id, seq) now would answer without applying
         anything: the first answer of an applied pair, Expired for a pair
         whose answer is no longer kept, or None (new, or not a pair)."""
-        if client_id is None or seq is None:
-            return None
+        return self.lookup_many([(client_id, seq)])[0]
+
+    def lookup_many(
+        self, pairs: Sequence[tuple[str | None, int | None]]
+    ) -> list[Applied | Expired | None]:
+        """lookup() of each pair, on one cursor, reading the clients' rows
+        at once: the leader looks up every proposal of a batch."""
+        answers: list[Applied | Expired | None] = [None] * len(pairs)
+        wanted = [
+            (position, client_id, seq)
+            for position, (client_id, seq) in enumerate(pairs)
+            if client_id is not None and seq is not None
+        ]
+        if not wanted:
+            return answers
         with connection.cursor() as cursor:
             sessions = Sessions(cursor, self._limits, self._session_clock_ms)
-            return sessions.peek(client_id, seq)
+            sessions.prefetch(client_id for _, client_id, _ in wanted)
+            for position, client_id, seq in wanted:
+                answers[position] = sessions.peek(client_id, seq)
+        return answers
 
     def apply(self, entry: Entry) -> Answer:
         """Apply one committed entry (a batch of one)."""
@@ -131,6 +147,14 @@ class StateMachine:
         try:
             with applied_state_transaction(), connection.cursor() as cursor:
                 sessions = Sessions(cursor, self._limits, self._session_clock_ms)
+                # One statement for the rows of every client in the batch.
+                sessions.prefetch(
+                    e.client_id
+                    for e in entries
+                    if e.type in (EntryType.COMMAND, EntryType.KV)
+                    and e.client_id is not None
+                    and e.seq is not None
+                )
                 batch = _Batch(sessions, cursor)
                 for entry in entries:
                     answers.append(self._apply(entry, batch))

@@ -11,6 +11,7 @@ from consensus.models import LogEntry
 from consensus.validation import MAX_PEER_INT
 
 from .errors import TooLarge
+from .shallow_fields import ShallowFieldsMixin
 
 # LogEntry.seq is a signed 64-bit column, and followers take integers up
 # to 2^62 from a leader (consensus/validation.py): a seq above would be
@@ -89,7 +90,7 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class CommandRequestSerializer(serializers.Serializer):
+class CommandRequestSerializer(ShallowFieldsMixin, serializers.Serializer):
     """POST /api/commands: ``command``, and optionally ``client_id`` with ``seq``."""
 
     # Kept byte for byte: the state machine logs exactly what was sent.

@@ -105,13 +105,15 @@ INSTALLED_APPS = [
     "nodes",
 ]
 
+# Django's stack; POST /api/commands and /raft/ skip the four that serve
+# only the admin and dashboard (raftsite/hot_paths.py).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "raftsite.hot_paths.HotPathSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "raftsite.hot_paths.HotPathCsrfViewMiddleware",
+    "raftsite.hot_paths.HotPathAuthenticationMiddleware",
+    "raftsite.hot_paths.HotPathMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -192,6 +194,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": (
+        "raftsite.negotiation.ShortcutContentNegotiation"
+    ),
     # Client tokens and a follower's word for its caller (nodes/auth.py);
     # each view says which permission it needs (open views: none).
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -223,6 +223,28 @@ def test_an_expiry_pass_is_a_few_indexed_statements():
     assert "USING INDEX session_expiry" in plan, plan
 
 
+def test_a_batch_reads_its_clients_sessions_in_one_statement():
+    """Applying, and the leader's look-up before it appends, read the rows
+    of all of a batch's clients at once, not one statement per client."""
+    sm, log = machine(), Log()
+    sm.apply_batch([log.command("m", f"c{i}", 1, at=T0) for i in range(50)])
+    pairs = [(f"c{i}", 2) for i in range(60)]
+
+    def session_reads(action):
+        with CaptureQueriesContext(connection) as queries:
+            action()
+        return [
+            q["sql"]
+            for q in queries.captured_queries
+            if q["sql"].startswith("SELECT") and "clientsession" in q["sql"]
+        ]
+
+    assert len(session_reads(lambda: sm.lookup_many(pairs))) == 1
+    batch = [log.command("m", client, seq, at=T0 + 1) for client, seq in pairs]
+    assert len(session_reads(lambda: sm.apply_batch(batch))) == 1
+    assert sm.lookup_many(pairs) == [Applied(51 + i, 1) for i in range(60)]
+
+
 def test_sessions_from_before_the_clock_start_when_it_does():
     """Entries without time (an upgraded data directory, an older leader)
     leave the clock at 0; the first timestamp makes every session active
@@ -368,6 +390,8 @@ def run(entries, batches, max_answers, rng=None):
     assert position == len(entries)
     pairs = {(e.client_id, e.seq) for e in entries if e.client_id is not None}
     after = {pair: sm.lookup(*pair) for pair in sorted(pairs)}
+    # The leader's look-up of a whole batch answers each pair alike.
+    assert sm.lookup_many(sorted(pairs) + [(None, None)]) == [*after.values(), None]
     return [outcome(a) for a in answers], list(sm.messages()), after
 
 
