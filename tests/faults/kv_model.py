@@ -110,8 +110,9 @@ def step(state: State, op: KvOp) -> State | None:
     if outcome == NOT_FOUND:
         # Only a delete answers 404, and only when the key is absent.
         return state if op.kind == DELETE and not state.present else None
-    # OK, or UNKNOWN: taking effect.
-    revision = op.revision if outcome == OK else None
+    # OK, or UNKNOWN: taking effect, at a revision known only if a read of
+    # its value told (linearizability.infer_revisions).
+    revision = op.revision
     if op.is_cas:
         state = current_is(state, op.prev_revision)
         if state is None:
@@ -125,3 +126,19 @@ def has_effect(op: KvOp) -> bool:
     """Whether ``op`` may change the state when linearized: what the search
     must place. Reads, 412s and 404s only constrain where they can go."""
     return op.kind != GET and op.outcome in (OK, UNKNOWN)
+
+
+def ceiling(op: KvOp) -> int | None:
+    """The highest state revision ``op`` can be placed at, with the output
+    it recorded (None: no bound). The state's revision never goes down, so
+    an order that passes it can never place ``op``: the search stops there
+    instead of when it reaches ``op``'s return."""
+    if op.outcome == OK:
+        if op.kind == GET:
+            return op.revision
+        if op.is_cas and op.prev_revision:
+            return op.prev_revision
+        return op.revision - 1
+    if op.outcome == PRECONDITION_FAILED and op.revision:
+        return op.revision
+    return None

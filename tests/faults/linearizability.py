@@ -30,8 +30,9 @@ and the longest order the search could make of them.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .kv_history import (
     DEFINITE,
@@ -41,11 +42,12 @@ from .kv_history import (
     LINEARIZABLE,
     OK,
     PUT,
+    UNKNOWN,
     KvOp,
     describe,
     merge_retries,
 )
-from .kv_model import INITIAL, State, has_effect, step
+from .kv_model import INITIAL, State, ceiling, has_effect, step
 from .stale_reads import check_stale_reads
 from .violations import RETRY_ANSWER, Violation
 
@@ -147,9 +149,9 @@ def check_key(ops: list[KvOp], *, max_steps: int = DEFAULT_MAX_STEPS) -> KeyResu
     """Whether one key's operations (every read among them linearizable)
     have an order that the model accepts and real time allows."""
     key = ops[0].key if ops else ""
-    relevant = [op for op in ops if _searched(op)]
+    relevant = infer_revisions([op for op in ops if _searched(op)])
     events = _events(relevant)
-    search = _Search(relevant, events, len(events), max_steps)
+    search = _Search(relevant, events, None, max_steps)
     result = KeyResult(key, search.run(), len(relevant), search.steps)
     if result.verdict == UNKNOWN_VERDICT:
         result.explanation = (
@@ -159,8 +161,36 @@ def check_key(ops: list[KvOp], *, max_steps: int = DEFAULT_MAX_STEPS) -> KeyResu
     elif result.verdict == INVALID:
         search = _shortest_failing_prefix(relevant, events, search, max_steps)
         result.steps += search.spent
+        # Without the ceilings the longest order goes on past the point
+        # where they stop it, which shows a person what came too late.
+        plain = _Search(relevant, events, search.count, max_steps, prune=False)
+        if plain.run() == INVALID:
+            search.longest = plain.longest
+        result.steps += plain.steps
         result.explanation = _explain(relevant, events, search)
     return result
+
+
+def infer_revisions(ops: list[KvOp]) -> list[KvOp]:
+    """The operations with a lost put's revision filled in where reads tell
+    it: when no other put may have written its value, a read of that value
+    at revision r means the put, if it took effect, did at r. That orders
+    it among the writes (revisions increase) instead of anywhere."""
+    writers: dict[str, list[KvOp]] = defaultdict(list)
+    revisions: dict[str, set[int]] = defaultdict(set)
+    for op in ops:
+        if op.kind == PUT and op.outcome in (OK, UNKNOWN):
+            writers[op.value].append(op)
+        elif op.kind == GET and op.outcome == OK:
+            revisions[op.value].add(op.revision)
+    inferred = []
+    for op in ops:
+        if op.kind == PUT and op.outcome == UNKNOWN and op.revision is None:
+            if len(writers[op.value]) == 1 and len(revisions[op.value]) == 1:
+                (revision,) = revisions[op.value]
+                op = replace(op, revision=revision)
+        inferred.append(op)
+    return inferred
 
 
 def _searched(op: KvOp) -> bool:
@@ -190,12 +220,14 @@ def _events(ops: list[KvOp]) -> list[Event]:
 
 
 class _Search:
-    """One WGL search over the first ``count`` events. An operation invoked
-    within them whose answer comes after them is in flight: it may be
-    placed (with the answer it will get) or not, and one without effect is
-    left out."""
+    """One WGL search over the first ``count`` events (all when None). An
+    operation invoked within them whose answer comes after them is in
+    flight: it may be placed (with the answer it will get) or not, and one
+    without effect is left out."""
 
-    def __init__(self, ops, events, count, max_steps):
+    def __init__(self, ops, events, count, max_steps, prune=True):
+        count = len(events) if count is None else count
+        self.prune = prune
         self.ops = ops
         self.max_steps = max_steps
         self.steps = 0
@@ -204,14 +236,25 @@ class _Search:
         self.count = count
         self.longest: list[tuple[int, State]] = []
         returned = {i for _, kind, i in events[:count] if kind == 1}
-        self.required = {}
-        for _, kind, i in events[:count]:
+        self.required: dict[int, bool] = {}  # op -> whether it must be placed
+        position = {}
+        for p, (_, kind, i) in enumerate(events[:count]):
             if kind == 0 and (i in returned or has_effect(ops[i])):
                 self.required[i] = i in returned
-        self.nodes = [(kind, i) for _, kind, i in events[:count] if i in self.required]
+                position[i] = p
+        # The list holds the calls that must be placed and their returns;
+        # the others, by position, are tried only once it reaches a return.
+        self.nodes = [
+            (kind, i, p)
+            for p, (_, kind, i) in enumerate(events[:count])
+            if self.required.get(i)
+        ]
+        self.optional = sorted(
+            (position[i], i) for i, must in self.required.items() if not must
+        )
 
     def run(self) -> str:
-        nodes = self.nodes
+        nodes, optional, ops = self.nodes, self.optional, self.ops
         head = len(nodes)  # the sentinel before the first node
         # Dancing links: a lifted node keeps its own links, so undoing in
         # reverse order of lifting puts it back where it was.
@@ -220,10 +263,19 @@ class _Search:
         if head:
             nxt[head - 1] = -1
             prv[0] = head
-        return_of = {}
-        for n, (kind, i) in enumerate(nodes):
-            if kind == 1:
-                return_of[i] = n
+        return_of = {i: n for n, (kind, i, _) in enumerate(nodes) if kind == 1}
+        # The least revision bound of the operations still to place, kept
+        # lazily: an entry whose operation is placed is dropped when on top.
+        bounds = [(ceiling(ops[i]), i) for i in return_of]
+        bounds = [(b, i) for b, i in bounds if b is not None]
+        heapq.heapify(bounds)
+
+        def too_late(state, placed):
+            """Whether some operation still to place needs a revision below
+            the state's: revisions never go down along an order."""
+            while bounds and placed >> bounds[0][1] & 1:
+                heapq.heappop(bounds)
+            return bool(bounds) and bounds[0][0] < state.revision and self.prune
 
         def unlink(n):
             nxt[prv[n]] = nxt[n]
@@ -235,53 +287,96 @@ class _Search:
             if nxt[n] != -1:
                 prv[nxt[n]] = n
 
-        remaining = sum(self.required.values())
-        state, linearized = INITIAL, 0
-        seen: set[tuple[int, State]] = set()
-        stack: list[tuple[int, State]] = []
-        n = nxt[head]
+        remaining = len(return_of)
+        state, placed, placed_optional = INITIAL, 0, 0
+        # Lowe 2017 §3: (placed, state) configurations already explored, or
+        # on the stack, need not be again. With the in-flight operations
+        # apart, a configuration is covered by one of the same placed and
+        # state that had a subset of them placed: those may still never be.
+        seen: dict[tuple[int, State], list[int]] = {}
+
+        def fresh(placed, placed_optional, state):
+            covering = seen.setdefault((placed, state), [])
+            if any(old & ~placed_optional == 0 for old in covering):
+                return False
+            covering.append(placed_optional)
+            return True
+
+        # A frame: the list node or optional number placed, the return the
+        # optional ones were tried before, and the state before it.
+        stack: list[tuple[int, int, int, State]] = []
+        n, k, limit = nxt[head], -1, 0
         while remaining:
             self.steps += 1
             if self.steps > self.max_steps:
                 return UNKNOWN_VERDICT
-            kind, i = nodes[n]
-            if kind == 0:
-                after = step(state, self.ops[i])
-                if after is not None and (linearized | 1 << i, after) not in seen:
-                    # Lowe 2017 §3: a configuration already explored from
-                    # here failed, or is on the stack.
-                    linearized |= 1 << i
-                    seen.add((linearized, after))
-                    stack.append((n, state))
+            if k < 0:
+                kind, i, position = nodes[n]
+                if kind == 1:
+                    # The calls that may go before this return are the
+                    # list's, tried, and the optional ones invoked before.
+                    k, limit = 0, position
+                    continue
+                after = step(state, ops[i])
+                if (
+                    after is not None
+                    and not too_late(after, placed | 1 << i)
+                    and fresh(placed | 1 << i, placed_optional, after)
+                ):
+                    stack.append((n, -1, 0, state))
+                    placed |= 1 << i
                     state = after
                     unlink(n)
-                    if i in return_of:
-                        unlink(return_of[i])
-                        remaining -= 1
-                    if len(stack) > len(self.longest):
-                        self.longest = self._order(stack, state)
+                    unlink(return_of[i])
+                    remaining -= 1
+                    self._note(stack, state)
                     n = nxt[head]
                     continue
                 n = nxt[n]
-            else:
-                # Operation i returned and was never placed: undo the last
-                # choice and try the call after it.
-                if not stack:
-                    return INVALID
-                n, state = stack.pop()
+                continue
+            while k < len(optional) and placed_optional >> k & 1:
+                k += 1
+            if k < len(optional) and optional[k][0] < limit:
+                after = step(state, ops[optional[k][1]])
+                if after is not None and fresh(placed, placed_optional | 1 << k, after):
+                    stack.append((-1, k, limit, state))
+                    placed_optional |= 1 << k
+                    state = after
+                    self._note(stack, state)
+                    n, k = nxt[head], -1
+                    continue
+                k += 1
+                continue
+            # The return reached belongs to an operation that can be placed
+            # nowhere before it: undo the last choice and try the next.
+            if not stack:
+                return INVALID
+            n, k, limit, state = stack.pop()
+            if k < 0:
                 j = nodes[n][1]
-                linearized &= ~(1 << j)
-                if j in return_of:
-                    relink(return_of[j])
-                    remaining += 1
+                placed &= ~(1 << j)
+                b = ceiling(ops[j])
+                if b is not None:
+                    heapq.heappush(bounds, (b, j))
+                relink(return_of[j])
                 relink(n)
+                remaining += 1
                 n = nxt[n]
+            else:
+                placed_optional &= ~(1 << k)
+                k += 1
         return VALID
 
-    def _order(self, stack, state) -> list[tuple[int, State]]:
-        """The operations placed so far, each with the state it left."""
-        afters = [before for _, before in stack[1:]] + [state]
-        return [(self.nodes[n][1], s) for (n, _), s in zip(stack, afters, strict=True)]
+    def _note(self, stack, state) -> None:
+        """Keep the longest order yet, each operation with the state it
+        left, for the explanation of a failure."""
+        if len(stack) <= len(self.longest):
+            return
+        afters = [before for *_, before in stack[1:]] + [state]
+        self.longest = [
+            (self.nodes[n][1] if n >= 0 else self.optional[k][1], after)
+            for (n, k, _, _), after in zip(stack, afters, strict=True)
+        ]
 
 
 def _shortest_failing_prefix(ops, events, failed, max_steps) -> _Search:
