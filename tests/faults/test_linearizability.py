@@ -3,6 +3,7 @@ rejects ones known not to be and says why, and accepts every history made
 by running the model with random concurrency windows (while rejecting each
 with one read's answer made impossible)."""
 
+import itertools
 import random
 import time
 
@@ -558,3 +559,125 @@ def test_long_random_histories_pass():
 def test_model_state_prints_for_people():
     assert str(State(True, "a", 3)) == "'a' @3"
     assert str(State(False, None, 4, exact=False)) == "absent @>=4"
+
+
+# An oracle for tiny histories: every subset of the lost writes, in every
+# order real time allows, stepped through the model.
+
+
+def brute_force_linearizable(history) -> bool:
+    searched = [
+        op
+        for op in history
+        if op.outcome != FAIL and not (op.kind == GET and op.outcome == UNKNOWN)
+    ]
+    required = [op for op in searched if op.outcome != UNKNOWN]
+    lost_writes = [op for op in searched if op.outcome == UNKNOWN]
+    for size in range(len(lost_writes) + 1):
+        for chosen in itertools.combinations(lost_writes, size):
+            for order in itertools.permutations(required + list(chosen)):
+                if in_real_time(order) and accepted(order):
+                    return True
+    return False
+
+
+def in_real_time(order) -> bool:
+    return not any(
+        later.outcome != UNKNOWN and later.complete < earlier.invoke
+        for n, earlier in enumerate(order)
+        for later in order[n + 1 :]
+    )
+
+
+def accepted(order) -> bool:
+    state = INITIAL
+    for op in order:
+        state = step(state, op)
+        if state is None:
+            return False
+    return True
+
+
+def random_tiny_history(rng: random.Random):
+    """Operations with answers drawn at random, most of them impossible."""
+    history = []
+    for n in range(rng.randint(1, 6)):
+        invoke = rng.uniform(0, 10)
+        complete = invoke + rng.uniform(0, 4)
+        kind = rng.choice((PUT, PUT, GET, GET, DELETE))
+        prev = rng.choice((None, None, 0, 1, 2, 3))
+        outcome = rng.choice((OK, OK, OK, NOT_FOUND, PRECONDITION_FAILED, UNKNOWN))
+        value = rng.choice("ab")
+        if kind == GET:
+            prev = None
+            outcome = rng.choice((OK, OK, NOT_FOUND, UNKNOWN))
+        elif kind == DELETE:
+            value = None
+        elif outcome == NOT_FOUND:
+            outcome = OK
+        revision = None
+        if outcome == OK:
+            revision = rng.randint(1, 4)
+        elif outcome == PRECONDITION_FAILED:
+            revision = rng.randint(0, 4)
+        if kind == GET and outcome != OK:
+            value = None
+        if outcome == UNKNOWN:
+            complete = None
+        history.append(
+            KvOp(f"c{n}", kind, "x", invoke, complete, outcome, value=value,
+                 prev_revision=prev, revision=revision)
+        )  # fmt: skip
+    return history
+
+
+def test_search_agrees_with_brute_force_on_tiny_histories():
+    """The search with all its pruning, the revision inference and the
+    reduction of reads, against every order of every tiny history."""
+    verdicts = {VALID: 0, INVALID: 0}
+    for seed in range(1500):
+        rng = random.Random(seed)
+        history = random_tiny_history(rng)
+        expected = VALID if brute_force_linearizable(history) else INVALID
+        result = check_key(history)
+        assert result.verdict == expected, (
+            f"seed {seed}: expected {expected}:\n"
+            + "\n".join(describe(op) for op in history)
+            + f"\n{result}"
+        )
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 200, verdicts
+
+
+def perturbed(history, rng: random.Random):
+    """A model run's operations on one key with, half the time, one answer
+    changed a little: near the line between linearizable and not."""
+    ops = [op for op in history if op.key == "x" and op.consistency != STALE]
+    if ops and rng.random() < 0.5:
+        i = rng.randrange(len(ops))
+        changes = {
+            "revision": (ops[i].revision or 0) + rng.choice((-1, 1)),
+            "value": rng.choice(("v0", "v1", "v2")),
+            "invoke": ops[i].invoke - 3,
+        }
+        field = rng.choice(sorted(changes))
+        ops[i] = KvOp(**{**ops[i].to_json(), field: changes[field]})
+    return ops
+
+
+def test_search_agrees_with_brute_force_near_model_runs():
+    verdicts = {VALID: 0, INVALID: 0}
+    for seed in range(1500):
+        rng = random.Random(seed)
+        history = perturbed(random_history(rng, rng.randint(2, 12)), rng)
+        if len(history) > 7:
+            continue
+        expected = VALID if brute_force_linearizable(history) else INVALID
+        result = check_key(history)
+        assert result.verdict == expected, (
+            f"seed {seed}: expected {expected}:\n"
+            + "\n".join(describe(op) for op in history)
+            + f"\n{result}"
+        )
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 100, verdicts
