@@ -108,7 +108,8 @@ class KvOp:
 
 
 def describe(op: KvOp) -> str:
-    """One readable line, e.g. ``c1 cas-put x='a' if@3 -> ok @7 [1.20, 1.31]``."""
+    """One readable line, such as
+    ``c1 cas-put x='a' if@3 -> ok @7 [1.200, 1.310]``."""
     kind = f"cas-{op.kind}" if op.is_cas else op.kind
     parts = [op.process, kind, op.key]
     if op.kind == PUT:

@@ -32,6 +32,7 @@ from .kv_history import (
     LINEARIZABLE,
     OK,
     PUT,
+    STALE,
     UNKNOWN,
     KvOp,
     describe,
@@ -121,7 +122,7 @@ def check_kv(
     stale_levels = () if leader_reads_linearizable else (LEADER,)
     report = KvReport(retries=retries)
     report.keys = check_linearizable(merged, max_steps=max_steps, levels=searched)
-    report.stale = check_stale_reads(merged, levels=("stale", *stale_levels))
+    report.stale = check_stale_reads(merged, levels=(STALE, *stale_levels))
     return report
 
 
@@ -165,7 +166,7 @@ def check_key(ops: list[KvOp], *, max_steps: int = DEFAULT_MAX_STEPS) -> KeyResu
         if len(plain.longest) > len(search.longest):
             search.longest = plain.longest
         result.steps += plain.steps
-        result.explanation = _explain(relevant, events, search)
+        result.explanation = _explain(relevant, events, search, ops)
     return result
 
 
@@ -201,17 +202,24 @@ def _searched(op: KvOp) -> bool:
     return has_effect(op)  # a lost answer: only a write may matter
 
 
-def _explain(ops, events, search: Search) -> str:
-    """What a person needs to see why the prefix fails."""
+def _explain(ops, events, search: Search, recorded: list[KvOp]) -> str:
+    """What a person needs to see why the prefix fails; ``recorded`` are
+    the key's operations before any was left out."""
     _, kind, culprit = events[search.count - 1]
-    lines = []
-    if search.shortest and kind == 1:
-        lines.append(f"nothing explains: {describe(ops[culprit])}")
-        lines += [f"  hint: {hint}" for hint in _hints(ops, culprit)]
     in_prefix = sorted(
         {i for _, _, i in events[: search.count]}, key=lambda i: ops[i].invoke
     )
-    lines.append(f"given the {len(in_prefix)} operations invoked before that:")
+    lines = []
+    if search.shortest and kind == 1:
+        lines.append(f"nothing explains: {describe(ops[culprit])}")
+        lines += [f"  hint: {hint}" for hint in _hints(ops, culprit, recorded)]
+        lines.append(f"given the {len(in_prefix)} operations invoked before it:")
+    else:
+        culprit = -1
+        lines.append(
+            f"no order of these {len(in_prefix)} operations works (a shorter "
+            "prefix that fails was not found within the step budget):"
+        )
     shown = in_prefix[-MAX_LISTED:]
     if len(in_prefix) > len(shown):
         lines.append(f"  ({len(in_prefix) - len(shown)} earlier ones not listed)")
@@ -231,7 +239,7 @@ def _explain(ops, events, search: Search) -> str:
     return "\n".join(lines)
 
 
-def _hints(ops: list[KvOp], culprit: int) -> list[str]:
+def _hints(ops: list[KvOp], culprit: int, recorded: list[KvOp]) -> list[str]:
     """The plain reasons behind the common failures: a value or a revision
     that no write could have produced."""
     op = ops[culprit]
@@ -239,11 +247,17 @@ def _hints(ops: list[KvOp], culprit: int) -> list[str]:
     if op.kind == GET and op.outcome == OK:
         writers = [
             w
-            for w in ops
+            for w in recorded
             if w.kind == PUT and w.value == op.value and w.invoke <= op.complete
         ]
+        failed = [w for w in writers if w.outcome == FAIL]
         if not writers:
             hints.append(f"no put of {op.value!r} was invoked before it completed")
+        elif len(failed) == len(writers):
+            hints.append(
+                f"the only put of {op.value!r} failed with nothing changed: "
+                f"{describe(failed[0])}"
+            )
     if op.outcome == OK and op.revision is not None:
         for other in ops:
             same = other.is_write and other.outcome == OK and other is not op

@@ -391,7 +391,7 @@ def test_explanation_names_the_key_the_culprit_and_an_order():
     text = str(result)
     assert text.startswith("key 'x': not_linearizable")
     assert f"nothing explains: {describe(culprit)}" in text
-    assert "given the 3 operations invoked before that" in text
+    assert "given the 3 operations invoked before it" in text
     assert "'b' @5" in text  # the state the longest order leaves
     assert "v19" not in text
 
@@ -680,4 +680,4 @@ def test_search_agrees_with_brute_force_near_model_runs():
             + f"\n{result}"
         )
         verdicts[expected] += 1
-    assert min(verdicts.values()) > 100, verdicts
+    assert min(verdicts.values()) > 50, verdicts
