@@ -5,7 +5,6 @@ with one read's answer made impossible)."""
 
 import itertools
 import random
-import time
 
 import pytest
 
@@ -196,6 +195,15 @@ LINEARIZABLE_HISTORIES = {
         get("c1", 4, 5, "a", 3, level=STALE, monotonic=True),
         get("c1", 6, 7, level=STALE, monotonic=True),
     ],
+    "a stale read of a lost put": [
+        lost(put("c0", 0, 1, "a")),
+        get("c1", 2, 3, "a", 8, level=STALE, applied=9),
+    ],
+    "a stale read absent at its applied index after a lost delete": [
+        put("c0", 0, 1, "a", 3),
+        lost(delete("c0", 2, 3)),
+        get("c1", 4, 5, level=STALE, applied=6),
+    ],
     "a retried write: a lost attempt and an answered one": [
         put("c0", 0, 1, "a", outcome=UNKNOWN, request="c0:1"),
         put("c0", 2, 3, "a", 4, request="c0:1"),
@@ -342,6 +350,12 @@ STALE_READ_PROBLEMS = {
         get("c1", 4, 5, "b", 5, level=STALE, monotonic=True),
         get("c1", 6, 7, "a", 3, level=STALE, monotonic=True),
     ],
+    "a monotonic stale read below a linearizable one before": [
+        put("c0", 0, 1, "a", 3),
+        put("c0", 2, 3, "b", 5),
+        get("c1", 4, 5, "b", 5),
+        get("c1", 6, 7, "a", 3, level=STALE, monotonic=True),
+    ],
     "monotonic stale reads absent again, no delete": [
         put("c0", 0, 1, "a", 3),
         get("c1", 2, 3, "a", 3, level=STALE, monotonic=True),
@@ -357,6 +371,21 @@ def test_stale_read_problem_found(history):
     report = check_kv(history)
     assert report.verdict == INVALID
     assert [v.kind for v in report.violations()] == [STALE_READ], str(report)
+
+
+def test_op_round_trips_through_json_and_refuses_unknown_kinds():
+    op = put("c0", 0.5, 0.75, "a", 3, prev=0, request="c0:1")
+    assert KvOp.from_json(op.to_json()) == op
+    assert str(op) == "c0 cas-put x='a' if@0 -> ok @3 [0.500, 0.750]"
+    with pytest.raises(ValueError):
+        KvOp("c0", "cas", "x", 0.0)
+    with pytest.raises(ValueError):
+        KvOp("c0", PUT, "x", 0.0, outcome="timeout")
+
+
+def test_answered_op_without_completion_is_refused():
+    with pytest.raises(ValueError):
+        check_key([put("c0", 0, None, "a", 3)])
 
 
 def test_retry_answered_differently_is_reported():
@@ -420,7 +449,11 @@ LOST_P = 0.1  # a write's answer lost (it applied or not, half and half)
 FAIL_P = 0.05  # a write refused with nothing appended
 
 
-def random_history(rng: random.Random, n_ops: int):
+def random_history(rng: random.Random, n_ops: int, window: float = 4.0):
+    """``n_ops`` operations, one linearised per second in the model, each
+    called up to ``window`` seconds before and answered up to ``window``
+    after; lost and refused answers among them. Linearizable by
+    construction."""
     states = {key: INITIAL for key in KEYS}
     past = {key: [INITIAL] for key in KEYS}  # every state, for stale reads
     index, history = 0, []
@@ -428,8 +461,8 @@ def random_history(rng: random.Random, n_ops: int):
         point = float(n)
         key = rng.choice(KEYS)
         state = states[key]
-        invoke = point - rng.uniform(0, 4)
-        complete = point + rng.uniform(0, 4)
+        invoke = point - rng.uniform(0, window)
+        complete = point + rng.uniform(0, window)
         kind = rng.choice((PUT, PUT, GET, GET, GET, DELETE))
         process = f"c{n % 5}"
         if kind == GET:
@@ -509,7 +542,6 @@ SEEDS = range(300)
 
 
 def test_random_model_runs_pass_and_mutations_fail():
-    started = time.monotonic()
     mutated = 0
     for seed in SEEDS:
         rng = random.Random(seed)
@@ -528,7 +560,6 @@ def test_random_model_runs_pass_and_mutations_fail():
                 f"nothing explains: {describe(bad)}" in result.explanation
             ), f"seed {seed} {mutate.__name__}:\n{result}"
     assert mutated > len(SEEDS)
-    assert time.monotonic() - started < 10
 
 
 def test_random_stale_read_of_a_value_never_written_fails():
@@ -546,14 +577,21 @@ def test_random_stale_read_of_a_value_never_written_fails():
         assert kinds == [STALE_READ], f"seed {seed}:\n{report}"
 
 
-@pytest.mark.slow
-def test_long_random_histories_pass():
-    """Fault-run sized: a few hundred operations per key."""
-    for seed in range(20):
+def test_long_random_histories_pass_in_few_steps():
+    """Fault-run sized, a few hundred operations per key, and far more
+    concurrent than a handful of clients make: the reduction of reads and
+    the ceilings keep the search near linear (it took over a million
+    steps without them)."""
+    for seed in range(3):
         rng = random.Random(1000 + seed)
-        history = random_history(rng, 600)
+        history = random_history(rng, 1000, window=40)
         report = check_kv(history)
         assert report.verdict == VALID, f"seed {seed}:\n{report}"
+        assert max(result.steps for result in report.keys) < 20_000
+        bad_history, bad = never_written(history, rng)
+        report = check_kv(bad_history)
+        assert report.verdict == INVALID, f"seed {seed}"
+        assert f"nothing explains: {describe(bad)}" in str(report)
 
 
 def test_model_state_prints_for_people():
