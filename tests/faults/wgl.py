@@ -179,7 +179,7 @@ class Search:
             placed |= 1 << self.nodes[n][1]
         else:
             placed_optional |= 1 << k
-        if self.prune and self._too_late(after, placed):
+        if self.prune and self._too_late(after, self.nodes[n][1] if n >= 0 else -1):
             return False
         covering = self.seen.setdefault((placed, after), [])
         if any(old & ~placed_optional == 0 for old in covering):
@@ -195,11 +195,18 @@ class Search:
         self.n, self.k = self.nxt[self.head], -1
         return True
 
-    def _too_late(self, state: State, placed: int) -> bool:
-        ceilings = self.ceilings
-        while ceilings and placed >> ceilings[0][1] & 1:
-            heapq.heappop(ceilings)
-        return bool(ceilings) and ceilings[0][0] < state.revision
+    def _too_late(self, state: State, i: int) -> bool:
+        """Whether an operation still to place, besides ``i`` (being placed
+        now, or -1), needs a revision below ``state``'s."""
+        ceilings, held = self.ceilings, []
+        while ceilings and (self.placed >> ceilings[0][1] & 1 or ceilings[0][1] == i):
+            entry = heapq.heappop(ceilings)
+            if entry[1] == i:
+                held.append(entry)  # its placing may yet be refused
+        late = bool(ceilings) and ceilings[0][0] < state.revision
+        for entry in held:
+            heapq.heappush(ceilings, entry)
+        return late
 
     def _backtrack(self) -> bool:
         """Undo choices up to the last that had alternatives, and resume
