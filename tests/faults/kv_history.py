@@ -24,7 +24,9 @@ A PUT's ``value`` is its input; a GET's is its output. ``prev_revision`` set
 makes a put or delete a compare-and-set. Each attempt of a retried write
 (same ``client_id``/``seq``, at most once by the contract) may be recorded
 as an op of its own with ``request`` set to ``"<client_id>:<seq>"``:
-``merge_retries`` folds them into the one operation they are.
+``merge_retries`` folds them into the one operation they are. A workload
+should write values unique per key: a read then names the put it saw, and
+a put whose answer was lost gets the revision that read shows.
 """
 
 from __future__ import annotations

@@ -26,6 +26,12 @@ The rules, for the outputs ``kv_history`` records:
   rules allow, or none. Taking no effect is the same as being linearized
   after everything else, so ``step`` offers only its effect, and a read of
   unknown outcome is left out of the search.
+
+Two properties the search relies on: the state's revision never goes down
+along an order (``ceiling``), and a state whose revision is a lower bound
+accepts whatever the exact states it stands for accept. Revisions are
+compared within a key only; that two keys' writes never share an index is
+not checked here.
 """
 
 from __future__ import annotations
