@@ -154,6 +154,14 @@ def check_key(ops: list[KvOp], *, max_steps: int = DEFAULT_MAX_STEPS) -> KeyResu
             f"gave up after {max_steps} steps; the longest order found "
             f"placed {len(search.longest)} of {len(relevant)} operations"
         )
+        culprit = _impossible_read(relevant)
+        if culprit is not None:
+            # A read no write explains fails every order: say so, though
+            # the search could not finish.
+            result.verdict = INVALID
+            lines = [f"nothing explains: {describe(relevant[culprit])}"]
+            lines += [f"  hint: {h}" for h in _hints(relevant, culprit, ops)]
+            result.explanation = "\n".join([*lines, result.explanation])
     elif result.verdict == INVALID:
         search = shortest_failing_prefix(relevant, events, search, max_steps)
         result.steps += search.spent
@@ -190,6 +198,25 @@ def infer_revisions(ops: list[KvOp]) -> list[KvOp]:
                 op = replace(op, revision=revision)
         inferred.append(op)
     return inferred
+
+
+def _impossible_read(ops: list[KvOp]) -> int | None:
+    """The first answered read whose value and revision no put among
+    ``ops`` could have written by then, or None."""
+    reads = [i for i, op in enumerate(ops) if op.kind == GET and op.outcome == OK]
+    for i in sorted(reads, key=lambda i: ops[i].complete):
+        read = ops[i]
+        writers = [
+            w
+            for w in ops
+            if w.kind == PUT
+            and w.value == read.value
+            and w.invoke <= read.complete
+            and w.revision in (None, read.revision)
+        ]
+        if not writers:
+            return i
+    return None
 
 
 def _searched(op: KvOp) -> bool:

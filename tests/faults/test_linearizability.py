@@ -432,12 +432,24 @@ def test_explanation_hints_at_a_value_never_written():
 
 
 def test_step_budget_gives_unknown():
-    """Many concurrent lost puts and an impossible read make the search
-    try every subset: a small budget stops it."""
+    """A small budget stops the search before it can tell."""
+    history = random_history(random.Random(5), 200, window=40)
+    history = [op for op in history if op.key == "x" and op.consistency != STALE]
+    result = check_key(history, max_steps=100)
+    assert result.verdict == UNKNOWN_VERDICT
+    assert "gave up after 100 steps" in result.explanation
+    assert check_key(history).verdict == VALID
+
+
+def test_read_of_a_value_never_written_fails_even_past_the_budget():
+    """Many concurrent lost puts make every subset an order to try; a read
+    that no put explains still fails at once."""
     history = [lost(put(f"c{i}", 0, 1, f"v{i}")) for i in range(16)]
     history.append(get("r", 2, 3, "z", 99))
     result = check_key(history, max_steps=1000)
-    assert result.verdict == UNKNOWN_VERDICT
+    assert result.verdict == INVALID
+    assert "nothing explains: r get x -> ok 'z' @99" in result.explanation
+    assert "no put of 'z' was invoked before it completed" in result.explanation
     assert "gave up after 1000 steps" in result.explanation
 
 
