@@ -89,6 +89,11 @@ class PeerReads:
                 batch.index = self._ask(batch.leader, self.TIMEOUT_S)
             except ReadIndexUnavailable as exc:
                 batch.error = exc
+            except Exception as exc:  # noqa: BLE001 - the fetcher must live on
+                # Every later read waits on this thread: whatever went wrong
+                # fails this batch only.
+                self._drop(batch.leader)
+                batch.error = ReadIndexUnavailable(f"asking {batch.leader}: {exc!r}")
             batch.done.set()
 
     def _ask(self, leader: str, timeout_s: float) -> int:
@@ -126,7 +131,8 @@ class PeerReads:
 
     def _connection(self, leader: str, timeout_s: float) -> http.client.HTTPConnection:
         cached = getattr(self._local, "connection", None)
-        if cached is not None and cached[0] == leader:
+        # (No socket: the leader closed it after its last answer.)
+        if cached is not None and cached[0] == leader and cached[1].sock is not None:
             connection = cached[1]
             connection.sock.settimeout(timeout_s)
             return connection
