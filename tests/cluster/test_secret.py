@@ -27,6 +27,8 @@ RPCS = {
         "last_log_term": HIGH_TERM,
     },
     "timeout_now": {"term": HIGH_TERM, "leader_id": "127.0.0.1:1"},
+    # Not a message to the core, but a leader's word all the same.
+    "read_index": {"source": "127.0.0.1:1", "dest": "127.0.0.1:1"},
 }
 
 
