@@ -3,6 +3,7 @@
 from django.apps import apps
 from django.conf import settings
 
+from .parts import load_parts
 from .runtime import NodeRuntime, RuntimeSettings
 from .snapshots.policy import policy_from_settings
 from .state_machine import StateMachine
@@ -33,6 +34,7 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             session_ttl_s=settings.RAFT_SESSION_TTL_S,
             max_answers=settings.RAFT_SESSION_MAX_ANSWERS,
             kv_history_entries=settings.RAFT_KV_HISTORY_ENTRIES,
+            parts=load_parts(settings.RAFT_STATE_PARTS),
         ),
         data_dir=settings.RAFT_DATA_DIR,
     )

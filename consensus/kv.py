@@ -25,6 +25,7 @@ from django.db import connection
 
 from .core.messages import Entry
 from .models import KeyEvent, KeyValue, PersistentState
+from .parts import StatePart
 from .refused import NOT_FOUND, PRECONDITION_FAILED, Refused
 
 MAX_KEY_BYTES = 512
@@ -159,7 +160,7 @@ def read_transaction() -> Iterator:
             cursor.execute("COMMIT")
 
 
-_APPLIED = f'SELECT "last_applied" FROM {_table(PersistentState)} WHERE id = 1'
+APPLIED_QUERY = f'SELECT "last_applied" FROM {_table(PersistentState)} WHERE id = 1'
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +181,7 @@ class Event:
 def get(key: str) -> tuple[Item | None, int]:
     """The key's item (None if absent) and the applied index it is from."""
     with read_transaction() as cursor:
-        cursor.execute(_APPLIED)
+        cursor.execute(APPLIED_QUERY)
         (applied,) = cursor.fetchone() or (0,)
         cursor.execute(f'SELECT "value", "revision" FROM {_KV} WHERE "key" = %s', [key])
         row = cursor.fetchone()
@@ -194,7 +195,7 @@ def items(prefix: str, after: str | None, limit: int) -> tuple[list[Item], bool,
     if after is not None and after >= prefix:
         low, strict = after, True
     with read_transaction() as cursor:
-        cursor.execute(_APPLIED)
+        cursor.execute(APPLIED_QUERY)
         (applied,) = cursor.fetchone() or (0,)
         cursor.execute(
             f'SELECT "key", "value", "revision" FROM {_KV}'
@@ -215,7 +216,7 @@ def events(
     floor: events at or below it may be gone (forget_history runs with
     every applied batch, so it is the applied index minus ``window``)."""
     with read_transaction() as cursor:
-        cursor.execute(_APPLIED)
+        cursor.execute(APPLIED_QUERY)
         (applied,) = cursor.fetchone() or (0,)
         cursor.execute(
             f'SELECT "type", "key", "value", "revision" FROM {_EVENTS}'
@@ -228,3 +229,19 @@ def events(
     # With a full page the answer covers up to its last event only.
     covered = found[-1].revision if len(found) == limit else applied
     return found, covered, max(0, applied - window)
+
+
+class KvPart(StatePart):
+    """The key-value map as a part of the state machine (its KV entries)."""
+
+    name = "kv"
+    models = (KeyValue, KeyEvent)
+
+    def __init__(self, history_entries: int = HISTORY_ENTRIES):
+        self.history_entries = history_entries
+
+    def apply(self, cursor, entry: Entry, data) -> Refused | None:
+        return apply(cursor, entry)
+
+    def finish(self, cursor, last_applied: int) -> None:
+        forget_history(cursor, last_applied, self.history_entries)

@@ -35,6 +35,7 @@ from .errors import (
     NotLeader,
     SessionExpired,
 )
+from .parts import app_command
 from .ready_path import apply_ready
 from .runtime_reads import ReadRuntimeMixin, _Read
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
@@ -408,6 +409,26 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
         submit_command does, and EntryRefused if it changed nothing."""
         proposal = Proposal(
             operation, client_id, seq, type=EntryType.KV, timestamp_ms=wall_clock_ms()
+        )
+        return self._submit(proposal, timeout)
+
+    def submit_app(
+        self,
+        part: str,
+        data,
+        client_id: str | None = None,
+        seq: int | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Propose an APP entry for the project's state part ``part``
+        (consensus/parts.py) and block until the leader applied it. Raises
+        as submit_kv does."""
+        proposal = Proposal(
+            app_command(part, data),
+            client_id,
+            seq,
+            type=EntryType.APP,
+            timestamp_ms=wall_clock_ms(),
         )
         return self._submit(proposal, timeout)
 

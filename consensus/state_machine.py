@@ -1,4 +1,7 @@
-"""The replicated state machine: the original toy's list of messages, in SQLite.
+"""The replicated state machine, in SQLite: its parts (consensus/parts.py),
+the original toy's list of messages (MessagesPart, below) and the key-value
+map (consensus/kv.py's KvPart) built in, a project's own beside them; and
+around them the configuration, client sessions and API users.
 
 Applying ``print`` logs every message so far, ``count`` logs how many;
 applying a membership change logs ``Added new peer`` / ``Removed peer``.
@@ -21,7 +24,8 @@ from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .eventlog import Streamed
 from .models import AppliedMessage, AppliedState, MembershipChange, PersistentState
-from .refused import Refused
+from .parts import StatePart, parse_app_command, unknown_part
+from .refused import CONFLICT, Refused
 from .sessions import Applied, Expired, ExpiryPace, SessionLimits, Sessions
 from .storage import applied_state_transaction
 
@@ -59,17 +63,25 @@ class StateMachine:
         session_ttl_s: float = SESSION_TTL_S,
         max_answers: int = SESSION_MAX_ANSWERS,
         kv_history_entries: int = kv.HISTORY_ENTRIES,
+        parts: dict[str, StatePart] | None = None,
     ):
         # Membership changes are announced only by members of the new
         # configuration (None: always, for tests).
         self.node_id = node_id
         self._limits = SessionLimits.from_settings(session_ttl_s, max_answers)
-        # The watch history's window, in log indexes (consensus/kv.py).
-        self.kv_history_entries = kv_history_entries
+        # The built-in parts, by the entries they apply, and a project's
+        # own (RAFT_STATE_PARTS, APP entries) by name.
+        self._messages = MessagesPart()
+        self._kv = kv.KvPart(kv_history_entries)
+        self._app_parts = dict(parts or {})
+        self._parts: list[StatePart] = [
+            self._messages,
+            self._kv,
+            *self._app_parts.values(),
+        ]
         # Mirrors of the stored row, read once by load(); the database
         # holds the truth. invariant: last_applied <= commit_index
         self.last_applied = 0
-        self._message_count = 0
         self._configuration: str | None = None
         self._configuration_index = 0
         self._session_clock_ms = 0
@@ -78,7 +90,9 @@ class StateMachine:
     def load(self) -> None:
         """Read how far the stored state goes (a restart replays nothing)."""
         state, _ = AppliedState.objects.get_or_create(pk=1)
-        self._message_count = state.message_count
+        self._messages.count = state.message_count
+        for part in self._parts:
+            part.load()
         self._configuration = state.configuration
         self._configuration_index = state.configuration_index
         self._session_clock_ms = state.session_clock_ms
@@ -87,11 +101,11 @@ class StateMachine:
 
     @property
     def message_count(self) -> int:
-        return self._message_count
+        return self._messages.count
 
     def messages(self) -> Iterator[str]:
         """Every message applied, in apply order, read in chunks."""
-        return _messages_upto(self._message_count)
+        return _messages_upto(self._messages.count)
 
     @property
     def session_clock_ms(self) -> int:
@@ -151,7 +165,7 @@ class StateMachine:
                 sessions.prefetch(
                     e.client_id
                     for e in entries
-                    if e.type in (EntryType.COMMAND, EntryType.KV)
+                    if e.type in PART_ENTRIES
                     and e.client_id is not None
                     and e.seq is not None
                 )
@@ -159,18 +173,21 @@ class StateMachine:
                 for entry in entries:
                     answers.append(self._apply(entry, batch))
                 sessions.finish(len(entries), self._expiry_pace)
-                kv.forget_history(cursor, self.last_applied, self.kv_history_entries)
+                for part in self._parts:
+                    part.finish(cursor, self.last_applied)
                 self._session_clock_ms = sessions.clock_ms
                 batch.write(cursor, *self._mirrors())
         except BaseException:
             # Nothing of the batch is stored: nor may it seem applied here.
             (
                 self.last_applied,
-                self._message_count,
+                self._messages.count,
                 self._configuration,
                 self._configuration_index,
                 self._session_clock_ms,
             ) = before
+            for part in self._parts:
+                part.rollback()
             raise
         for line in batch.lines:
             event_log.info(*line)
@@ -179,7 +196,7 @@ class StateMachine:
     def _mirrors(self) -> tuple[int, int, str | None, int, int]:
         return (
             self.last_applied,
-            self._message_count,
+            self._messages.count,
             self._configuration,
             self._configuration_index,
             self._session_clock_ms,
@@ -194,37 +211,43 @@ class StateMachine:
             self._apply_configuration(entry, batch.lines)
         elif entry.type is EntryType.ACCESS:
             return access.apply(entry) or answer
-        if entry.type not in (EntryType.COMMAND, EntryType.KV):
+        if entry.type not in PART_ENTRIES:
             return answer
         paired = entry.client_id is not None and entry.seq is not None
         if paired:
             known = batch.sessions.check(entry.client_id, entry.seq)
             if known is not None:
                 # A repeat (the first answer) or a pair whose answer is no
-                # longer kept (Expired): not applied, no message.
+                # longer kept (Expired): not applied.
                 return known
-        if entry.type is EntryType.KV:
-            refused = kv.apply(batch.cursor, entry)
-            if refused is not None:
-                # Nothing changed, so nothing to remember: a retry of the
-                # pair is judged afresh (a failed compare-and-set has no
-                # effect to repeat).
-                return refused
+        refused = self._apply_to_part(batch, entry)
+        if refused is not None:
+            # Nothing changed, so nothing to remember: a retry of the pair
+            # is judged afresh (a failed compare-and-set has no effect to
+            # repeat).
+            return refused
         if paired:
             batch.sessions.remember(entry.client_id, entry.seq, answer)
-        if entry.type is EntryType.KV:
-            return answer
-        self._message_count += 1
-        batch.messages.append((self._message_count, entry.command))
-        if entry.command == "print":
-            # Streamed from the table when the line is written, after the
-            # commit, up to this message.
-            batch.lines.append(
-                ("Logs [%s]", Streamed(_chunks_upto(self._message_count)))
-            )
-        elif entry.command == "count":
-            batch.lines.append(("Count %d", self._message_count))
         return answer
+
+    def _apply_to_part(self, batch: _Batch, entry: Entry) -> Refused | None:
+        data = None
+        if entry.type is EntryType.COMMAND:
+            part = self._messages
+        elif entry.type is EntryType.KV:
+            part = self._kv
+        else:
+            try:
+                name, data = parse_app_command(entry.command)
+            except ValueError as exc:
+                return Refused(CONFLICT, f"malformed APP entry: {exc}")
+            part = self._app_parts.get(name)
+            if part is None:
+                return unknown_part(name)
+        refused = part.apply(batch.cursor, entry, data)
+        # In log order with the configuration's lines.
+        batch.lines.extend(part.take_lines())
+        return refused
 
     def _apply_configuration(self, entry: Entry, lines: list[tuple]) -> None:
         try:
@@ -258,7 +281,6 @@ class _Batch:
 
     def __init__(self, sessions: Sessions, cursor):
         self.cursor = cursor
-        self.messages: list[tuple[int, str]] = []
         # The client sessions as this batch changes them (written by their
         # own finish()): a repeat within the batch sees the first answer.
         self.sessions = sessions
@@ -273,13 +295,54 @@ class _Batch:
         configuration_index: int,
         session_clock_ms: int,
     ) -> None:
-        if self.messages:
-            cursor.executemany(_INSERT_MESSAGE, self.messages)
         cursor.execute(_UPDATE_LAST_APPLIED, [last_applied])
         cursor.execute(
             _UPDATE_APPLIED_STATE,
             [message_count, configuration, configuration_index, session_clock_ms],
         )
+
+
+# The entries the parts apply, with client sessions.
+PART_ENTRIES = frozenset({EntryType.COMMAND, EntryType.KV, EntryType.APP})
+
+
+class MessagesPart(StatePart):
+    """The original toy's list of messages (COMMAND entries): ``print``
+    logs every message so far, ``count`` how many. The count is kept in
+    AppliedState, which the state machine writes."""
+
+    name = "messages"
+    models = (AppliedMessage,)
+
+    def __init__(self):
+        self.count = 0
+        self._rows: list[tuple[int, str]] = []
+        self._lines: list[tuple] = []
+
+    def apply(self, cursor, entry: Entry, data) -> None:
+        self.count += 1
+        self._rows.append((self.count, entry.command))
+        if entry.command == "print":
+            # Streamed from the table when the line is written, after the
+            # commit, up to this message.
+            self._lines.append(("Logs [%s]", Streamed(_chunks_upto(self.count))))
+        elif entry.command == "count":
+            self._lines.append(("Count %d", self.count))
+
+    def finish(self, cursor, last_applied: int) -> None:
+        # One statement per batch: the ORM's per-row query building cost
+        # several times the rest of the apply.
+        if self._rows:
+            cursor.executemany(_INSERT_MESSAGE, self._rows)
+            self._rows = []
+
+    def rollback(self) -> None:
+        self._rows = []
+        self._lines = []
+
+    def take_lines(self) -> list[tuple]:
+        lines, self._lines = self._lines, []
+        return lines
 
 
 def _table(model) -> str:

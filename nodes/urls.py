@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import kv_views, membership_views, token_views, views
+from . import app_views, kv_views, membership_views, token_views, views
 
 app_name = "nodes"
 
@@ -24,5 +24,6 @@ urlpatterns = [
     # A key may hold "/" (percent-encoded or not): the rest of the path.
     re_path(r"^kv/(?P<key>.+)$", kv_views.KeyView.as_view(), name="key"),
     path("watch", kv_views.WatchView.as_view(), name="watch"),
+    path("apps/<str:name>", app_views.AppView.as_view(), name="app"),
     path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
 ]

@@ -14,7 +14,21 @@ RAFT_APPS = frozenset({"consensus", "nodes"})
 
 
 def database_for(app_label: str) -> str:
-    return RAFT_DB if app_label in RAFT_APPS else ACCOUNTS_DB
+    if app_label in RAFT_APPS or app_label in _state_app_labels():
+        return RAFT_DB
+    return ACCOUNTS_DB
+
+
+def _state_app_labels() -> set[str]:
+    """The labels of RAFT_STATE_APPS: a project's replicated state parts
+    (consensus/parts.py) are applied by the loop thread with the rest."""
+    from django.apps import apps
+    from django.conf import settings
+
+    names = set(getattr(settings, "RAFT_STATE_APPS", ()))
+    if not names:
+        return set()
+    return {c.label for c in apps.get_app_configs() if c.name in names}
 
 
 class AccountsRouter:

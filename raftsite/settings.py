@@ -93,6 +93,11 @@ CSRF_COOKIE_NAME = f"raft_csrf_{_COOKIE_SUFFIX}"
 # Over TLS the browser sends the login and CSRF cookies over HTTPS only.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = bool(RAFT_TLS_CERT)
 
+# A project's own replicated state (consensus/parts.py): the Django apps
+# holding its parts' models (kept in the Raft database), and the parts.
+RAFT_STATE_APPS = [a for a in os.environ.get("RAFT_STATE_APPS", "").split(",") if a]
+RAFT_STATE_PARTS = [p for p in os.environ.get("RAFT_STATE_PARTS", "").split(",") if p]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -103,6 +108,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "consensus",
     "nodes",
+    *RAFT_STATE_APPS,
 ]
 
 # Django's stack; POST /api/commands and /raft/ skip the four that serve

@@ -22,6 +22,9 @@ class EntryType(enum.Enum):
     # A put or delete of the key-value store (consensus/kv.py), applied
     # like a command (client sessions included), opaque to the core.
     KV = "kv"
+    # For a project's own state part (consensus/parts.py): the command is
+    # {"part": <name>, "data": ...}; applied like a command, opaque to the core.
+    APP = "app"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,12 @@ from django.db import connection, transaction
 
 from .store import SnapshotMeta, SnapshotStore
 from .tables import (
-    APPLIED_TABLES,
     LOG_ENTRY,
     META_TABLE,
     PERSISTENT_STATE,
     READABLE_FORMATS,
+    all_tables,
+    tables_in,
 )
 
 
@@ -54,8 +55,8 @@ def restore(
         )
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            in_file = READABLE_FORMATS[_check(cursor, meta)]
-            for table in APPLIED_TABLES:
+            in_file = tables_in(_check(cursor, meta))
+            for table in all_tables():
                 # DELETE without WHERE: SQLite drops the table's pages at
                 # once rather than row by row.
                 cursor.execute(f'DELETE FROM main."{table.name}"')
@@ -115,7 +116,7 @@ def check_file(path, meta: SnapshotMeta) -> None:
         cursor.execute(
             "ATTACH DATABASE ? AS snap", [f"file:{quote(str(path))}?mode=ro"]
         )
-        for table in READABLE_FORMATS[_check(cursor, meta)]:
+        for table in tables_in(_check(cursor, meta)):
             cursor.execute(
                 f'SELECT {table.column_list} FROM snap."{table.name}" LIMIT 0'
             )

@@ -71,3 +71,27 @@ FORMAT = 5
 # A file of an older format still restores: the tables it lacks were
 # empty when it was taken, and are emptied.
 READABLE_FORMATS = {3: APPLIED_TABLES[:4], 4: APPLIED_TABLES[:7], 5: APPLIED_TABLES}
+
+
+def part_tables() -> tuple[Table, ...]:
+    """The tables of the project's own state parts (RAFT_STATE_PARTS),
+    which every snapshot also holds (read when first needed: the parts'
+    models load with the apps)."""
+    from django.conf import settings
+
+    from ..parts import load_parts
+
+    parts = load_parts(getattr(settings, "RAFT_STATE_PARTS", []))
+    return tuple(_table(m) for part in parts.values() for m in part.models)
+
+
+def all_tables() -> tuple[Table, ...]:
+    """Every table a snapshot of this node holds."""
+    return APPLIED_TABLES + part_tables()
+
+
+def tables_in(file_format: int) -> tuple[Table, ...]:
+    """The tables a file of ``file_format`` holds (KeyError: unknown)."""
+    if file_format == FORMAT:
+        return all_tables()
+    return READABLE_FORMATS[file_format]

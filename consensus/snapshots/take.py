@@ -12,12 +12,12 @@ from pathlib import Path
 from .store import SnapshotMeta, SnapshotStore, file_digest, fsync_file
 from .tables import (
     APPLIED_STATE,
-    APPLIED_TABLES,
     FORMAT,
     LOG_ENTRY,
     META_COLUMNS,
     META_TABLE,
     PERSISTENT_STATE,
+    all_tables,
 )
 
 
@@ -80,7 +80,7 @@ def _copy(
                 "SELECT name, sql FROM main.sqlite_master WHERE type = 'table'"
             ).fetchall()
         )
-        for table in APPLIED_TABLES:
+        for table in all_tables():
             source.execute(_in_snap(schema[table.name], table.name))
         source.execute(f'CREATE TABLE snap."{META_TABLE}" {META_COLUMNS}')
         # One transaction: reads of main all see the state of its first
@@ -98,7 +98,7 @@ def _copy(
                 f'SELECT "configuration", "configuration_index"'
                 f' FROM main."{APPLIED_STATE}" WHERE id = 1'
             ).fetchone() or (None, 0)
-            for table in APPLIED_TABLES:
+            for table in all_tables():
                 source.execute(
                     f'INSERT INTO snap."{table.name}" ({table.column_list})'
                     f' SELECT {table.column_list} FROM main."{table.name}"'
