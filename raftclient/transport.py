@@ -24,6 +24,9 @@ from .errors import OutcomeUnknown, RaftError, Unavailable, Unreachable, error_f
 
 # 503 codes that promise nothing was appended (CONTRACT.md, HTTP API).
 RETRY_LATER = ("no_leader", "overloaded")
+# An attempt with less time left than this could not get an answer: its
+# failure would only hide the one before.
+MIN_ATTEMPT_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Transport:
         maybe_sent = False
         unreachable = {}  # server -> reason, since the last server answered
         last = None  # (status, code, words) of the last retried failure
-        while (remaining := deadline - self._clock()) > 0:
+        while (remaining := deadline - self._clock()) > MIN_ATTEMPT_S:
             server = self.server
             url = node_url(server, path + query, self.ca)
             timeouts = (min(CONNECT_TIMEOUT_S, remaining), remaining)
@@ -112,9 +115,7 @@ class Transport:
                         f"lost the connection, then could reach no server: {reasons}; "
                         "the write may or may not have taken effect",
                     ) from None  # fmt: skip
-                raise Unreachable(
-                    None, "unreachable", f"cannot reach {reasons}"
-                ) from None
+                raise Unreachable(None, "unreachable", reasons) from None
             except ConnectionLost as exc:
                 unreachable.clear()
                 maybe_sent = maybe_sent or write
