@@ -168,7 +168,8 @@ class Client:
         (None: from what the server has applied now), forever. Each long
         poll waits up to ``timeout`` seconds and the next resumes after the
         revision the last covered, on whichever server answers. Compacted
-        if ``after`` is older than the history kept."""
+        if ``after`` is older than the history kept; a poll that fails for
+        longer than the client's ``timeout`` raises as any call does."""
         while True:
             params = {"prefix": prefix, "timeout": timeout}
             if after is not None:

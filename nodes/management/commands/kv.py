@@ -94,7 +94,8 @@ class Command(BaseCommand):
                     return
         except KeyboardInterrupt:
             # A watch only reads: nothing "may or may not take effect".
-            sys.stderr.write(f"interrupted: the watch stopped after {seen} events\n")
+            events = "1 event" if seen == 1 else f"{seen} events"
+            sys.stderr.write(f"interrupted: the watch stopped after {events}\n")
             sys.exit(EXIT_INTERRUPTED)
 
 
