@@ -163,7 +163,11 @@ class Transport:
 
     def _lost(self, server, exc: ConnectionLost) -> str:
         # A node on TLS closes a plain HTTP connection without a word.
-        hint = "" if self.ca or exc.timed_out else "; if it serves HTTPS, give ca"
+        hint = (
+            ""
+            if self.ca or exc.timed_out
+            else "; if it serves HTTPS, give its CA (--ca, ca=)"
+        )
         return f"lost the connection to {server}: {exc.reason}{hint}"
 
     def _next(self):
