@@ -143,10 +143,12 @@ class Transport:
                 continue
             error = error_for(answer.status, answer.body)
             if write and (
-                answer.status >= 500 or (maybe_sent and answer.status == 409)
-            ):
+                answer.status == 200 or answer.status >= 500
+                or (maybe_sent and answer.status == 409)
+            ):  # fmt: skip
                 # A 409 to a retry: its session ended, so the first attempt's
-                # fate is unknown; a 500 may come after the append.
+                # fate is unknown; a 500 may come after the append, and a 200
+                # that is not the API's JSON is no answer.
                 raise OutcomeUnknown(
                     error.status, error.code,
                     f"{server} answered {error}; the write may or may not have "

@@ -253,3 +253,12 @@ def test_submit_commits_a_command(stub_server, client_for):
 def test_bad_arguments_are_value_errors(servers, kw):
     with pytest.raises(ValueError):
         Client(servers, **kw)
+
+
+def test_a_200_that_is_not_json_to_a_write_is_outcome_unknown(stub_server, client_for):
+    node = stub_server(Reply(200, b"<html>proxy</html>"))
+    with pytest.raises(raftclient.OutcomeUnknown):
+        client_for(node.address).put("k", "v")
+    with pytest.raises(raftclient.RaftError) as raised:
+        client_for(node.address).get("k")
+    assert raised.value.code == "unexpected_answer"
