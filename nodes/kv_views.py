@@ -194,7 +194,8 @@ def on_leader(runtime, forwarder, request, read) -> Answer:
             raise NotLeader(node_status.leader if node_status else None)
         return read()
 
-    path = request.path + "?" + urlencode(request.query_params)
+    # request.path is decoded: a key's "?", "#" or "%" must be encoded again.
+    path = quote(request.path) + "?" + urlencode(request.query_params)
     write = Write("GET", path, None, settings.RAFT_COMMAND_TIMEOUT_S, kind="read",
                   undone="nothing was read")  # fmt: skip
     answer = leader_or_forward(

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from raftclient import Client, Unreachable
 from scripts.tls_certs import make_ca, make_cert
 from tests.tls_helpers import skip_without_openssl
 
@@ -144,6 +145,18 @@ def test_the_cli_speaks_https_and_verifies_with_ca(cluster, pki):
     assert "if it serves HTTPS, give --ca" in one_line_failure(plain)
     entries = [e["command"] for e in cluster.log(leader)]
     assert "cli-tls" in entries and "never" not in entries
+
+
+def test_the_python_client_speaks_https_with_ca(cluster, pki):
+    servers = [node.address for node in cluster.nodes[:INITIAL]]
+    key = f"tls/{uuid.uuid4().hex}"
+    with Client(servers, ca=str(pki["ca"]), timeout=15) as client:
+        revision = client.put(key, "x").revision
+        assert client.get(key).revision == revision
+    with Client(servers, ca=str(pki["other_ca"]), timeout=15) as wrong:
+        with pytest.raises(Unreachable) as raised:
+            wrong.get(key)
+    assert "TLS: certificate verify failed" in str(raised.value)
 
 
 def test_plain_http_to_a_tls_node_fails(cluster):

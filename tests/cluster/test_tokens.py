@@ -11,6 +11,8 @@ import uuid
 import pytest
 import requests
 
+from raftclient import Client, Forbidden, Unauthorized
+
 from .harness import LocalCluster, manage, one_line_failure, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -143,6 +145,22 @@ def test_the_cli_takes_a_token(cluster, tokens):
     done = manage(*args, "--token", tokens["writer"])
     assert done.returncode == 0, one_line_failure(done)
     assert "forwarded to leader" in done.stdout
+
+
+def test_the_python_client_takes_a_token(cluster, tokens):
+    servers = [node.address for node in cluster.nodes[:3]]
+    key = f"token/{uuid.uuid4().hex}"
+    with Client(servers, timeout=15) as anonymous:
+        with pytest.raises(Unauthorized):
+            anonymous.get(key)
+    with Client(servers, token=tokens["reader"], timeout=15) as reader:
+        with pytest.raises(Forbidden):
+            reader.put(key, "x")
+        with Client(servers, token=tokens["writer"], timeout=15) as writer:
+            revision = writer.put(key, "x").revision
+        assert reader.get(key).revision == revision
+    failed = one_line_failure(manage("kv", "get", key, "-S", servers[0]))
+    assert failed.endswith("Give --token or set RAFT_TOKEN."), failed
 
 
 def test_only_digests_are_stored(cluster, tokens):

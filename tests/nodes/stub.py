@@ -79,6 +79,9 @@ class StubServer:
             def do_DELETE(self):
                 self._answer()
 
+            def do_PUT(self):
+                self._answer()
+
             def _answer(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:

@@ -43,3 +43,23 @@ def test_ctrl_c_while_waiting_for_a_server_is_one_line(argv):
     assert err.strip().splitlines() == [
         "interrupted: a request already sent may or may not take effect"
     ]
+
+
+def test_ctrl_c_in_a_watch_is_one_line():
+    """A watch only reads, so its line says how far it got instead."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+        port = listener.getsockname()[1]
+        command = subprocess.Popen(
+            [sys.executable, "manage.py", "kv", "watch", "-S", f"127.0.0.1:{port}"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            connection, _ = listener.accept()
+            with connection:
+                command.send_signal(signal.SIGINT)
+                out, err = command.communicate(timeout=30)
+        finally:
+            command.kill()
+    assert command.returncode == 130, (out, err)
+    assert err.strip().splitlines() == ["interrupted: the watch stopped after 0 events"]
