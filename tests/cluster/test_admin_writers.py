@@ -44,6 +44,11 @@ RAFT_TABLES = {
     "consensus_appliedmessage",
     "consensus_clientsession",
     "consensus_clientanswer",
+    "consensus_clusteruser",
+    "consensus_clustertoken",
+    "consensus_membershipchange",
+    "consensus_keyvalue",
+    "consensus_keyevent",
     "django_migrations",
 }
 # A data directory as the layout before accounts.sqlite3 left it: every app
