@@ -24,6 +24,7 @@ from pathlib import Path
 
 from django.db import DatabaseError
 
+from . import metrics
 from .core.messages import NO_SNAPSHOT, REPLIES, EntryType, Message, Unreachable
 from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
@@ -185,9 +186,14 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
             )
         if state_machine is None:
             state_machine = StateMachine(node_id)
-        self._storage = storage
+        self._storage = metrics.Timed(storage, "save", metrics.SAVE_SECONDS)
         self._transport = transport
         self._state_machine = state_machine
+        # As apply_ready calls it: each applied batch timed.
+        self._timed_state_machine = metrics.Timed(
+            state_machine, "apply_batch", metrics.APPLY_SECONDS
+        )
+        self._last_leader: str | None = None
         # Index -> the clients waiting for an entry at that index. More than
         # one when a leader, deposed and re-elected, appends a new entry at
         # the index of an old one of its own that is not known lost yet.
@@ -534,6 +540,8 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
                 items.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
+        metrics.LOOP_BATCH.observe(len(items))
+        metrics.INBOX_DEPTH.set(self._inbox.qsize())
         node = self._node
         ready = Ready()
         answers: list[tuple[_Slot, Message | None]] = []
@@ -593,6 +601,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
         try:
             ready = self._node.propose([item.proposal for item in fresh])
         except NotLeader as exc:
+            metrics.PROPOSALS_FAILED.inc(len(fresh))
             for item in fresh:
                 item.slot.set(error=exc)
             return Ready()
@@ -633,7 +642,11 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
             self._install(ready)
             ready.snapshot = None
         results = apply_ready(
-            ready, self._storage, self._transport_routed, self._state_machine, answer
+            ready,
+            self._storage,
+            self._transport_routed,
+            self._timed_state_machine,
+            answer,
         )
         for entry, result in zip(ready.committed_entries, results, strict=True):
             self._resolve(entry, result)
@@ -651,8 +664,10 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
     def _resolve(self, entry, answer: Answer) -> None:
         for waiter in self._waiters.pop(entry.index, ()):
             if waiter.term == entry.term:
+                metrics.PROPOSALS_COMMITTED.inc()
                 waiter.slot.set(answer)
             else:
+                metrics.PROPOSALS_FAILED.inc()
                 # State Machine Safety: another entry committed at this
                 # index, so ours never will. Not before: an entry of ours
                 # overwritten here may still commit from another server's
@@ -662,6 +677,9 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
                 )
 
     def _announce(self, ready: Ready) -> None:
+        if ready.soft_state.leader_id != self._last_leader:
+            self._last_leader = ready.soft_state.leader_id
+            metrics.LEADER_CHANGES.inc()
         if ready.soft_state.role is Role.LEADER:
             event_log.info("Became leader for term %d", self._node.status().term)
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import metrics
 from .core.messages import (
     AppendEntries,
     AppendEntriesReply,
@@ -82,6 +83,8 @@ class PeerSender:
         self._headers = {"Content-Type": "application/json"}
         if secret:
             self._headers[SECRET_HEADER] = secret
+        self._rpc_seconds = metrics.PEER_RPC_SECONDS.labels(peer)
+        self._rpc_errors = metrics.PEER_RPC_ERRORS.labels(peer)
         self._connection: http.client.HTTPConnection | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"raft-send-{peer}", daemon=True
@@ -196,6 +199,7 @@ class PeerSender:
     def _call(self, message: Message) -> Message | None:
         endpoint, reply_class = ROUTES[type(message)]
         body = json.dumps(message_to_dict(message)).encode()
+        start = time.perf_counter()
         try:
             connection = self._connect()
             connection.request("POST", f"/raft/{endpoint}", body, self._headers)
@@ -211,8 +215,10 @@ class PeerSender:
             reply = message_from_dict(reply_class, json.loads(data))
             if (reply.source, reply.dest) != (self.peer, self.node_id):
                 raise ValueError(f"a reply from {reply.source} to {reply.dest}")
+            self._rpc_seconds.observe(time.perf_counter() - start)
             return reply
         except Exception as exc:  # any failure means "not delivered"
+            self._rpc_errors.inc()
             logger.debug("send to %s failed: %s", self.peer, exc)
             if isinstance(exc, ssl.SSLError) and not isinstance(
                 exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)

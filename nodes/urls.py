@@ -2,13 +2,15 @@
 
 from django.urls import path, re_path
 
-from . import app_views, kv_views, membership_views, token_views, views
+from . import app_views, health, kv_views, membership_views, token_views, views
 
 app_name = "nodes"
 
 urlpatterns = [
     path("commands", views.CommandsView.as_view(), name="commands"),
     path("status", views.StatusView.as_view(), name="status"),
+    path("health/live", health.LiveView.as_view(), name="live"),
+    path("health/ready", health.ReadyView.as_view(), name="ready"),
     path("log", views.LogView.as_view(), name="log"),
     path("servers", membership_views.ServersView.as_view(), name="servers"),
     path(

@@ -8,6 +8,7 @@ import threading
 # Seconds a client told ``overloaded`` should wait before it retries.
 RETRY_AFTER_S = 1
 PEER_PREFIX = "/raft/"
+HEALTH_PREFIX = "/api/health/"
 OVERLOADED_BODY = json.dumps(
     {
         "error": "overloaded",
@@ -30,23 +31,42 @@ class ClientRequestLimit:
     of a long answer holds a thread as surely as a slow view.
     """
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, limit: int, in_flight=None):
+        """``in_flight``: a gauge of the requests being served (metrics)."""
         self.app = app
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
+        self.in_flight = in_flight or _NoGauge()
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO", "").startswith(PEER_PREFIX):
             return self.app(environ, start_response)
+        if environ.get("PATH_INFO", "").startswith(HEALTH_PREFIX):
+            # Health checks answer even under load: an overloaded node is
+            # alive, and says itself whether it is ready.
+            return self.app(environ, start_response)
         if not self._slots.acquire(blocking=False):
             start_response("503 Service Unavailable", list(OVERLOADED_HEADERS))
             return [OVERLOADED_BODY]
+        self.in_flight.inc()
         try:
             result = self.app(environ, start_response)
         except BaseException:
-            self._slots.release()
+            self._release()
             raise
-        return _release_on_close(result, self._slots.release, environ)
+        return _release_on_close(result, self._release, environ)
+
+    def _release(self) -> None:
+        self.in_flight.dec()
+        self._slots.release()
+
+
+class _NoGauge:
+    def inc(self) -> None:
+        pass
+
+    def dec(self) -> None:
+        pass
 
 
 class _ReleasingIterable:

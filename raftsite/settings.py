@@ -53,6 +53,9 @@ RAFT_THREADS = int(os.environ.get("RAFT_THREADS", "128"))
 RAFT_MAX_CLIENT_REQUESTS = int(
     os.environ.get("RAFT_MAX_CLIENT_REQUESTS", str(max(1, RAFT_THREADS * 3 // 4)))
 )
+# GET /api/health/ready answers 503 while this node's applied index is more
+# than this many entries behind the commit index it knows.
+RAFT_READY_MAX_LAG = int(os.environ.get("RAFT_READY_MAX_LAG", "1000"))
 RAFT_READ_TIMEOUT_S = float(os.environ.get("RAFT_READ_TIMEOUT_S", "10"))
 # Raft §7: a snapshot of the applied state every RAFT_SNAPSHOT_ENTRIES applied
 # entries; once it is durable the log keeps RAFT_SNAPSHOT_TRAILING entries

@@ -1,12 +1,17 @@
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
+from django.views.decorators.http import require_GET
 from django.views.generic import RedirectView
+
+from nodes.health import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("raft/", include("consensus.urls")),
     path("api/", include("nodes.urls")),
+    # Prometheus scrapes it; open like /api/status (no credentials).
+    path("metrics", require_GET(metrics_view), name="metrics"),
     # Operators' pages: the dashboard, and the admin's own look (CSS, JS).
     path("dashboard/", include("nodes.dashboard_urls")),
     path("", RedirectView.as_view(pattern_name="dashboard:index")),

@@ -10,6 +10,10 @@ application = get_wsgi_application()
 
 from django.conf import settings  # noqa: E402 - configured by the line above
 
+from consensus.metrics import CLIENT_REQUESTS  # noqa: E402
+
 from .client_limit import ClientRequestLimit  # noqa: E402
 
-application = ClientRequestLimit(application, settings.RAFT_MAX_CLIENT_REQUESTS)
+application = ClientRequestLimit(
+    application, settings.RAFT_MAX_CLIENT_REQUESTS, in_flight=CLIENT_REQUESTS
+)

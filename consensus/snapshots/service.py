@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import metrics
 from .policy import SnapshotPolicy
 from .receiver import SnapshotReceiver
 from .restore import check_file, compact_log, log_matches, restore
@@ -90,14 +92,14 @@ class Snapshots:
         """Take a snapshot at last_applied on the calling thread (not the
         loop's), whatever the policy; on_taken is called as for maybe_take.
         Raises NothingToSnapshot if the latest one covers last_applied."""
-        meta = self.store.take(self.db_path, min_index=self._covered + 1)
+        meta = self._timed_take(self._covered + 1)
         self._covered = max(self._covered, meta.last_included_index)
         self._on_taken(meta)
         return meta
 
     def _take(self, min_index: int) -> None:
         try:
-            meta = self.store.take(self.db_path, min_index=min_index)
+            meta = self._timed_take(min_index)
         except NothingToSnapshot:
             return
         except Exception:
@@ -106,6 +108,14 @@ class Snapshots:
             return
         self._covered = max(self._covered, meta.last_included_index)
         self._on_taken(meta)
+
+    def _timed_take(self, min_index: int) -> SnapshotMeta:
+        start = time.perf_counter()
+        meta = self.store.take(self.db_path, min_index=min_index)
+        metrics.SNAPSHOT_SECONDS.observe(time.perf_counter() - start)
+        metrics.SNAPSHOTS.inc()
+        metrics.SNAPSHOT_BYTES.set(meta.size)
+        return meta
 
     def compact(self, meta: SnapshotMeta, through: int) -> None:
         """Loop thread, once the core has been told of ``meta`` and has

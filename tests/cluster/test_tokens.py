@@ -252,3 +252,10 @@ def test_a_forged_caller_header_is_not_believed(cluster, tokens):
         assert r.status_code == 401, r.text
     commands = [e["command"] for e in cluster_log(cluster, tokens)]
     assert "forged" not in commands and len(commands) == before
+
+
+def test_monitoring_endpoints_need_no_token(cluster, tokens):
+    for node in cluster.nodes[:3]:
+        for path in ("/metrics", "/api/health/live", "/api/health/ready"):
+            r = requests.get(node.base_url + path, timeout=15)
+            assert r.status_code == 200, (node.address, path, r.text)
