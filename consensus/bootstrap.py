@@ -3,6 +3,7 @@
 from django.apps import apps
 from django.conf import settings
 
+from .history import StatusHistory
 from .parts import load_parts
 from .runtime import NodeRuntime, RuntimeSettings
 from .snapshots.policy import policy_from_settings
@@ -40,6 +41,8 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
     )
     runtime.start()
     config.runtime = runtime
+    # The dashboard's charts: the last minutes, whether anyone watches.
+    runtime.history = StatusHistory(runtime.status).start()
     return runtime
 
 
@@ -47,4 +50,7 @@ def stop_runtime() -> None:
     config = apps.get_app_config("consensus")
     runtime, config.runtime = config.runtime, None
     if runtime is not None:
+        history = getattr(runtime, "history", None)
+        if history is not None:
+            history.stop()
         runtime.stop()

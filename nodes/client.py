@@ -426,6 +426,27 @@ class RaftClient:
             )
         return body
 
+    def stream(self, path: str, timeout_s: float):
+        """GET ``path`` as a streamed requests Response (a 200), for large
+        bodies; ClientError for anything else. The caller closes it."""
+        try:
+            response = self._session.get(
+                self._url(path), stream=True, timeout=(CONNECT_TIMEOUT_S, timeout_s)
+            )
+        except requests.RequestException as exc:
+            raise ClientError(f"cannot reach {self.server}: {_reason(exc)}") from None
+        if response.status_code == 200:
+            return response
+        with response:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+        answer = Answer(
+            response.status_code, body if isinstance(body, dict) else None, None
+        )
+        raise ClientError(self._describe(answer))
+
     def _pause(self, seconds, deadline):
         self._sleep(max(0.0, min(seconds, deadline - self._clock())))
 

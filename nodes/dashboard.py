@@ -144,8 +144,16 @@ def cluster_snapshot(status, fetch=None) -> dict:
         # The key-value store as this node has applied it, and the reads
         # this node served lately.
         "keys": KeyValue.objects.count(),
+        "history": _history(),
         "kv_reads_per_s": kv_stats.reads.per_second(),
     }
+
+
+def _history() -> dict | None:
+    """The charts' series (consensus/history.py), when this process serves
+    the node."""
+    history = getattr(current_runtime(), "history", None)
+    return history.series() if history is not None else None
 
 
 def _row(address, own_id, members, answer, error, progress) -> dict:

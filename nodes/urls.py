@@ -2,7 +2,15 @@
 
 from django.urls import path, re_path
 
-from . import app_views, health, kv_views, membership_views, token_views, views
+from . import (
+    app_views,
+    backup_views,
+    health,
+    kv_views,
+    membership_views,
+    token_views,
+    views,
+)
 
 app_name = "nodes"
 
@@ -27,5 +35,6 @@ urlpatterns = [
     re_path(r"^kv/(?P<key>.+)$", kv_views.KeyView.as_view(), name="key"),
     path("watch", kv_views.WatchView.as_view(), name="watch"),
     path("apps/<str:name>", app_views.AppView.as_view(), name="app"),
+    path("backup", backup_views.BackupView.as_view(), name="backup"),
     path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
 ]

@@ -89,7 +89,49 @@
     return tr;
   }
 
+  // The charts (uPlot, served from this project's static files): one per
+  // series of the node's history, redrawn with each poll.
+  const charts = {};
+
+  function chart(id, series, data) {
+    const target = document.getElementById(id);
+    if (!target || typeof uPlot === "undefined") return;
+    const width = Math.max(240, Math.min(420, target.clientWidth || 360));
+    const key = id + ":" + series.map((s) => s.label).join(",");
+    if (!charts[id] || charts[id].key !== key) {
+      if (charts[id]) charts[id].plot.destroy();
+      const opts = {
+        width: width,
+        height: 140,
+        legend: { show: series.length > 1 },
+        series: [{}].concat(series),
+        axes: [{}, { size: 50 }],
+      };
+      charts[id] = { key: key, plot: new uPlot(opts, data, target) };
+    } else {
+      charts[id].plot.setData(data);
+    }
+  }
+
+  const COLORS = ["#417690", "#ba2121", "#5b80b2", "#e0a800", "#2b8a3e"];
+
+  function drawHistory(history) {
+    if (!history || !history.time.length) return;
+    const t = history.time;
+    chart("chart-commits", [{ label: "commits/s", stroke: COLORS[0] }],
+      [t, history.commits_per_s]);
+    chart("chart-leaders", [{ label: "leader changes", stroke: COLORS[1] }],
+      [t, history.leader_changes]);
+    const peers = Object.keys(history.lag);
+    if (peers.length) {
+      chart("chart-lag",
+        peers.map((p, i) => ({ label: p, stroke: COLORS[i % COLORS.length] })),
+        [t].concat(peers.map((p) => history.lag[p])));
+    }
+  }
+
   function render(snapshot) {
+    drawHistory(snapshot.history);
     const summary = document.getElementById("summary");
     summary.replaceChildren(
       "This node ", el("strong", snapshot.node), " is ", el("strong", snapshot.role),
