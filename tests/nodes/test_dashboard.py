@@ -106,9 +106,12 @@ def _sample_paths(patterns, prefix=""):
 
 def test_nothing_but_the_api_and_peer_rpc_answers_without_a_login(client, runtime):
     """Every page of every app, the membership pages included, sends an
-    anonymous user to the login form; only /api/, /raft/, static files and
-    the login and logout pages answer."""
-    public = ("/api/", "/raft/", "/static/", "/admin/login/", "/admin/logout/")
+    anonymous user to the login form; only /api/, /raft/, /metrics (open to
+    monitors, CONTRACT.md), static files and the login and logout pages
+    answer."""
+    public = (
+        "/api/", "/raft/", "/metrics", "/static/", "/admin/login/", "/admin/logout/"
+    )  # fmt: skip
     checked = []
     for path in _sample_paths(get_resolver().url_patterns):
         if path.startswith(public):
