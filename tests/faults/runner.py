@@ -190,8 +190,13 @@ class NetnsCluster(LocalCluster):
 
     def argv(self, node: Node) -> list[str]:
         # `ip netns exec` execs in place: the pid (and so the launcher's
-        # parent check and PDEATHSIG) is unchanged.
-        return self.network.exec_prefix(node.index) + super().argv(node)
+        # parent check and PDEATHSIG) is unchanged. The test network is
+        # private (netns.py), so the client API stays open to the test's
+        # clients as on loopback (--insecure; peers still sign with the
+        # cluster secret); beyond loopback a node would otherwise require
+        # client tokens and answer every client request 401.
+        argv = self.network.exec_prefix(node.index) + super().argv(node)
+        return [*argv, "--insecure"]
 
 
 class TestBed:
