@@ -4,14 +4,15 @@ clients send their reads with ``consistency=stale`` (a server's own applied
 state, no ReadIndex round, as a deposed or cut-off server would answer
 without it) but record them as linearizable must fail the linearizability
 check for at least one of a few seeds; the same runs with the reads sent as
-recorded must pass. Slow (a minute or more per run on a busy machine): run
+recorded must pass (so the check does not just fail every partitioned
+run). Slow (a minute or more per run on a busy machine): run
 with ``make faults``.
 """
 
 import pytest
 
 from . import runner
-from .violations import NONLINEARIZABLE
+from .violations import NONLINEARIZABLE, STALE_READ
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.slow]
 
@@ -48,7 +49,9 @@ def test_reads_without_read_index_are_caught_and_real_ones_pass(
         reports.append(report)
         assert broken.liveness_error is None, report
         kinds = {v.kind for v in broken.violations}
-        assert kinds <= {NONLINEARIZABLE}, report
+        # Only the reads are broken. A linearizable read asks for monotonic
+        # reads, so the same stale answers may break those too.
+        assert kinds <= {NONLINEARIZABLE, STALE_READ}, report
         if NONLINEARIZABLE in kinds:
             caught = seed
             break
