@@ -178,8 +178,14 @@ class NetnsCluster(LocalCluster):
     def __init__(self, network: Network, *, base_dir: Path, env=None):
         ports = [NETNS_PORT + i for i in range(network.size)]
         # Beyond loopback a node needs a cluster secret (runnode refuses
-        # without one); a run's own, unless the run gives one.
-        env = {"RAFT_CLUSTER_SECRET": secrets.token_urlsafe(24), **(env or {})}
+        # without one); a run's own, unless the run gives one. The fault
+        # workload's clients carry no token: a test network's nodes run
+        # with --insecure and the client API open (RAFT_AUTH=open).
+        env = {
+            "RAFT_CLUSTER_SECRET": secrets.token_urlsafe(24),
+            "RAFT_AUTH": "open",
+            **(env or {}),
+        }
         super().__init__(network.size, base_dir=Path(base_dir), env=env, ports=ports)
         log_dir = self.base_dir / "logs"
         self.network = network
@@ -190,13 +196,9 @@ class NetnsCluster(LocalCluster):
 
     def argv(self, node: Node) -> list[str]:
         # `ip netns exec` execs in place: the pid (and so the launcher's
-        # parent check and PDEATHSIG) is unchanged. The test network is
-        # private (netns.py), so the client API stays open to the test's
-        # clients as on loopback (--insecure; peers still sign with the
-        # cluster secret); beyond loopback a node would otherwise require
-        # client tokens and answer every client request 401.
-        argv = self.network.exec_prefix(node.index) + super().argv(node)
-        return [*argv, "--insecure"]
+        # parent check and PDEATHSIG) is unchanged.
+        prefix = self.network.exec_prefix(node.index)
+        return [*prefix, *super().argv(node), "--insecure"]
 
 
 class TestBed:
