@@ -45,6 +45,12 @@ clean:
 # The namespace fault tests (tests/faults) need `ip` and `nft`: as root,
 # install them from Debian's packages when missing; otherwise say why those
 # tests will be skipped.
+# Every fault test, the slow ones too (tests marked slow, such as the
+# broken-read demonstration of tests/faults/test_kv_faults.py).
+.PHONY: faults
+faults: $(STAMP) fault-tools fuse-tools
+	RAFT_SLOW=1 $(PY) -m pytest tests/faults -q
+
 .PHONY: fault-tools chaos
 fault-tools:
 	@if command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then :; \

@@ -278,6 +278,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
             )
         # The applied state is on disk with last_applied: nothing to replay.
         self._state_machine.load()
+        self._notify_applied()
         seed = self._settings.rng_seed
         rng = random.Random(seed if seed is not None else os.urandom(16))
         self._node = RaftNode(

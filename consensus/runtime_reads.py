@@ -36,6 +36,12 @@ class ReadRuntimeMixin:
         self._next_read_ctx = 0
         # Notified whenever the state machine has applied more.
         self._applied = threading.Condition()
+        # The state machine's last_applied as of its last committed apply
+        # (guarded by _applied). Its own field moves entry by entry inside
+        # the apply transaction, before another connection can see the
+        # rows: a read that waited on it could be served from the state
+        # before the entries it waited for (a stale linearizable read).
+        self._visible_applied = 0
 
     # --- request threads ---------------------------------------------------
 
@@ -73,7 +79,7 @@ class ReadRuntimeMixin:
         False if ``timeout`` passes first."""
         deadline = time.monotonic() + timeout
         with self._applied:
-            while self._state_machine.last_applied < index:
+            while self._visible_applied < index:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -85,12 +91,12 @@ class ReadRuntimeMixin:
         the last_applied then (watches poll with it)."""
         deadline = time.monotonic() + timeout
         with self._applied:
-            while self._state_machine.last_applied <= after:
+            while self._visible_applied <= after:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._applied.wait(remaining)
-            return self._state_machine.last_applied
+            return self._visible_applied
 
     # --- the loop thread ---------------------------------------------------
 
@@ -120,5 +126,8 @@ class ReadRuntimeMixin:
             self._read_slots.clear()
 
     def _notify_applied(self) -> None:
+        """Called once what the state machine applied is committed (and at
+        start, once it is loaded): readers may now see it."""
         with self._applied:
+            self._visible_applied = self._state_machine.last_applied
             self._applied.notify_all()

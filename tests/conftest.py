@@ -1,6 +1,21 @@
 """Shared by every test package."""
 
+import os
+
 import pytest
+
+SLOW_VARIABLE = "RAFT_SLOW"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run only when asked for: ``RAFT_SLOW=1`` (``make
+    faults``) or a ``-m`` expression that names them."""
+    if os.environ.get(SLOW_VARIABLE) or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason=f"slow: run with make faults ({SLOW_VARIABLE}=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -34,12 +34,17 @@ class FirstCopies:
 
     def __init__(self, history: History, logs: dict, sessions: dict):
         names = {(op.client_id, op.seq): op.command for op in history.ops}
+        # Key-value writes keep session answers too (their KV entries are
+        # checked by linearizability.py, not here).
+        kv_writes = {op.request for op in history.kv_ops if op.request}
         self.by_server: dict[str, dict[str, tuple[int, int]]] = {}
         self.phantoms: set[str] = set()
         for server, pairs in sessions.items():
             mine = {}
             for (client_id, seq), answer in pairs.items():
                 command = names.get((client_id, seq))
+                if command is None and f"{client_id}:{seq}" in kv_writes:
+                    continue
                 if command is None:
                     self.phantoms.add(f"{client_id}:{seq}")
                 else:

@@ -127,6 +127,29 @@ def parse_args(argv=None):
         help="clients run alone this long before the first fault (default 0)",
     )
     parser.add_argument(
+        "--kv-clients",
+        type=int,
+        default=3,
+        help="key-value clients (default 3; 0: none)",
+    )
+    parser.add_argument(
+        "--kv-keys", type=int, default=3, help="hot keys they share (default 3)"
+    )
+    parser.add_argument(
+        "--kv-max-steps",
+        type=int,
+        default=runner.DEFAULT_MAX_STEPS,
+        help="each key's linearizability search gives up ('unknown', a note) "
+        "after this many steps",
+    )
+    parser.add_argument(
+        "--kv-read-as",
+        choices=("leader", "stale"),
+        default=None,
+        help="send every key-value read at this level but record it as asked: "
+        "a broken read path, to show the checker catches it",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -196,6 +219,10 @@ def main(argv=None) -> int:
             disks="lazyfs" if lazy else "plain",
             fsync=args.fsync,
             warmup_s=args.warmup_s,
+            kv_clients=args.kv_clients,
+            kv_keys=args.kv_keys,
+            kv_max_steps=args.kv_max_steps,
+            kv_read_as=args.kv_read_as,
         )
         try:
             result = runner.run(

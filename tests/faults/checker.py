@@ -14,6 +14,7 @@ from .applied_checks import (
     command_positions,
     last_index,
 )
+from .linearizability import KvReport, check_kv
 from .violations import (
     APPLIED_DIFFERS,
     APPLIED_TWICE,
@@ -26,9 +27,11 @@ from .violations import (
     LOST,
     MAX_PER_KIND,
     MULTIPLE_LEADERS,
+    NONLINEARIZABLE,
     PHANTOM,
     REALTIME,
     RETRY_ANSWER,
+    STALE_READ,
     TERM_DECREASE,
     WRONG_INDEX,
     Report,
@@ -40,8 +43,9 @@ from .workload import FAIL, OK, UNKNOWN, History
 __all__ = [
     "APPLIED_DIFFERS", "APPLIED_TWICE", "DIVERGENCE", "DUPLICATE",
     "FAILED_APPLIED", "GAP", "KINDS", "LOG_TERMS", "LOST", "MAX_PER_KIND",
-    "MULTIPLE_LEADERS", "PHANTOM", "REALTIME", "RETRY_ANSWER",
-    "TERM_DECREASE", "WRONG_INDEX", "Violation", "check",
+    "MULTIPLE_LEADERS", "NONLINEARIZABLE", "PHANTOM", "REALTIME",
+    "RETRY_ANSWER", "STALE_READ", "TERM_DECREASE", "WRONG_INDEX", "Violation",
+    "check", "check_kv_ops",
 ]  # fmt: skip
 
 
@@ -54,6 +58,7 @@ def check(
     applied: dict[str, list[str]] | None = None,
     first_index: dict[str, int] | None = None,
     sessions: dict[str, dict[tuple[str, int], tuple[int, int]]] | None = None,
+    kv: KvReport | None = None,
 ) -> list[Violation]:
     """Every violation of the run's properties (empty when it passed).
 
@@ -79,6 +84,10 @@ def check(
     command without one (none given, or no longer kept) its first copy is
     taken from its acknowledgement or its lowest copy in any log, which is
     exact for uncompacted logs.
+
+    The key-value operations (``history.kv_ops``) are checked by
+    ``check_kv_ops``; ``kv`` is its report when the caller ran it already
+    (the runner does, to time it and note a search that gave up).
     """
     report = Report()
     members = sorted(logs) if members is None else [m for m in members if m in logs]
@@ -101,7 +110,22 @@ def check(
     check_realtime(history, logs, report, copies)
     check_leaders(history, leader_lines or {}, report)
     check_terms(history, report)
+    if kv is None and history.kv_ops:
+        kv = check_kv_ops(history)
+    for violation in kv.violations() if kv is not None else []:
+        report.add(violation.kind, violation.detail)
     return report.violations
+
+
+def check_kv_ops(history: History, max_steps: int | None = None) -> KvReport:
+    """Linearizability of the key-value operations, per key (each search
+    bounded by ``max_steps``), and the stale, leader and monotonic reads
+    (linearizability.check_kv). A key whose search ran out of steps has the
+    verdict "unknown": not a violation, since nothing was found wrong; the
+    runner's report lists it as a note."""
+    if max_steps is None:
+        return check_kv(history.kv_ops)
+    return check_kv(history.kv_ops, max_steps=max_steps)
 
 
 def _entry_key(entry: dict) -> tuple:

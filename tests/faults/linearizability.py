@@ -40,7 +40,7 @@ from .kv_history import (
 )
 from .kv_model import has_effect
 from .stale_reads import check_stale_reads
-from .violations import RETRY_ANSWER, Violation
+from .violations import NONLINEARIZABLE, RETRY_ANSWER, STALE_READ, Violation
 from .wgl import (
     INVALID,
     UNKNOWN_VERDICT,
@@ -49,10 +49,6 @@ from .wgl import (
     events_of,
     shortest_failing_prefix,
 )
-
-# Violation kinds for the fault run's report.
-NONLINEARIZABLE = "nonlinearizable"
-STALE_READ = "stale_read"
 
 # Enough for the few hundred operations per key of a fault run with a
 # handful of clients (they take thousands of steps); a few seconds of work.

@@ -22,13 +22,16 @@ import requests
 
 from tests.cluster.harness import LocalCluster, Node, WaitTimeout
 
-from . import checker, disks, nemesis, nodestate, snapshot_ops
+from . import checker, disks, kv_history, nemesis, nodestate, snapshot_ops
+from .linearizability import DEFAULT_MAX_STEPS, KvReport
 from .netns import Network
 from .powercut_ops import POWER
+from .wgl import UNKNOWN_VERDICT
 from .workload import (
     OK,
     UNKNOWN,
     History,
+    KvWorkload,
     Op,
     StatusSampler,
     Workload,
@@ -74,6 +77,14 @@ class RunConfig:
     disks: str = "plain"
     fsync: str = "honest"
     warmup_s: float = 0.0  # clients alone this long before the first fault
+    # Key-value clients (workload.KvWorkload) on ``kv_keys`` hot keys; each
+    # key's linearizability search stops after ``kv_max_steps`` ("unknown").
+    kv_clients: int = 3
+    kv_keys: int = 3
+    kv_max_steps: int = DEFAULT_MAX_STEPS
+    # Send every key-value read at this level, recording it as asked: a
+    # broken read path, only for the checker's own test (test_kv_faults.py).
+    kv_read_as: str | None = None
 
     def server_env(self) -> dict:
         """The servers' environment: DEFAULT_ENV, then this run's own."""
@@ -100,6 +111,12 @@ class RunConfig:
             args += f" --fsync {self.fsync}"
         if self.warmup_s:
             args += f" --warmup-s {self.warmup_s:g}"
+        if (self.kv_clients, self.kv_keys) != (3, 3):
+            args += f" --kv-clients {self.kv_clients} --kv-keys {self.kv_keys}"
+        if self.kv_max_steps != DEFAULT_MAX_STEPS:
+            args += f" --kv-max-steps {self.kv_max_steps}"
+        if self.kv_read_as:
+            args += f" --kv-read-as {self.kv_read_as}"
         for name, value in sorted(self.env.items()):
             args += f" --env {name}={value}"
         if not self.netns:
@@ -116,6 +133,7 @@ class RunResult:
     stats: dict
     artifacts: Path
     liveness_error: str | None = None
+    kv: KvReport | None = None  # the key-value checks' report
 
     @property
     def ok(self) -> bool:
@@ -133,6 +151,19 @@ class RunResult:
             nemesis.describe(self.schedule),
             "stats: " + json.dumps(self.stats, sort_keys=True),
         ]
+        if self.kv is not None:
+            lines.append(
+                f"key-value: {self.kv.verdict}; "
+                + ", ".join(
+                    f"{r.key} {r.verdict} ({r.ops} ops, {r.steps} steps)"
+                    for r in self.kv.keys
+                )
+            )
+            for result in self.kv.keys:
+                if result.verdict == UNKNOWN_VERDICT:
+                    # Not a failure: nothing was found wrong, the search
+                    # ran out of steps (RunConfig.kv_max_steps).
+                    lines.append(f"NOTE {result}")
         if self.liveness_error:
             lines.append(f"LIVENESS: {self.liveness_error}")
         for violation in self.violations:
@@ -594,6 +625,28 @@ def recovery_times(history: History) -> list[dict]:
     return result
 
 
+def kv_statistics(history: History, report: KvReport, check_s: float) -> dict:
+    """What the key-value clients did and how the checks went."""
+    ops = history.kv_ops
+    by_kind: dict[str, dict[str, int]] = {}
+    for op in ops:
+        kind = ("cas-" if op.is_cas else "") + op.kind
+        if op.kind == kv_history.GET:
+            kind += f"-{op.consistency}"
+        counts = by_kind.setdefault(kind, {})
+        counts[op.outcome] = counts.get(op.outcome, 0) + 1
+    return {
+        "operations": len(ops),
+        "ok": sum(op.outcome == kv_history.OK for op in ops),
+        "unknown": sum(op.outcome == kv_history.UNKNOWN for op in ops),
+        "retries": len(ops) - len({op.request or id(op) for op in ops}),
+        "by_kind": by_kind,
+        "verdict": report.verdict,
+        "keys": {r.key: [r.verdict, r.ops, r.steps] for r in report.keys},
+        "check_s": round(check_s, 2),
+    }
+
+
 def statistics(
     history: History, logs: dict, faults: int, states: dict | None = None
 ) -> dict:
@@ -761,6 +814,11 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         workload = Workload(history, urls, clients=config.clients, seed=config.seed)
         workload.start()
         stack.callback(_quietly, workload.stop)
+        kv_workload = KvWorkload(
+            history, urls, clients=config.kv_clients, keys=config.kv_keys,
+            seed=config.seed, read_as=config.kv_read_as,
+        ).start()  # fmt: skip
+        stack.callback(_quietly, kv_workload.stop)
         time.sleep(config.warmup_s)  # timing of the experiment
         try:
             faults = nemesis.run_schedule(bed, history, schedule, time.sleep)
@@ -770,6 +828,7 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         phases["healed"] = history.now()
         time.sleep(config.post_heal_s)  # timing of the experiment
         workload.stop()
+        kv_workload.stop()
         phases["clients_stopped"] = history.now()
         members, applied = None, {}
         try:
@@ -799,6 +858,9 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
             **{a: s.messages for a, s in states.items() if a not in applied},
             **applied,
         }
+        kv_started = time.monotonic()
+        kv_report = checker.check_kv_ops(history, config.kv_max_steps)
+        kv_check_s = time.monotonic() - kv_started
         violations = checker.check(
             history,
             logs,
@@ -808,10 +870,12 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
             applied=applied,
             first_index=first_index,
             sessions={a: s.sessions for a, s in states.items()},
+            kv=kv_report,
         )
         phases["checked"] = history.now()
         stats["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
         stats.update(statistics(history, logs, faults, states))
+        stats["kv"] = kv_statistics(history, kv_report, kv_check_s)
         stats["membership"] = bed.membership
         stats["state_machines_checked"] = len(applied)
         stats["retries"] = sum(op.attempt > 0 for op in history.ops)
@@ -842,8 +906,9 @@ def run(config: RunConfig, base_dir: Path, log=print) -> RunResult:
         if liveness_error:
             liveness_error += "\n" + cluster.describe(tail=30)
     result = RunResult(
-        config, schedule, history, violations, stats, base_dir, liveness_error
-    )
+        config, schedule, history, violations, stats, base_dir, liveness_error,
+        kv_report,
+    )  # fmt: skip
     (base_dir / "result.txt").write_text(result.report() + "\n")
     (base_dir / "config.json").write_text(json.dumps(asdict(config)))
     if not result.ok:

@@ -27,11 +27,18 @@ APPLIED_TWICE = "applied_twice"
 # one another (or members' that differ once settled), or sessions that
 # answer one (client_id, seq) differently.
 APPLIED_DIFFERS = "applied_differs"
+# The key-value operations of one key have no order that a single copy of
+# the key and real time allow (linearizability.py).
+NONLINEARIZABLE = "nonlinearizable"
+# A stale, leader or monotonic read that returned a state the key never had
+# by then, or one older than the server had applied or the session had read
+# (stale_reads.py).
+STALE_READ = "stale_read"
 
 KINDS = (
     LOST, WRONG_INDEX, DUPLICATE, PHANTOM, FAILED_APPLIED, REALTIME,
     DIVERGENCE, GAP, LOG_TERMS, MULTIPLE_LEADERS, TERM_DECREASE,
-    RETRY_ANSWER, APPLIED_TWICE, APPLIED_DIFFERS,
+    RETRY_ANSWER, APPLIED_TWICE, APPLIED_DIFFERS, NONLINEARIZABLE, STALE_READ,
 )  # fmt: skip
 # Past this many of one kind, the rest are only counted.
 MAX_PER_KIND = 20

@@ -1,6 +1,7 @@
 """The workload of a fault run and the history it records: concurrent
-clients appending unique commands, a status sampler per server, and the
-nemesis's events. Times are seconds since the history began (monotonic).
+clients appending unique commands, key-value clients on a few hot keys, a
+status sampler per server, and the nemesis's events. Times are seconds since
+the history began (monotonic).
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ import json
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from . import kv_history
+from .kv_history import KvOp
 
 # Outcomes of one operation.
 OK = "ok"  # 200: committed at ``index``
@@ -73,6 +78,7 @@ class History:
     ops: list[Op] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    kv_ops: list[KvOp] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self):
@@ -84,6 +90,17 @@ class History:
     def add_op(self, op: Op) -> None:
         with self._lock:
             self.ops.append(op)
+
+    def add_kv_op(self, op: KvOp) -> int:
+        """Record an operation (in flight, or done); returns its place, for
+        ``complete_kv_op``."""
+        with self._lock:
+            self.kv_ops.append(op)
+            return len(self.kv_ops) - 1
+
+    def complete_kv_op(self, place: int, op: KvOp) -> None:
+        with self._lock:
+            self.kv_ops[place] = op
 
     def add_sample(self, sample: Sample) -> None:
         with self._lock:
@@ -103,6 +120,7 @@ class History:
                 "ops": [asdict(op) for op in self.ops],
                 "samples": [asdict(s) for s in self.samples],
                 "events": [asdict(e) for e in self.events],
+                "kv_ops": [op.to_json() for op in self.kv_ops],
             }
 
     @classmethod
@@ -111,6 +129,8 @@ class History:
         history.ops = [Op(**op) for op in data.get("ops", [])]
         history.samples = [Sample(**s) for s in data.get("samples", [])]
         history.events = [Event(**e) for e in data.get("events", [])]
+        # Histories saved before the key-value workload have none.
+        history.kv_ops = [KvOp.from_json(op) for op in data.get("kv_ops", [])]
         return history
 
     def save(self, path: Path) -> None:
@@ -247,6 +267,193 @@ class Workload:
                     self._stop.wait(self.think_s)
         finally:
             session.close()
+
+
+def perform_kv(session, op: KvOp, base_url: str, timeout, *, client_id=None,
+               seq=None, send_consistency=None) -> KvOp:  # fmt: skip
+    """Send one key-value operation (CONTRACT.md "Key-value store") and
+    return it completed, its outcome mapped as kv_history's table says.
+    ``send_consistency`` sends a read at another level than the one
+    recorded: only to show the checker a broken read path."""
+    url = base_url + "/api/kv/" + quote(op.key, safe="")
+    try:
+        if op.kind == kv_history.GET:
+            level = send_consistency or op.consistency
+            response = session.get(url, params={"consistency": level}, timeout=timeout)
+        elif op.kind == kv_history.PUT:
+            body = {"value": op.value, "client_id": client_id, "seq": seq}
+            if op.is_cas:
+                body["prev_revision"] = op.prev_revision
+            response = session.put(url, json=body, timeout=timeout)
+        else:
+            params = {"client_id": client_id, "seq": seq}
+            if op.is_cas:
+                params["prev_revision"] = op.prev_revision
+            response = session.delete(url, params=params, timeout=timeout)
+    except requests.RequestException as exc:
+        outcome = kv_history.FAIL if _nothing_sent(exc) else kv_history.UNKNOWN
+        return replace(op, outcome=outcome)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    answer = answer if isinstance(answer, dict) else {}
+    code = response.status_code
+    revision = answer.get("revision")
+    if code == 200 and isinstance(revision, int):
+        if op.kind == kv_history.GET:
+            return replace(
+                op, outcome=kv_history.OK, value=answer.get("value"),
+                revision=revision, applied_index=answer.get("applied_index"),
+            )  # fmt: skip
+        return replace(op, outcome=kv_history.OK, revision=revision)
+    if code == 404 and answer.get("error") == "not_found":
+        return replace(
+            op, outcome=kv_history.NOT_FOUND, applied_index=answer.get("applied_index")
+        )
+    current = answer.get("current_revision")
+    if code == 412 and isinstance(current, int):
+        return replace(op, outcome=kv_history.PRECONDITION_FAILED, revision=current)
+    if code in DEFINITE_FAILURES:
+        return replace(op, outcome=kv_history.FAIL)
+    return replace(op, outcome=kv_history.UNKNOWN)
+
+
+class KvWorkload:
+    """``clients`` threads, each sending random key-value operations on a
+    few hot keys to servers picked at random (a seeded Random): reads,
+    mostly linearizable (``linearizable`` reads ask for monotonic reads,
+    which they give), puts of values unique per key (``kv<k>-<n>``),
+    deletes, and compare-and-sets against the last revision the client saw
+    of the key. Every write carries its own ``client_id``/``seq`` and one of
+    unknown outcome is sent again with the same pair (probability
+    ``retry_p``, at most ``max_retries`` times), each attempt a KvOp with
+    that ``request``. ``read_as`` sends every read at that level while
+    recording it as asked: a broken read path, for the checker's own test.
+    """
+
+    # (kind, compare-and-set, weight)
+    MIX = (
+        (kv_history.GET, False, 50),
+        (kv_history.PUT, False, 20),
+        (kv_history.PUT, True, 15),
+        (kv_history.DELETE, False, 5),
+        (kv_history.DELETE, True, 10),
+    )
+    LEVELS = (
+        (kv_history.LINEARIZABLE, 70),
+        (kv_history.LEADER, 15),
+        (kv_history.STALE, 15),
+    )
+
+    def __init__(
+        self,
+        history: History,
+        urls: dict[str, str],
+        *,
+        clients: int = 3,
+        keys: int = 3,
+        seed: int = 0,
+        read_timeout_s: float = 8.0,
+        fail_pause_s: float = 0.05,
+        retry_p: float = 0.5,
+        max_retries: int = 2,
+        read_as: str | None = None,
+    ):
+        self.history = history
+        self.urls = urls
+        self.clients = clients
+        self.keys = [f"fault/k{i}" for i in range(keys)]
+        self.seed = seed
+        self.timeout = (1.0, read_timeout_s)
+        self.fail_pause_s = fail_pause_s
+        self.retry_p = retry_p
+        self.max_retries = max_retries
+        self.read_as = read_as
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> KvWorkload:
+        for k in range(self.clients):
+            thread = threading.Thread(
+                target=self._client, args=(k,), name=f"kv-client-{k}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    stop = Workload.stop
+
+    def _client(self, k: int) -> None:
+        rng = random.Random(f"{self.seed}-kv-{k}")
+        process = f"kv{k}"
+        session = new_session()
+        addresses = sorted(self.urls)
+        kinds = [(kind, cas) for kind, cas, _ in self.MIX]
+        weights = [w for _, _, w in self.MIX]
+        levels = [level for level, _ in self.LEVELS]
+        level_weights = [w for _, w in self.LEVELS]
+        seen: dict[str, int] = {}  # key -> the last revision seen (0: absent)
+        seq = 0
+        try:
+            while not self._stop.is_set():
+                key = rng.choice(self.keys)
+                (kind, cas), *_ = rng.choices(kinds, weights)
+                op = KvOp(process, kind, key, 0.0)
+                if kind == kv_history.GET:
+                    (level,) = rng.choices(levels, level_weights)
+                    monotonic = level == kv_history.LINEARIZABLE
+                    op = replace(op, consistency=level, monotonic=monotonic)
+                else:
+                    seq += 1
+                    op = replace(op, request=f"{process}:{seq}")
+                    if kind == kv_history.PUT:
+                        op = replace(op, value=f"{process}-{seq}")
+                    if cas:
+                        op = replace(op, prev_revision=seen.get(key, 0))
+                for _attempt in range(self.max_retries + 1):
+                    done = self._send(session, rng, addresses, op, seq)
+                    _note_revision(seen, done)
+                    if done.outcome != kv_history.UNKNOWN:
+                        break
+                    # A lost connection may be a stale keep-alive one.
+                    session.close()
+                    session = new_session()
+                    self._stop.wait(self.fail_pause_s)
+                    retry = done.is_write and rng.random() < self.retry_p
+                    if not retry or self._stop.is_set():
+                        break
+                if done.outcome == kv_history.FAIL:
+                    session.close()
+                    session = new_session()
+                    self._stop.wait(self.fail_pause_s)
+        finally:
+            session.close()
+
+    def _send(self, session, rng, addresses, op: KvOp, seq: int) -> KvOp:
+        node = rng.choice(addresses)
+        op = replace(op, node=node, invoke=self.history.now())
+        # Recorded before it is sent: a run cut short still lists it.
+        place = self.history.add_kv_op(op)
+        done = perform_kv(
+            session, op, self.urls[node], self.timeout,
+            client_id=op.process if op.is_write else None,
+            seq=seq if op.is_write else None,
+            send_consistency=self.read_as if op.kind == kv_history.GET else None,
+        )  # fmt: skip
+        done = replace(done, complete=self.history.now())
+        self.history.complete_kv_op(place, done)
+        return done
+
+
+def _note_revision(seen: dict[str, int], op: KvOp) -> None:
+    """What an answer says of the key's current revision."""
+    if op.outcome == kv_history.NOT_FOUND:
+        seen[op.key] = 0
+    elif op.outcome == kv_history.PRECONDITION_FAILED:
+        seen[op.key] = op.revision
+    elif op.outcome == kv_history.OK:
+        seen[op.key] = 0 if op.kind == kv_history.DELETE else op.revision
 
 
 class StatusSampler:
