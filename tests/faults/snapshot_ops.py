@@ -8,6 +8,8 @@ nemesis is imported.
 
 from __future__ import annotations
 
+import time
+
 from .nemesis import NETNS, Active, Nemesis, register
 from .nodestate import RESTORED
 from .powercut_ops import POWER
@@ -20,6 +22,20 @@ MARGIN = 20
 # runs' snapshot settings, much longer on a busy machine); then it is
 # healed anyway, and the note says so.
 WAIT_S = 40.0
+# How long to keep asking for a log's end when no server answers (all of
+# them restarting after a crash of the whole cluster, on a busy machine).
+ASK_S = 20.0
+
+
+def log_end(bed, i: int) -> int | None:
+    """Server i's last log index (or the leader's), asked until one answers
+    or ASK_S passes."""
+    deadline = time.monotonic() + ASK_S
+    while True:
+        behind = bed.last_log_index(i)
+        if behind is not None or time.monotonic() >= deadline:
+            return behind
+        time.sleep(0.2)
 
 
 @register
@@ -60,8 +76,8 @@ class LagFollower(Nemesis):
         def heal():
             nonlocal behind
             try:
-                if behind is None:  # no answer at the start: ask the leader
-                    behind = bed.last_log_index(i)
+                if behind is None:  # no answer at the start: ask again
+                    behind = log_end(bed, i)
                 if behind is None:
                     bed.note(f"lag_follower: {i}'s log unknown; not waiting")
                 else:
@@ -100,8 +116,8 @@ class PowerCutAfterRestore(Nemesis):
         behind = bed.last_log_index(i)
         bed.kill(i)
         first = None
-        if behind is None:  # no answer at the start: ask the leader
-            behind = bed.last_log_index(i)
+        if behind is None:  # no answer at the start: ask again
+            behind = log_end(bed, i)
         if behind is not None:
             first = bed.wait_compacted_past(behind + MARGIN, WAIT_S, i)
         bed.restart(i)
