@@ -2,9 +2,20 @@
 
 from django.urls import path, re_path
 
-from . import app_views, health, kv_views, membership_views, token_views, views
+from . import (
+    app_views,
+    health,
+    kv_views,
+    membership_views,
+    schema,
+    token_views,
+    views,
+)
 
 app_name = "nodes"
+
+# The OpenAPI description of the views below (nodes/schema.py).
+schema.document_views()
 
 urlpatterns = [
     path("commands", views.CommandsView.as_view(), name="commands"),
@@ -28,4 +39,8 @@ urlpatterns = [
     path("watch", kv_views.WatchView.as_view(), name="watch"),
     path("apps/<str:name>", app_views.AppView.as_view(), name="app"),
     path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
+    # OpenAPI: the document, and pages for people (open, like /api/status).
+    path("schema/", schema.SchemaView.as_view(), name="schema"),
+    path("docs/", schema.DocsView.as_view(url_name="nodes:schema"), name="docs"),
+    path("redoc/", schema.RedocView.as_view(url_name="nodes:schema"), name="redoc"),
 ]
