@@ -35,7 +35,8 @@ urlpatterns = [
     path("users", token_views.UsersView.as_view(), name="users"),
     path("kv", kv_views.KeysView.as_view(), name="keys"),
     # A key may hold "/" (percent-encoded or not): the rest of the path.
-    re_path(r"^kv/(?P<key>.+)$", kv_views.KeyView.as_view(), name="key"),
+    # Any character, a newline included (a key is any UTF-8 text).
+    re_path(r"^kv/(?P<key>[\s\S]+)$", kv_views.KeyView.as_view(), name="key"),
     path("watch", kv_views.WatchView.as_view(), name="watch"),
     path("apps/<str:name>", app_views.AppView.as_view(), name="app"),
     path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
