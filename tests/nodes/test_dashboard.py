@@ -107,8 +107,15 @@ def _sample_paths(patterns, prefix=""):
 def test_nothing_but_the_api_and_peer_rpc_answers_without_a_login(client, runtime):
     """Every page of every app, the membership pages included, sends an
     anonymous user to the login form; only /api/, /raft/, static files and
-    the login and logout pages answer."""
-    public = ("/api/", "/raft/", "/static/", "/admin/login/", "/admin/logout/")
+    the login and logout pages answer, and /metrics (open to Prometheus)."""
+    public = (
+        "/api/",
+        "/raft/",
+        "/static/",
+        "/metrics",
+        "/admin/login/",
+        "/admin/logout/",
+    )
     checked = []
     for path in _sample_paths(get_resolver().url_patterns):
         if path.startswith(public):
