@@ -11,6 +11,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from drf_spectacular.views import (
@@ -19,6 +20,8 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 from rest_framework import serializers
+
+from consensus import access
 
 from . import (
     app_views,
@@ -149,19 +152,38 @@ class AccessAnswerSerializer(serializers.Serializer):
     forwarded = serializers.BooleanField()
 
 
+class UsernameField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text", "1 to 150 letters, digits and _ . @ + - (ASCII)."
+        )
+        super().__init__(f"^{access.USERNAME.pattern}$", **kwargs)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "example": "read,write"},
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": list(access.PERMISSIONS)},
+                "minItems": 1,
+            },
+        ],
+        "description": '"read,write" or ["read", "write"]: of read, write, admin.',
+    }
+)
+class PermissionsField(serializers.JSONField):
+    pass
+
+
 class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(
-        help_text="1 to 150 letters, digits and _ . @ + - (ASCII)."
-    )
-    permissions = serializers.JSONField(
-        help_text='"read,write" or ["read", "write"]: of read, write, admin.'
-    )
+    username = UsernameField()
+    permissions = PermissionsField()
 
 
 class PermissionsRequestSerializer(serializers.Serializer):
-    permissions = serializers.JSONField(
-        help_text='"read,write" or ["read", "write"]: of read, write, admin.'
-    )
+    permissions = PermissionsField()
 
 
 class TokenAnswerSerializer(AccessAnswerSerializer):
@@ -330,6 +352,13 @@ CONSISTENCY = OpenApiParameter(
     enum=list(kv_views.CONSISTENCY),
     description="linearizable (default), leader or stale.",
 )
+USERNAME = OpenApiParameter(
+    "username",
+    str,
+    OpenApiParameter.PATH,
+    pattern=f"^{access.USERNAME.pattern}$",
+    description="1 to 150 letters, digits and _ . @ + - (ASCII).",
+)
 STATE_PART = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, description="A state part's name."
 )
@@ -440,12 +469,14 @@ OPERATIONS = {
     token_views.UserDetailView: {
         "patch": extend_schema(
             summary="Set a user's permissions",
+            parameters=[USERNAME],
             request=PermissionsRequestSerializer,
             responses=answers(PermissionsAnswerSerializer, *WRITE_ERRORS, 404),
             tags=["access"],
         ),
         "delete": extend_schema(
             summary="Remove a user and its tokens",
+            parameters=[USERNAME],
             responses=answers(UserDeletedSerializer, *WRITE_ERRORS, 404),
             tags=["access"],
         ),
