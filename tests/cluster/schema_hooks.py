@@ -20,12 +20,19 @@ def _own_admin() -> tuple[str, str]:
 @schemathesis.hook
 def before_call(context, case, kwargs):
     # Stateful runs follow links from GET /api/users to PATCH or DELETE
-    # /api/users/<username> and DELETE /api/tokens/<token_id>: the run's
-    # own admin would lose its token, and every later call get a 401.
+    # /api/users/<username>, POST /api/tokens (which sets the user's
+    # permissions) and DELETE /api/tokens/<token_id>: the run's own admin
+    # would lose its token or permissions, and every later call get a 401.
     username, token_id = _own_admin()
     path_parameters = case.path_parameters or {}
     if username and path_parameters.get("username") == username:
         path_parameters["username"] = f"not-{username}"
+    if (
+        username
+        and isinstance(case.body, dict)
+        and case.body.get("username") == username
+    ):
+        case.body["username"] = f"not-{username}"
     if token_id and path_parameters.get("token_id") == token_id:
         path_parameters["token_id"] = f"not-{token_id}"
     if case.operation.path == "/api/watch":
