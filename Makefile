@@ -36,6 +36,15 @@ FUZZ_EXAMPLES ?= 2000
 fuzz: $(STAMP)
 	RAFT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) RAFT_FUZZ_RANDOM=1 $(PY) -m pytest tests/cluster/test_fuzz.py -q
 
+# Schemathesis against a live node from its own OpenAPI schema
+# (tests/cluster/test_schema.py) longer than in the default run, on a
+# random seed: make schema-fuzz SCHEMA_EXAMPLES=200 SCHEMA_MAX_S=600
+SCHEMA_EXAMPLES ?= 100
+SCHEMA_MAX_S ?= 300
+.PHONY: schema-fuzz
+schema-fuzz: $(STAMP)
+	RAFT_SCHEMA_EXAMPLES=$(SCHEMA_EXAMPLES) RAFT_SCHEMA_MAX_S=$(SCHEMA_MAX_S) RAFT_SCHEMA_RANDOM=1 $(PY) -m pytest tests/cluster/test_schema.py -q -s
+
 bench: $(STAMP)
 	$(PY) bench/run.py
 

@@ -33,7 +33,7 @@ from .auth import NOBODY, caller_of
 from .client import Answer
 from .forwarding import Write, leader_or_forward, relay
 from .serializers import MAX_SEQ, StrictCharField, StrictIntegerField
-from .views import LeaderOrForwardView, serving_runtime
+from .views import LeaderOrForwardView, serving_runtime, serving_status
 
 CONSISTENCY = ("linearizable", "leader", "stale")
 MAX_LIST_LIMIT = 1000
@@ -313,8 +313,9 @@ class WatchView(APIView):
         deadline = time.monotonic() + data["timeout"]
         after = data.get("after")
         if after is None:
-            # From now on: what this server has applied so far is seen.
-            after = runtime.status().last_applied
+            # From now on: what this server has applied so far is seen (503
+            # while it is starting and has no status yet, not a 500).
+            after = serving_status(runtime).last_applied
         while True:
             found, covered, floor = kv.events(
                 data["prefix"], after, WATCH_EVENTS, window

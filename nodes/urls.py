@@ -8,11 +8,15 @@ from . import (
     health,
     kv_views,
     membership_views,
+    schema,
     token_views,
     views,
 )
 
 app_name = "nodes"
+
+# The OpenAPI description of the views below (nodes/schema.py).
+schema.document_views()
 
 urlpatterns = [
     path("commands", views.CommandsView.as_view(), name="commands"),
@@ -32,9 +36,14 @@ urlpatterns = [
     path("users", token_views.UsersView.as_view(), name="users"),
     path("kv", kv_views.KeysView.as_view(), name="keys"),
     # A key may hold "/" (percent-encoded or not): the rest of the path.
-    re_path(r"^kv/(?P<key>.+)$", kv_views.KeyView.as_view(), name="key"),
+    # Any character, a newline included (a key is any UTF-8 text).
+    re_path(r"^kv/(?P<key>[\s\S]+)$", kv_views.KeyView.as_view(), name="key"),
     path("watch", kv_views.WatchView.as_view(), name="watch"),
     path("apps/<str:name>", app_views.AppView.as_view(), name="app"),
     path("backup", backup_views.BackupView.as_view(), name="backup"),
     path("users/<str:username>", token_views.UserDetailView.as_view(), name="user"),
+    # OpenAPI: the document, and pages for people (open, like /api/status).
+    path("schema/", schema.SchemaView.as_view(), name="schema"),
+    path("docs/", schema.DocsView.as_view(url_name="nodes:schema"), name="docs"),
+    path("redoc/", schema.RedocView.as_view(url_name="nodes:schema"), name="redoc"),
 ]

@@ -109,6 +109,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    # The OpenAPI schema (GET /api/schema/) and, from the sidecar's static
+    # files, its Swagger UI and Redoc pages (/api/docs/, /api/redoc/).
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "consensus",
     "nodes",
     *RAFT_STATE_APPS,
@@ -215,6 +219,32 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["nodes.auth.HasPermission"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "nodes.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# GET /api/schema/ (nodes/schema.py): the client API only, no /raft/.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "raftsite client API",
+    "DESCRIPTION": (
+        "The client API of a node of a Raft cluster (CONTRACT.md, HTTP API and "
+        "Key-value store). Any server answers; a follower forwards writes to "
+        "the leader and says so. Every error is "
+        '`{"error": "<code>", "detail": "<text>"}` with a 4xx or 5xx status.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["nodes.schema.client_api_only"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "nodes.schema.add_common_answers",
+    ],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Peers vouching for a forwarded caller is not for clients: tokens only.
+    "AUTHENTICATION_WHITELIST": ["nodes.auth.ClusterTokenAuthentication"],
+    # No network at run time: the pages' assets are the sidecar's static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -1,0 +1,644 @@
+"""The OpenAPI description of the client API (GET /api/schema/, drf-spectacular):
+the answers' shapes and, per operation, its statuses; the views stay as they are.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
+from rest_framework import serializers
+
+from consensus import access
+
+from . import (
+    app_views,
+    health,
+    kv_views,
+    membership_views,
+    token_views,
+    views,
+)
+from .serializers import (
+    AddServerSerializer,
+    CommandBatchSerializer,
+    CommandRequestSerializer,
+    LogEntrySerializer,
+    LogQuerySerializer,
+    NodeStatusSerializer,
+    ServersSerializer,
+    TransferLeaderSerializer,
+)
+
+# Every code an error answer may carry (nodes/errors.py, nodes/health.py,
+# raftsite/client_limit.py), as CONTRACT.md lists them and a few more.
+ERROR_CODES = [
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "not_acceptable",
+    "conflict",
+    "compacted",
+    "precondition_failed",
+    "too_large",
+    "catchup_failed",
+    "throttled",
+    "no_leader",
+    "overloaded",
+    "not_ready",
+    "timeout",
+    "internal_error",
+]
+
+# --- answers --------------------------------------------------------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every 4xx and 5xx answer; some add fields (``leader``,
+    ``current_revision``, ``applied_index``)."""
+
+    error = serializers.ChoiceField(ERROR_CODES, help_text="What went wrong.")
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+
+
+class NoLeaderErrorSerializer(ErrorSerializer):
+    leader = serializers.CharField(
+        allow_null=True,
+        required=False,
+        help_text="The leader this server knows of (host:port), or null.",
+    )
+
+
+class PreconditionFailedErrorSerializer(ErrorSerializer):
+    current_revision = serializers.IntegerField(
+        help_text="The key's revision now (0: the key is absent)."
+    )
+
+
+class KeyNotFoundErrorSerializer(ErrorSerializer):
+    applied_index = serializers.IntegerField(
+        required=False, help_text="The index this server had applied when it read."
+    )
+
+
+class CommandAnswerSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The entry's log index.")
+    term = serializers.IntegerField(help_text="The entry's term.")
+    leader = serializers.CharField(help_text="The leader that committed it.")
+    forwarded = serializers.BooleanField(
+        help_text="Whether the answering server forwarded it to the leader."
+    )
+
+
+class IndexTermSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    term = serializers.IntegerField()
+
+
+class BatchAnswerSerializer(serializers.Serializer):
+    entries = IndexTermSerializer(many=True, help_text="One per command, in order.")
+    leader = serializers.CharField()
+    forwarded = serializers.BooleanField()
+
+
+class LogPageSerializer(serializers.Serializer):
+    first_index = serializers.IntegerField(
+        help_text="The lowest index still held (1 until the log is compacted)."
+    )
+    commit_index = serializers.IntegerField()
+    entries = LogEntrySerializer(many=True)
+
+
+class MemberSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    voter = serializers.BooleanField()
+
+
+class ChangeAnswerSerializer(serializers.Serializer):
+    address = serializers.CharField()
+    index = serializers.IntegerField()
+    term = serializers.IntegerField()
+    changed = serializers.BooleanField()
+    leader = serializers.CharField()
+    forwarded = serializers.BooleanField()
+    servers = MemberSerializer(many=True, help_text="The new configuration.")
+
+
+class LeaderAnswerSerializer(serializers.Serializer):
+    leader = serializers.CharField(help_text="The leader now.")
+    forwarded = serializers.BooleanField()
+
+
+class AccessAnswerSerializer(serializers.Serializer):
+    """The common part of a users-and-tokens change's answer."""
+
+    index = serializers.IntegerField()
+    term = serializers.IntegerField()
+    leader = serializers.CharField()
+    forwarded = serializers.BooleanField()
+
+
+class UsernameField(serializers.RegexField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text", "1 to 150 letters, digits and _ . @ + - (ASCII)."
+        )
+        super().__init__(f"^{access.USERNAME.pattern}$", **kwargs)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "example": "read,write"},
+            {
+                "type": "array",
+                "items": {"type": "string", "enum": list(access.PERMISSIONS)},
+                "minItems": 1,
+            },
+        ],
+        "description": '"read,write" or ["read", "write"]: of read, write, admin.',
+    }
+)
+class PermissionsField(serializers.JSONField):
+    pass
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = UsernameField()
+    permissions = PermissionsField()
+
+
+class PermissionsRequestSerializer(serializers.Serializer):
+    permissions = PermissionsField()
+
+
+class TokenAnswerSerializer(AccessAnswerSerializer):
+    username = serializers.CharField()
+    permissions = serializers.ListField(child=serializers.CharField())
+    token_id = serializers.CharField()
+    token = serializers.CharField(help_text="Shown this once only.")
+
+
+class TokenRevokedSerializer(AccessAnswerSerializer):
+    token_id = serializers.CharField()
+
+
+class PermissionsAnswerSerializer(AccessAnswerSerializer):
+    username = serializers.CharField()
+    permissions = serializers.ListField(child=serializers.CharField())
+
+
+class UserDeletedSerializer(AccessAnswerSerializer):
+    username = serializers.CharField()
+
+
+class TokenInfoSerializer(serializers.Serializer):
+    token_id = serializers.CharField()
+    created_index = serializers.IntegerField()
+    created_ms = serializers.IntegerField()
+    created_by = serializers.CharField(allow_null=True)
+
+
+class UserInfoSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    permissions = serializers.ListField(child=serializers.CharField())
+    created_index = serializers.IntegerField()
+    created_by = serializers.CharField(allow_null=True)
+    tokens = TokenInfoSerializer(many=True)
+
+
+class UsersSerializer(serializers.Serializer):
+    users = UserInfoSerializer(many=True)
+
+
+class KeyValueWrittenSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.CharField(allow_blank=True)
+    revision = serializers.IntegerField(help_text="The index of the write.")
+    leader = serializers.CharField()
+    forwarded = serializers.BooleanField()
+
+
+class KeyDeletedSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    revision = serializers.IntegerField(help_text="The index of the delete.")
+    leader = serializers.CharField()
+    forwarded = serializers.BooleanField()
+
+
+class KeyValueSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.CharField(allow_blank=True)
+    revision = serializers.IntegerField()
+    applied_index = serializers.IntegerField()
+
+
+class ItemSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    value = serializers.CharField(allow_blank=True)
+    revision = serializers.IntegerField()
+
+
+class KeysPageSerializer(serializers.Serializer):
+    items = ItemSerializer(many=True)
+    more = serializers.BooleanField()
+    applied_index = serializers.IntegerField()
+
+
+class EventSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(["put", "delete"])
+    key = serializers.CharField()
+    value = serializers.CharField(allow_null=True, allow_blank=True)
+    revision = serializers.IntegerField()
+
+
+class EventsSerializer(serializers.Serializer):
+    events = EventSerializer(many=True)
+    revision = serializers.IntegerField(help_text="Pass as the next ``after``.")
+
+
+class AppReadSerializer(serializers.Serializer):
+    result = serializers.JSONField(help_text="The part's read() answer.")
+    applied_index = serializers.IntegerField()
+
+
+class LiveSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["live"])
+    id = serializers.CharField()
+    serving = serializers.BooleanField()
+
+
+class ReadySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(["ready"])
+    id = serializers.CharField()
+    role = serializers.CharField()
+    leader = serializers.CharField(allow_null=True)
+    applied_index = serializers.IntegerField()
+    commit_index = serializers.IntegerField()
+
+
+# --- statuses -------------------------------------------------------------------
+
+# Status -> (answer, what it means). 400, 401, 403, 406 and 503 overloaded
+# may come from any client operation: add_common_answers adds them.
+ERRORS = {
+    400: (ErrorSerializer, "bad_request: malformed; nothing was changed."),
+    404: (ErrorSerializer, "not_found: no such server, key, user or token."),
+    409: (
+        ErrorSerializer,
+        "conflict: a change is already in progress, or a retried "
+        "(client_id, seq) whose session has ended; nothing was changed.",
+    ),
+    410: (ErrorSerializer, "compacted: that history is no longer kept."),
+    412: (
+        PreconditionFailedErrorSerializer,
+        "precondition_failed: the key's revision is not prev_revision "
+        "(current_revision says what it is); nothing was changed.",
+    ),
+    413: (ErrorSerializer, "too_large: a command or value over its limit."),
+    422: (
+        ErrorSerializer,
+        "catchup_failed: the server to add did not catch up (or is no peer); "
+        "the configuration is unchanged.",
+    ),
+    503: (
+        NoLeaderErrorSerializer,
+        "no_leader: no leader is known now (or the node is starting); nothing "
+        "was appended, retry after Retry-After. overloaded: too many client "
+        "requests in flight.",
+    ),
+    504: (
+        NoLeaderErrorSerializer,
+        "timeout: the outcome is unknown; the write may or may not commit.",
+    ),
+}
+
+
+def error(status_code: int, serializer=None, description=None) -> OpenApiResponse:
+    default_serializer, default_description = ERRORS[status_code]
+    return OpenApiResponse(
+        serializer or default_serializer,
+        description=description or default_description,
+    )
+
+
+def answers(ok, *statuses: int, **special) -> dict:
+    """responses= for extend_schema: 200 ``ok`` and the error statuses
+    (``special``: "s404"=OpenApiResponse to replace the usual one)."""
+    responses = {200: ok}
+    for status_code in statuses:
+        responses[status_code] = special.get(f"s{status_code}") or error(status_code)
+    return responses
+
+
+WRITE_ERRORS = (400, 409, 503, 504)
+CONSISTENCY = OpenApiParameter(
+    "consistency",
+    str,
+    enum=list(kv_views.CONSISTENCY),
+    description="linearizable (default), leader or stale.",
+)
+USERNAME = OpenApiParameter(
+    "username",
+    str,
+    OpenApiParameter.PATH,
+    pattern=f"^{access.USERNAME.pattern}$",
+    description="1 to 150 letters, digits and _ . @ + - (ASCII).",
+)
+STATE_PART = OpenApiParameter(
+    "name", str, OpenApiParameter.PATH, description="A state part's name."
+)
+
+COMMAND_REQUEST = PolymorphicProxySerializer(
+    component_name="CommandsRequest",
+    serializers=[CommandRequestSerializer, CommandBatchSerializer],
+    resource_type_field_name=None,
+)
+COMMAND_ANSWER = PolymorphicProxySerializer(
+    component_name="CommandsAnswer",
+    serializers=[CommandAnswerSerializer, BatchAnswerSerializer],
+    resource_type_field_name=None,
+)
+
+OPERATIONS = {
+    views.StatusView: {
+        "get": extend_schema(
+            summary="This node's view of the cluster",
+            responses=answers(NodeStatusSerializer, 503),
+        )
+    },
+    health.LiveView: {
+        "get": extend_schema(
+            summary="Liveness: the process serves requests",
+            responses={200: LiveSerializer},
+            tags=["health"],
+        )
+    },
+    health.ReadyView: {
+        "get": extend_schema(
+            summary="Readiness: a member that knows a leader and has applied "
+            "what it knows committed",
+            responses=answers(
+                ReadySerializer,
+                503,
+                s503=error(503, ErrorSerializer, "not_ready, with the reason."),
+            ),
+            tags=["health"],
+        )
+    },
+    views.CommandsView: {
+        "post": extend_schema(
+            summary="Commit a command (or a batch of them)",
+            request=COMMAND_REQUEST,
+            responses=answers(COMMAND_ANSWER, *WRITE_ERRORS, 413),
+        )
+    },
+    views.LogView: {
+        "get": extend_schema(
+            summary="A page of committed entries",
+            parameters=[LogQuerySerializer],
+            responses=answers(LogPageSerializer, 400, 503),
+        )
+    },
+    membership_views.ServersView: {
+        "get": extend_schema(
+            summary="The configuration",
+            responses=answers(ServersSerializer, 503),
+            tags=["servers"],
+        ),
+        "post": extend_schema(
+            summary="Add a server (it catches up first, then votes)",
+            request=AddServerSerializer,
+            responses=answers(ChangeAnswerSerializer, *WRITE_ERRORS, 404, 422),
+            tags=["servers"],
+        ),
+    },
+    membership_views.ServerDetailView: {
+        "delete": extend_schema(
+            summary="Remove a server",
+            responses=answers(ChangeAnswerSerializer, *WRITE_ERRORS, 404, 422),
+            tags=["servers"],
+        )
+    },
+    membership_views.LeaderView: {
+        "post": extend_schema(
+            summary="Hand leadership over",
+            request=TransferLeaderSerializer,
+            responses=answers(LeaderAnswerSerializer, *WRITE_ERRORS, 404, 422),
+            tags=["servers"],
+        )
+    },
+    token_views.TokensView: {
+        "post": extend_schema(
+            summary="A new token for a user (made if new), shown once",
+            description="Needs an admin token, except from the node's own "
+            "machine while the cluster has no admin user (the first one).",
+            request=TokenRequestSerializer,
+            responses=answers(TokenAnswerSerializer, *WRITE_ERRORS, 404),
+            tags=["access"],
+        )
+    },
+    token_views.TokenDetailView: {
+        "delete": extend_schema(
+            summary="Revoke a token",
+            responses=answers(TokenRevokedSerializer, *WRITE_ERRORS, 404),
+            tags=["access"],
+        )
+    },
+    token_views.UsersView: {
+        "get": extend_schema(
+            summary="The users and their tokens (ids only)",
+            responses=answers(UsersSerializer),
+            tags=["access"],
+        )
+    },
+    token_views.UserDetailView: {
+        "patch": extend_schema(
+            summary="Set a user's permissions",
+            parameters=[USERNAME],
+            request=PermissionsRequestSerializer,
+            responses=answers(PermissionsAnswerSerializer, *WRITE_ERRORS, 404),
+            tags=["access"],
+        ),
+        "delete": extend_schema(
+            summary="Remove a user and its tokens",
+            parameters=[USERNAME],
+            responses=answers(UserDeletedSerializer, *WRITE_ERRORS, 404),
+            tags=["access"],
+        ),
+    },
+    kv_views.KeysView: {
+        "get": extend_schema(
+            summary="Keys in byte order",
+            operation_id="kv_list",
+            parameters=[kv_views.ListSerializer],
+            responses=answers(KeysPageSerializer, 400, 503, 504),
+            tags=["kv"],
+        )
+    },
+    kv_views.KeyView: {
+        "get": extend_schema(
+            summary="A key's value",
+            parameters=[kv_views.ReadSerializer],
+            responses=answers(
+                KeyValueSerializer,
+                400,
+                404,
+                503,
+                504,
+                s404=error(404, KeyNotFoundErrorSerializer, "not_found: no such key."),
+            ),
+            tags=["kv"],
+        ),
+        "put": extend_schema(
+            summary="Write a key (compare-and-set with prev_revision)",
+            request=kv_views.PutSerializer,
+            responses=answers(KeyValueWrittenSerializer, *WRITE_ERRORS, 412, 413),
+            tags=["kv"],
+        ),
+        "delete": extend_schema(
+            summary="Delete a key (compare-and-set with prev_revision)",
+            parameters=[kv_views.DeleteSerializer],
+            responses=answers(KeyDeletedSerializer, *WRITE_ERRORS, 404, 412),
+            tags=["kv"],
+        ),
+    },
+    kv_views.WatchView: {
+        "get": extend_schema(
+            summary="Changes under a prefix after a revision (a long poll)",
+            parameters=[kv_views.WatchSerializer],
+            responses=answers(EventsSerializer, 400, 410, 503),
+            tags=["kv"],
+        )
+    },
+    app_views.AppView: {
+        "post": extend_schema(
+            summary="Append an entry for a state part",
+            parameters=[STATE_PART],
+            request=app_views.AppWriteSerializer,
+            responses=answers(CommandAnswerSerializer, *WRITE_ERRORS, 404),
+            tags=["apps"],
+        ),
+        "get": extend_schema(
+            summary="A state part's read()",
+            description="Other query parameters go to the part's read().",
+            parameters=[STATE_PART, CONSISTENCY],
+            responses=answers(AppReadSerializer, 400, 404, 503, 504),
+            tags=["apps"],
+        ),
+    },
+}
+
+
+def document_views() -> None:
+    """Attach OPERATIONS to the views (nodes/urls.py calls it once)."""
+    for view, methods in OPERATIONS.items():
+        extend_schema_view(**methods)(view)
+
+
+# --- the schema as a whole ------------------------------------------------------
+
+
+class ClusterTokenScheme(OpenApiAuthenticationExtension):
+    """``Authorization: Token <token>`` (DRF's token scheme)."""
+
+    target_class = "nodes.auth.ClusterTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "`Token <token>` (manage.py createtoken prints one). Needed "
+                "with RAFT_AUTH=required and beyond loopback; a loopback node "
+                "without it is open, but still checks a token that is given."
+            ),
+        }
+
+
+def client_api_only(endpoints):
+    """PREPROCESSING_HOOKS: the client API, not /raft/ (peers), the admin,
+    the dashboard or the schema's own pages."""
+    own = ("/api/schema/", "/api/docs/", "/api/redoc/")
+    return [
+        endpoint
+        for endpoint in endpoints
+        if endpoint[0].startswith("/api/") and endpoint[0] not in own
+    ]
+
+
+RETRY_AFTER = {
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "Seconds to wait before a retry.",
+}
+
+
+def add_common_answers(result, generator, request, public):
+    """POSTPROCESSING_HOOKS: what any client operation may answer: 400 (a
+    Host this node does not serve), 406 (an Accept it cannot meet), 401 and
+    403 where a token is asked for, and 503 overloaded past the client
+    limit (not the health checks, which skip that limit). Every 503 has a
+    Retry-After header."""
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    json = {"application/json": {"schema": error_ref}}
+    for path, operations in result["paths"].items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            common = {
+                "400": "bad_request: malformed, or a Host this node does not serve.",
+                "406": "not_acceptable: no answer in a type the Accept header allows.",
+            }
+            if operation.get("security"):
+                common["401"] = "unauthorized: no valid token, where one is needed."
+                common["403"] = "forbidden: the token lacks the permission."
+            if not path.startswith("/api/health/"):
+                common["503"] = "overloaded: too many client requests in flight."
+            for status_code, description in common.items():
+                responses.setdefault(
+                    status_code, {"description": description, "content": json}
+                )
+            if "503" in responses:
+                responses["503"]["headers"] = {"Retry-After": RETRY_AFTER}
+            operation["responses"] = dict(
+                sorted(responses.items(), key=lambda item: item[0])
+            )
+    return result
+
+
+class SchemaView(SpectacularAPIView):
+    """GET /api/schema/: the OpenAPI document (JSON; YAML on request).
+    Open without a token (CONTRACT.md, Security settings)."""
+
+    authentication_classes = []
+    required_permission = None
+    renderer_classes = [OpenApiJsonRenderer, OpenApiYamlRenderer]
+
+
+class DocsView(SpectacularSwaggerView):
+    """GET /api/docs/: Swagger UI, from this node's own static files."""
+
+    authentication_classes = []
+    required_permission = None
+
+
+class RedocView(SpectacularRedocView):
+    """GET /api/redoc/: Redoc, from this node's own static files."""
+
+    authentication_classes = []
+    required_permission = None
