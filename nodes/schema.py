@@ -25,6 +25,7 @@ from consensus import access
 
 from . import (
     app_views,
+    backup_views,
     health,
     kv_views,
     membership_views,
@@ -374,7 +375,27 @@ COMMAND_ANSWER = PolymorphicProxySerializer(
     resource_type_field_name=None,
 )
 
+BACKUP_FILE = OpenApiResponse(
+    response={"type": "string", "format": "binary"},
+    description=(
+        "The snapshot's SQLite database; X-Raft-Snapshot-Index, -Term and "
+        "-Sha256 headers name it (manage.py backup checks them)."
+    ),
+)
+
 OPERATIONS = {
+    backup_views.BackupView: {
+        "get": extend_schema(
+            summary="Back up the applied state: a snapshot taken now",
+            responses={
+                (200, "application/vnd.sqlite3"): BACKUP_FILE,
+                409: error(409),
+                503: error(503),
+                504: error(504),
+            },
+            tags=["backup"],
+        )
+    },
     views.StatusView: {
         "get": extend_schema(
             summary="This node's view of the cluster",
