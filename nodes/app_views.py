@@ -10,7 +10,6 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from consensus import parts as state_parts
-from consensus.errors import CommandLost, CommandTimeout, EntryRefused, SessionExpired
 
 from . import errors
 from .auth import caller_of
@@ -18,6 +17,9 @@ from .forwarding import Write, is_commit, leader_or_forward, relay
 from .kv_views import CONSISTENCY, on_leader, read_here
 from .serializers import MAX_SEQ, StrictCharField, StrictIntegerField
 from .views import LeaderOrForwardView, serving_runtime
+from .write_errors import entry, write_errors
+
+APP_ENTRY = entry("entry")
 
 
 class AppWriteSerializer(serializers.Serializer):
@@ -55,28 +57,11 @@ class AppView(LeaderOrForwardView):
         timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
         def apply(runtime):
-            try:
+            with write_errors(APP_ENTRY, timeout_s):
                 result = runtime.submit_app(
                     name, data["data"], data.get("client_id"), data.get("seq"),
                     timeout=timeout_s,
                 )  # fmt: skip
-            except CommandTimeout:
-                raise errors.TimedOut(
-                    f"Not committed within {timeout_s:g} s; the entry may or may "
-                    "not take effect."
-                ) from None
-            except CommandLost:
-                raise errors.Unavailable(
-                    "The entry was replaced by another leader's: it did not take "
-                    "effect. Retry.",
-                    leader=None,
-                ) from None
-            except SessionExpired as exc:
-                raise errors.Conflict(str(exc)) from None
-            except EntryRefused as exc:
-                if exc.reason == "not_found":
-                    raise errors.NotFound(f"{exc}; nothing was changed.") from None
-                raise errors.Conflict(f"{exc}; nothing was changed.") from None
             return {
                 "index": result.index,
                 "term": result.term,

@@ -20,11 +20,8 @@ from rest_framework.views import APIView
 
 from consensus import kv
 from consensus.errors import (
-    CommandLost,
     CommandTimeout,
-    EntryRefused,
     NotLeader,
-    SessionExpired,
 )
 from consensus.peer_reads import ReadIndexUnavailable
 
@@ -34,6 +31,9 @@ from .client import Answer
 from .forwarding import Write, leader_or_forward, relay
 from .serializers import MAX_SEQ, StrictCharField, StrictIntegerField
 from .views import LeaderOrForwardView, serving_runtime, serving_status
+from .write_errors import entry, write_errors
+
+KV_WRITE = entry("write")
 
 CONSISTENCY = ("linearizable", "leader", "stale")
 MAX_LIST_LIMIT = 1000
@@ -124,28 +124,8 @@ def submit_kv(runtime, forwarder, key, operation, write: Write, caller=NOBODY, *
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
     def apply(runtime):
-        try:
+        with write_errors(KV_WRITE, timeout_s):
             result = runtime.submit_kv(operation, client_id, seq, timeout=timeout_s)
-        except CommandTimeout:
-            raise errors.TimedOut(
-                f"Not committed within {timeout_s:g} s; the write may or may not "
-                "take effect."
-            ) from None
-        except CommandLost:
-            raise errors.Unavailable(
-                "The write was appended but replaced by another leader's entry: "
-                "it did not take effect. Retry.",
-                leader=None,
-            ) from None
-        except SessionExpired as exc:
-            raise errors.Conflict(str(exc)) from None
-        except EntryRefused as exc:
-            if exc.reason == "not_found":
-                raise errors.NotFound(f"No key {key!r}; nothing was changed.") from None
-            raise errors.PreconditionFailed(
-                f"{exc}; nothing was changed.",
-                current_revision=exc.current_revision or 0,
-            ) from None
         body = {"key": key, "revision": result.index}
         if value is not None:
             body["value"] = value

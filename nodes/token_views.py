@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consensus import access
-from consensus.errors import CommandLost, CommandTimeout, EntryRefused
 from consensus.models import ClusterToken, ClusterUser
 
 from . import errors
@@ -21,6 +20,9 @@ from .auth import Caller, ClientUser, HasPermission, caller_of, is_local
 from .client import Answer
 from .forwarding import Write, leader_or_forward, relay
 from .views import LeaderOrForwardView, serving_runtime
+from .write_errors import entry, write_errors
+
+ACCESS_CHANGE = entry("change")
 
 
 def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
@@ -32,23 +34,8 @@ def submit_access(runtime, forwarder, operation, write: Write, caller: Caller):
 
     def apply(runtime):
         op, extra = operation()
-        try:
+        with write_errors(ACCESS_CHANGE, timeout_s):
             result = runtime.submit_access(op, caller.name, timeout=timeout_s)
-        except CommandTimeout:
-            raise errors.TimedOut(
-                f"Not committed within {timeout_s:g} s; the change may or may not "
-                "take effect."
-            ) from None
-        except CommandLost:
-            raise errors.Unavailable(
-                "The change was replaced by another leader's entry: it did not "
-                "take effect. Retry.",
-                leader=None,
-            ) from None
-        except EntryRefused as exc:
-            if exc.reason == "not_found":
-                raise errors.NotFound(f"{exc}; nothing was changed.") from None
-            raise errors.Conflict(f"{exc}; nothing was changed.") from None
         return {
             **extra,
             "index": result.index,

@@ -8,13 +8,12 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consensus.errors import CommandLost, CommandTimeout, SessionExpired
 from consensus.models import LogEntry
 from consensus.runtime import current_runtime
 
 from .auth import NOBODY, caller_of
 from .client import Answer
-from .errors import Conflict, TimedOut, Unavailable
+from .errors import Unavailable
 from .forwarding import (
     Write,
     is_commit,
@@ -31,6 +30,7 @@ from .serializers import (
     LogQuerySerializer,
     NodeStatusSerializer,
 )
+from .write_errors import BATCH, COMMAND, write_errors
 
 # GET /api/log: the most command text (UTF-8 bytes) one page carries.
 LOG_PAGE_BYTES = 1 << 20
@@ -61,23 +61,8 @@ def submit_command(
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
     def commit(runtime):
-        try:
+        with write_errors(COMMAND, timeout_s):
             result = runtime.submit_command(command, client_id, seq, timeout=timeout_s)
-        except CommandTimeout:
-            raise TimedOut(
-                f"Not committed within {timeout_s:g} s; "
-                "the command may or may not commit."
-            ) from None
-        except CommandLost:
-            raise Unavailable(
-                "The command was appended but replaced by another leader's entry: "
-                "it did not commit and nothing of it remains. Retry.",
-                leader=None,
-            ) from None
-        except SessionExpired as exc:
-            # Never applied: the pair's answer is no longer kept (README,
-            # Client sessions).
-            raise Conflict(str(exc)) from None
         return {
             "index": result.index,
             "term": result.term,
@@ -109,25 +94,10 @@ def submit_batch(
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
 
     def commit(runtime):
-        try:
+        with write_errors(BATCH, timeout_s):
             results = runtime.submit_commands(
                 commands, client_id, seq, timeout=timeout_s
             )
-        except CommandTimeout as exc:
-            raise TimedOut(
-                f"Not all committed within {timeout_s:g} s ({exc}); each command "
-                "may or may not commit: retry with the same client_id and seq."
-            ) from None
-        except CommandLost:
-            raise Unavailable(
-                "The commands were appended but replaced by another leader's "
-                "entries: none committed. Retry.",
-                leader=None,
-            ) from None
-        except SessionExpired as exc:
-            raise Conflict(
-                f"{exc} (other commands of the batch may have been applied)"
-            ) from None
         return {
             "entries": [{"index": r.index, "term": r.term} for r in results],
             "leader": runtime.node_id,
