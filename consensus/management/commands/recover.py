@@ -14,21 +14,19 @@ would be two clusters. The README says when to use it.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from consensus.addresses import InvalidAddress, normalise_address
 from consensus.core.configuration import Configuration
 from consensus.core.messages import Entry, EntryType
 from consensus.datadir import DataDirectoryInUse, DataDirLock
 from consensus.models import AppliedState
 from consensus.snapshots.store import SnapshotStore
 from consensus.storage import Storage
+
+from ..data_dirs import addresses, rerun_for
 
 
 class Command(BaseCommand):
@@ -54,24 +52,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         data_dir = Path(options["data_dir"]).expanduser().resolve()
-        try:
-            members = sorted(
-                {
-                    normalise_address(a)
-                    for a in options["members"].split(",")
-                    if a.strip()
-                }
-            )
-        except InvalidAddress as exc:
-            raise CommandError(str(exc)) from None
-        if not members:
-            raise CommandError("--members names no server")
+        members = addresses(options["members"], "--members")
         if not (data_dir / "db.sqlite3").is_file():
             raise CommandError(f"{data_dir} holds no node's database")
         if data_dir != Path(settings.RAFT_DATA_DIR).resolve():
             # Settings name the database once, at start-up: another node's
             # database needs another process.
-            self._in_child(data_dir, members, options["yes"])
+            args = ["--data-dir", str(data_dir), "--members", ",".join(members)]
+            rerun_for(
+                data_dir, "recover", args + ["--yes"] * options["yes"], self.stdout
+            )
             return
         lock = DataDirLock(data_dir)
         try:
@@ -117,19 +107,6 @@ class Command(BaseCommand):
             "Appended. Start this server (with the others of --members, each "
             "recovered alike); they elect a leader among themselves."
         )
-
-    def _in_child(self, data_dir: Path, members: list[str], yes: bool) -> None:
-        env = dict(os.environ, RAFT_DATA_DIR=str(data_dir))
-        manage = Path(__file__).resolve().parents[3] / "manage.py"
-        argv = [sys.executable, str(manage), "recover", "--data-dir", str(data_dir),
-                "--members", ",".join(members)]  # fmt: skip
-        if yes:
-            argv.append("--yes")
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        self.stdout.write(done.stdout, ending="")
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines() or ["recover failed"]
-            raise CommandError(lines[-1].removeprefix("CommandError: "))
 
 
 def _current_configuration(entries, snapshot) -> Configuration | None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -19,7 +17,6 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from consensus.addresses import InvalidAddress, normalise_address
 from consensus.core.configuration import Configuration
 from consensus.models import AppliedState, PersistentState
 from consensus.snapshots.store import (
@@ -31,6 +28,8 @@ from consensus.snapshots.store import (
 from consensus.snapshots.tables import APPLIED_STATE, META_TABLE, READABLE_FORMATS
 from consensus.storage import Storage
 from raftsite.security import private_data_dir
+
+from ..data_dirs import addresses, rerun_for
 
 
 class Command(BaseCommand):
@@ -54,24 +53,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         backup = Path(options["backup"]).expanduser().resolve()
         data_dir = Path(options["data_dir"]).expanduser().resolve()
-        try:
-            members = sorted(
-                {
-                    normalise_address(a)
-                    for a in options["cluster"].split(",")
-                    if a.strip()
-                }
-            )
-        except InvalidAddress as exc:
-            raise CommandError(str(exc)) from None
-        if not members:
-            raise CommandError("--cluster names no server")
+        members = addresses(options["cluster"], "--cluster")
         if (data_dir / "db.sqlite3").exists():
             raise CommandError(f"{data_dir} already holds a node's database")
         index, term, configuration_index = read_backup(backup)
         if data_dir != Path(settings.RAFT_DATA_DIR).resolve():
             # Settings name the database once, at start-up.
-            self._in_child(backup, data_dir, members)
+            args = [str(backup), "--data-dir", str(data_dir)]
+            rerun_for(data_dir, "restore", args + ["--cluster", ",".join(members)],
+                      self.stdout)  # fmt: skip
             return
         configuration = Configuration(frozenset(members)).to_json()
         try:
@@ -111,17 +101,6 @@ class Command(BaseCommand):
             "--data-dir (its --cluster is not read: the backup's configuration "
             "was replaced)"
         )
-
-    def _in_child(self, backup: Path, data_dir: Path, members: list[str]) -> None:
-        env = dict(os.environ, RAFT_DATA_DIR=str(data_dir))
-        manage = Path(__file__).resolve().parents[3] / "manage.py"
-        argv = [sys.executable, str(manage), "restore", str(backup),
-                "--data-dir", str(data_dir), "--cluster", ",".join(members)]  # fmt: skip
-        done = subprocess.run(argv, env=env, capture_output=True, text=True)
-        self.stdout.write(done.stdout, ending="")
-        if done.returncode != 0:
-            lines = done.stderr.strip().splitlines() or ["restore failed"]
-            raise CommandError(lines[-1].removeprefix("CommandError: "))
 
 
 def read_backup(path: Path) -> tuple[int, int, int]:
