@@ -45,7 +45,7 @@ clean:
 # The namespace fault tests (tests/faults) need `ip` and `nft`: as root,
 # install them from Debian's packages when missing; otherwise say why those
 # tests will be skipped.
-.PHONY: fault-tools chaos
+.PHONY: fault-tools chaos faults
 fault-tools:
 	@if command -v nft >/dev/null 2>&1 && command -v ip >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" != 0 ]; then \
@@ -79,6 +79,12 @@ fuse-tools:
 	  echo "fuse-tools: no apt-get: install fuse3 (libfuse3) to run the power-cut fault tests"; \
 	fi
 test: fuse-tools
+
+# Every short fault run (tests/faults, about 4 minutes): the default run
+# leaves out the loopback run (where namespaces work), the five-server run
+# with membership changes and the lying-fsync check of the harness.
+faults: $(STAMP) fault-tools fuse-tools
+	RAFT_FAULTS=all $(PY) -m pytest tests/faults
 
 # The long fault run: rounds of random fault schedules for CHAOS_MINUTES
 # (e.g. make chaos CHAOS_MINUTES=60 CHAOS_ARGS="--seed 7 --nodes 5").
