@@ -36,7 +36,9 @@ def admin(cluster):
     password = secrets.token_urlsafe(12)
     made = manage(
         "createadmin", "--data-dir", str(node.data_dir),
-        "--username", USERNAME, "--password", password,
+        # "=": a token_urlsafe password starts with "-" one time in 64,
+        # which argparse would take for an option.
+        "--username", USERNAME, f"--password={password}",
     )  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr
     with requests.Session() as http:

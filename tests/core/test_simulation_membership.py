@@ -33,7 +33,7 @@ REPLAY = (
     "RAFT_SIM_SEED={seed} .venv/bin/python -m pytest "
     "tests/core/test_simulation_membership.py"
 )
-SEED_COUNT = max(1, int(os.environ.get("RAFT_SIM_SEEDS", "300")) // 3)
+SEED_COUNT = max(1, int(os.environ.get("RAFT_SIM_SEEDS", "200")) // 3)
 ONE_SEED = os.environ.get("RAFT_SIM_SEED")
 SEEDS = [int(ONE_SEED)] if ONE_SEED else list(range(SEED_COUNT))
 CHAOS_STEPS = 5_000

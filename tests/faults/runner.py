@@ -92,7 +92,10 @@ class RunConfig:
 
     def replay_hint(self, test: str | None = None) -> str:
         if test:
-            return f"RAFT_FAULT_SEED={self.seed} .venv/bin/python -m pytest tests/faults -k {test}"
+            return (
+                f"RAFT_FAULTS=all RAFT_FAULT_SEED={self.seed} "
+                f".venv/bin/python -m pytest tests/faults -k {test}"
+            )
         args = (
             f"--seed {self.seed} --rounds 1 --nodes {self.size} "
             f"--round-seconds {self.duration_s} --clients {self.clients}"

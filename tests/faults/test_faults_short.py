@@ -1,15 +1,34 @@
-"""Short fault runs against real ``runnode`` processes (the default test
-command). Each prints its seed; a failure prints the schedule, the
-violations and the command that replays it alone:
+"""Short fault runs against real ``runnode`` processes. The default test
+command runs two of them (ALL_RUNS below says which); ``make faults``
+(RAFT_FAULTS=all) runs every one. Each prints its seed; a failure prints
+the schedule, the violations and the command that replays it alone:
 
-    RAFT_FAULT_SEED=<seed> .venv/bin/python -m pytest tests/faults -k <test>
+    RAFT_FAULTS=all RAFT_FAULT_SEED=<seed> .venv/bin/python -m pytest tests/faults -k <test>
 """
+
+import os
 
 import pytest
 
 from . import runner
+from .conftest import netns_unavailable
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
+
+# RAFT_FAULTS=all (make faults) runs every short fault run; without it the
+# default test run keeps the broadest of each kind: every network and
+# process operation (in namespaces) and every power-cut operation (lazyfs).
+# Where namespaces are unavailable the loopback run (kills, pauses,
+# transfers, a follower left behind) stands in for the namespace one.
+ALL_RUNS = os.environ.get("RAFT_FAULTS", "") == "all"
+LONGER_RUN = "a longer fault run, not in the default test run: make faults"
+
+
+def longer_run():
+    """Skip, unless RAFT_FAULTS=all, a run the default test run leaves out."""
+    if not ALL_RUNS:
+        pytest.skip(LONGER_RUN)
+
 
 # The five-server run starts with these (then draws them among the rest).
 MEMBERSHIP_FIRST = ["remove_server", "add_server", "remove_leader", "add_server"]
@@ -38,7 +57,13 @@ def run_and_check(config, base_dir, request):
 def test_loopback_kills_and_pauses(fault_seed, tmp_path, request):
     """Without namespaces: SIGKILL + restart (one, a majority, all),
     SIGSTOP/SIGCONT and a follower left behind the leader's compacted log,
-    on 127.0.0.1. Runs everywhere, root or not."""
+    on 127.0.0.1. Runs everywhere, root or not. In the default test run
+    only where namespaces are unavailable: otherwise the three-server
+    namespace run does each of these operations and the network ones."""
+    if not ALL_RUNS and netns_unavailable() is None:
+        pytest.skip(
+            f"{LONGER_RUN} (test_netns_three_servers_every_fault runs its operations)"
+        )
     config = runner.RunConfig(
         seed=fault_seed, size=3, netns=False, duration_s=20, cover=True
     )
@@ -62,6 +87,7 @@ def test_netns_five_servers(fault_seed, tmp_path, request, network_namespaces):
     two pairs, and membership changes (remove a voter, remove the leader,
     add a removed server back; at least 3 voters), often under a kill, a
     pause or a partition; a follower left behind."""
+    longer_run()
     config = runner.RunConfig(
         seed=fault_seed,
         size=5,
@@ -110,6 +136,7 @@ def test_lazyfs_lying_fsync_is_caught(fault_seed, tmp_path, request, lazyfs_disk
     """The harness itself: with every fsync ignored (lazyfs fsync=lie), a
     power cut of every server loses acknowledged commands, and the checker
     must say so."""
+    longer_run()
     config = runner.RunConfig(
         seed=fault_seed,
         size=3,
