@@ -12,7 +12,7 @@ def pytest_collection_modifyitems(config, items):
     faults``) or a ``-m`` expression that names them."""
     if os.environ.get(SLOW_VARIABLE) or "slow" in (config.getoption("-m") or ""):
         return
-    skip = pytest.mark.skip(reason=f"slow: run with make faults ({SLOW_VARIABLE}=1)")
+    skip = pytest.mark.skip(reason=f"slow: run with make slow ({SLOW_VARIABLE}=1)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

@@ -11,7 +11,8 @@ import requests
 
 from .harness import LocalCluster, free_ports, manage, one_line_failure
 
-pytestmark = pytest.mark.cluster
+# About a minute each on 2 cores: make slow (RAFT_SLOW=1), not the default run.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 def applied_messages(node) -> set[str]:

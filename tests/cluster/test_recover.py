@@ -8,7 +8,8 @@ import pytest
 
 from .harness import LocalCluster, manage, one_line_failure
 
-pytestmark = pytest.mark.cluster
+# About a minute each on 2 cores: make slow (RAFT_SLOW=1), not the default run.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
 def test_a_survivor_of_a_lost_majority_forms_a_new_cluster(tmp_path_factory):

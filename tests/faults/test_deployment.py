@@ -17,7 +17,8 @@ from tests.cluster.harness import ROOT
 from .netns import Network
 from .runner import NetnsCluster
 
-pytestmark = pytest.mark.faults
+# About a minute each on 2 cores: make slow (RAFT_SLOW=1), not the default run.
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 
 class DeployedCluster(NetnsCluster):
