@@ -612,7 +612,8 @@ RETRY_AFTER = {
 
 def add_common_answers(result, generator, request, public):
     """POSTPROCESSING_HOOKS: what any client operation may answer: 400 (a
-    Host this node does not serve), 406 (an Accept it cannot meet), 401 and
+    Host this node does not serve), 406 (an Accept it cannot meet), 414 and
+    431 (a head over gunicorn's limits, answered by its parser), 401 and
     403 where a token is asked for, and 503 overloaded past the client
     limit (not the health checks, which skip that limit). Every 503 has a
     Retry-After header."""
@@ -624,6 +625,9 @@ def add_common_answers(result, generator, request, public):
             common = {
                 "400": "bad_request: malformed, or a Host this node does not serve.",
                 "406": "not_acceptable: no answer in a type the Accept header allows.",
+                "414": "too_large: a request line over the HTTP server's limit "
+                "(4094 bytes).",
+                "431": "too_large: header fields over the HTTP server's limits.",
             }
             if operation.get("security"):
                 common["401"] = "unauthorized: no valid token, where one is needed."

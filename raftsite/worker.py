@@ -17,11 +17,13 @@ byte, and every read and write is bounded by the timeout.
 
 import collections
 import errno
+import json
 import selectors
 import socket
 import time
 from functools import partial
 
+from gunicorn import util
 from gunicorn.http.errors import NoMoreData
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
@@ -171,6 +173,36 @@ class RaftConn(gthread.TConn):
         except (OSError, ValueError):  # ValueError: TLS takes no flags
             pass
         super().close()
+
+
+# The contract's codes for what gunicorn's own parser refuses before Django
+# sees the request (a request line or header fields over gunicorn's limits,
+# a malformed head): anything else is bad_request.
+_PARSER_CODES = {414: "too_large", 431: "too_large", 500: "internal_error",
+                 501: "bad_request", 403: "forbidden", 417: "bad_request"}  # fmt: skip
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn's util.write_error, answering in the API's error shape
+    (CONTRACT.md) rather than an HTML page: a client of /api/ or /raft/ gets
+    JSON for every error, those of the HTTP layer too."""
+    body = json.dumps(
+        {
+            "error": _PARSER_CODES.get(status_int, "bad_request"),
+            "detail": f"{reason}: {mesg}" if mesg else reason,
+        },
+        separators=(",", ":"),
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+# gunicorn's worker (base.Worker.handle_error) writes its refusals through
+# util.write_error; this process serves only this project.
+util.write_error = write_json_error
 
 
 class RaftThreadWorker(gthread.ThreadWorker):
