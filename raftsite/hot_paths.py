@@ -1,9 +1,10 @@
-"""Middleware that client commands and peer RPC skip: sessions, CSRF, the
-admin's user and its messages. Every other path runs them as Django does.
+"""Middleware that client commands, key-value requests and peer RPC skip:
+sessions, CSRF, the admin's user and its messages. Every other path runs
+them as Django does.
 
-POST /api/commands and /raft/ are DRF views exempt from CSRF that read no
-cookie, session, user or message, so skipping changes none of their
-answers; the host check (CommonMiddleware) and the security headers still
+POST /api/commands, /api/kv, /api/watch and /raft/ are DRF views exempt
+from CSRF that read no cookie, session, user or message, so skipping
+changes none of their answers; the host check (CommonMiddleware) and the security headers still
 run. At 64 clients these four cost about a sixth of the leader's request
 handling (MessageMiddleware alone built a cookie signer per request).
 """
@@ -15,11 +16,18 @@ from django.middleware.csrf import CsrfViewMiddleware
 
 COMMANDS_PATH = "/api/commands"
 PEER_PREFIX = "/raft/"
+# The key-value store's reads and writes: token-authenticated DRF views
+# (exempt from CSRF) that read no session, login or message either.
+KV_PREFIXES = ("/api/kv", "/api/watch")
 
 
 def is_hot(request) -> bool:
     path = request.path_info
-    return path == COMMANDS_PATH or path.startswith(PEER_PREFIX)
+    return (
+        path == COMMANDS_PATH
+        or path.startswith(PEER_PREFIX)
+        or path.startswith(KV_PREFIXES)
+    )
 
 
 class _SkippedOnHotPaths:

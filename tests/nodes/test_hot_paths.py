@@ -61,3 +61,16 @@ def test_other_paths_keep_the_session_and_user(client, runtime):
     assert response.status_code == status.HTTP_200_OK
     assert any(name.startswith("raft_csrf_") for name in response.cookies)
     assert response.wsgi_request.user.is_anonymous
+
+
+@pytest.mark.django_db(transaction=True)
+def test_key_value_requests_take_the_lean_path_with_the_same_answers(api, runtime):
+    """No session cookie, the same JSON and security headers, as for commands;
+    a key that is absent is still the contract's 404."""
+    response = api.get("/api/kv/absent?consistency=stale")
+    assert response.status_code == status.HTTP_404_NOT_FOUND
+    assert response.json()["error"] == "not_found"
+    assert not any(name.startswith("raft_session") for name in response.cookies)
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response.wsgi_request.path_info == "/api/kv/absent"
+    assert not hasattr(response.wsgi_request, "session")
