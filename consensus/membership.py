@@ -27,6 +27,7 @@ from .core.node import (
 from .core.ready import Ready, Role
 from .errors import CommandLost, CommandTimeout, NotLeader
 from .peer_proof import NotProven, ask_proof
+from .runtime_submit import wall_clock_ms
 
 
 class MembershipError(Exception):
@@ -346,7 +347,7 @@ class Membership:
             configuration.to_json(),
             requested_by,
             type=EntryType.CONFIG,
-            timestamp_ms=time.time_ns() // 1_000_000,
+            timestamp_ms=wall_clock_ms(),
         )
         try:
             ready = node.propose([proposal])

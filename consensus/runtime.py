@@ -25,25 +25,24 @@ from pathlib import Path
 from django.db import DatabaseError
 
 from . import metrics
-from .core.messages import NO_SNAPSHOT, REPLIES, EntryType, Message, Unreachable
-from .core.node import Proposal, RaftConfig, RaftNode, bootstrap_entries
+from .core.messages import NO_SNAPSHOT, REPLIES, Message, Unreachable
+from .core.node import RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
 from .datadir import DataDirectoryDamaged, DataDirLock
 from .errors import (
     CommandLost,
     CommandTimeout,
-    EntryRefused,
     NotLeader,
-    SessionExpired,
 )
-from .parts import app_command
 from .ready_path import apply_ready
 from .runtime_reads import ReadRuntimeMixin, _Read
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
+from .runtime_submit import SubmitRuntimeMixin, _Propose, _ProposeBatch
+from .slots import Slot
 from .snapshots.policy import SnapshotPolicy
 from .snapshots.service import Snapshots
-from .state_machine import Answer, Expired, Refused, StateMachine
-from .status import CommandResult, NodeStatus, PeerInfo, ServerInfo
+from .state_machine import Answer, StateMachine
+from .status import NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
 from .transport import Transport
 
@@ -59,44 +58,11 @@ STORAGE_ERRORS = (DatabaseError, sqlite3.Error, OSError)
 logger = logging.getLogger(__name__)
 
 
-def wall_clock_ms() -> int:
-    """The time a leader stamps on the commands it appends (ms since the
-    epoch); client sessions end by it (consensus/sessions.py)."""
-    return time.time_ns() // 1_000_000
-
-
 def current_runtime() -> NodeRuntime | None:
     """The NodeRuntime serving in this process, or None."""
     from django.apps import apps
 
     return apps.get_app_config("consensus").runtime
-
-
-class _Slot:
-    """A one-shot hand-over from the loop thread to a waiting thread.
-
-    A lock held from its making until set(): releasing it is one C call on
-    the loop thread, where an Event's Condition ran a Python notify_all for
-    every command and every peer request answered."""
-
-    def __init__(self):
-        self._unset = threading.Lock()
-        self._unset.acquire()
-        self._is_set = False
-        self.value = None
-        self.error: Exception | None = None
-
-    def set(self, value=None, error: Exception | None = None) -> None:
-        self.value, self.error = value, error
-        if not self._is_set:  # only the loop thread sets
-            self._is_set = True
-            self._unset.release()
-
-    def wait(self, timeout: float | None) -> bool:
-        if not self._unset.acquire(timeout=-1 if timeout is None else timeout):
-            return False
-        self._unset.release()  # stays set, as an Event does
-        return True
 
 
 # Inbox items.
@@ -108,19 +74,7 @@ class _Tick:
 @dataclass(slots=True)
 class _Incoming:
     message: Message
-    slot: _Slot | None  # set for requests answered over HTTP
-
-
-@dataclass(slots=True)
-class _Propose:
-    proposal: Proposal
-    slot: _Slot
-
-
-@dataclass(slots=True)
-class _ProposeBatch:
-    # Proposed together, so that they become consecutive entries.
-    items: list[_Propose]
+    slot: Slot | None  # set for requests answered over HTTP
 
 
 @dataclass(slots=True)
@@ -132,13 +86,13 @@ class _Stop:
 class _Call:
     # Runs on the loop thread: fn(node) -> (value for slot, Ready to handle).
     fn: Callable[[RaftNode], tuple[object, Ready]]
-    slot: _Slot
+    slot: Slot
 
 
 @dataclass(slots=True)
 class _Waiter:
     term: int
-    slot: _Slot
+    slot: Slot
 
 
 @dataclass
@@ -165,7 +119,7 @@ class RuntimeSettings:
     extra: dict = field(default_factory=dict)
 
 
-class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
+class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
     def __init__(
         self,
         node_id: str,
@@ -343,162 +297,31 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
 
     def handle_rpc(self, message: Message, timeout: float = 2.0) -> Message | None:
         """Step a peer's request; return the reply once it is durable."""
-        slot = _Slot()
+        slot = Slot()
         self._inbox.put(_Incoming(message, slot))
         if not slot.wait(timeout):
             raise CommandTimeout("the node did not process the request in time")
         return slot.value
-
-    def submit_command(
-        self,
-        command: str,
-        client_id: str | None = None,
-        seq: int | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        """Propose a command and block until the leader applied it.
-
-        Raises NotLeader (nothing appended), CommandTimeout (unknown
-        outcome), CommandLost (known not committed) or SessionExpired (the
-        pair's session has ended: not applied). A repeat of an applied
-        (client_id, seq) returns the first answer.
-        """
-        # Stamped here, read by the core only if this node leads.
-        proposal = Proposal(command, client_id, seq, timestamp_ms=wall_clock_ms())
-        return self._submit(proposal, timeout)
-
-    def submit_commands(
-        self,
-        commands: list[str],
-        client_id: str | None = None,
-        seq: int | None = None,
-        timeout: float | None = None,
-    ) -> list[CommandResult]:
-        """Propose ``commands`` as consecutive entries of one proposal (with
-        ``client_id``, command i carries ``seq`` + i) and block until the
-        leader applied them all. Raises as submit_command does: NotLeader
-        (nothing appended), SessionExpired if any pair's session has ended,
-        CommandLost only if every command of the batch was lost, else
-        CommandTimeout (some may have committed)."""
-        now = wall_clock_ms()
-        items = [
-            _Propose(
-                Proposal(
-                    command,
-                    client_id,
-                    None if seq is None else seq + n,
-                    timestamp_ms=now,
-                ),
-                _Slot(),
-            )
-            for n, command in enumerate(commands)
-        ]
-        self._inbox.put(_ProposeBatch(items))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        results, lost = [], 0
-        for item in items:
-            remaining = None
-            if deadline is not None:
-                remaining = max(0.0, deadline - time.monotonic())
-            if not item.slot.wait(remaining):
-                raise CommandTimeout(f"not all committed within {timeout} s")
-            if isinstance(item.slot.error, CommandLost):
-                lost += 1
-                continue
-            results.append(self._result(item.slot))
-        if lost == len(items):
-            raise CommandLost("overwritten by a newer leader's entries")
-        if lost:
-            raise CommandTimeout(
-                f"{lost} of {len(items)} commands were overwritten by a newer "
-                "leader's entries, the others committed"
-            )
-        return results
-
-    def submit_kv(
-        self,
-        operation: str,
-        client_id: str | None = None,
-        seq: int | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        """Propose a KV entry (consensus/kv.py) and block until the leader
-        applied it; its index is the key's new revision. Raises as
-        submit_command does, and EntryRefused if it changed nothing."""
-        proposal = Proposal(
-            operation, client_id, seq, type=EntryType.KV, timestamp_ms=wall_clock_ms()
-        )
-        return self._submit(proposal, timeout)
-
-    def submit_app(
-        self,
-        part: str,
-        data,
-        client_id: str | None = None,
-        seq: int | None = None,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        """Propose an APP entry for the project's state part ``part``
-        (consensus/parts.py) and block until the leader applied it. Raises
-        as submit_kv does."""
-        proposal = Proposal(
-            app_command(part, data),
-            client_id,
-            seq,
-            type=EntryType.APP,
-            timestamp_ms=wall_clock_ms(),
-        )
-        return self._submit(proposal, timeout)
-
-    def submit_access(
-        self, operation: str, requested_by: str | None, timeout: float | None = None
-    ) -> CommandResult:
-        """Propose an ACCESS entry (consensus/access.py: ``operation``, and
-        who asked) and block until the leader applied it. Raises as
-        submit_command does, and EntryRefused if it changed nothing."""
-        proposal = Proposal(
-            operation, requested_by, type=EntryType.ACCESS, timestamp_ms=wall_clock_ms()
-        )
-        return self._submit(proposal, timeout)
-
-    def _submit(self, proposal: Proposal, timeout: float | None) -> CommandResult:
-        slot = _Slot()
-        self._inbox.put(_Propose(proposal, slot))
-        if not slot.wait(timeout):
-            raise CommandTimeout(f"not committed within {timeout} s")
-        return self._result(slot)
-
-    @staticmethod
-    def _result(slot: _Slot) -> CommandResult:
-        """A done slot's outcome: its CommandResult, or what it failed with."""
-        if slot.error is not None:
-            raise slot.error
-        if isinstance(slot.value, Expired):
-            raise SessionExpired(slot.value.detail)
-        if isinstance(slot.value, Refused):
-            refused = slot.value
-            raise EntryRefused(refused.reason, refused.detail, refused.current_revision)
-        return CommandResult(slot.value.index, slot.value.term)
 
     # --- membership (driven by consensus/membership.py) --------------------
 
     def run_in_loop(self, fn, timeout: float = 5.0):
         """Run ``fn(node)`` on the loop thread, which handles the Ready it
         returns with the rest of its batch; return fn's value."""
-        slot = _Slot()
+        slot = Slot()
         self._inbox.put(_Call(fn, slot))
         if not slot.wait(timeout):
             raise CommandTimeout("the node did not process the request in time")
         return slot.value
 
-    def watch_entry(self, entry) -> _Slot:
+    def watch_entry(self, entry) -> Slot:
         """Loop thread: a slot set once ``entry`` is applied (its Applied),
         or with CommandLost once another entry commits at its index."""
-        slot = _Slot()
+        slot = Slot()
         self._watch(entry, slot)
         return slot
 
-    def _watch(self, entry, slot: _Slot) -> None:
+    def _watch(self, entry, slot: Slot) -> None:
         self._waiters.setdefault(entry.index, []).append(_Waiter(entry.term, slot))
 
     def _configuration_changed(self, configuration) -> None:
@@ -511,7 +334,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
     def _post(self, fn: Callable[[RaftNode], Ready]) -> None:
         """Have the loop thread run ``fn(node)`` and handle its Ready; no
         one waits for it."""
-        self._inbox.put(_Call(lambda node: (None, fn(node)), _Slot()))
+        self._inbox.put(_Call(lambda node: (None, fn(node)), Slot()))
 
     # --- the loop thread -------------------------------------------------
 
@@ -556,7 +379,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
         metrics.INBOX_DEPTH.set(self._inbox.qsize())
         node = self._node
         ready = Ready()
-        answers: list[tuple[_Slot, Message | None]] = []
+        answers: list[tuple[Slot, Message | None]] = []
         # Proposals first, so replies stepped below carry them at once.
         proposals = []
         for item in items:
@@ -641,9 +464,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin):
                 return ready.messages.pop(position)
         return None
 
-    def _handle(
-        self, ready: Ready, answers: list[tuple[_Slot, Message | None]]
-    ) -> None:
+    def _handle(self, ready: Ready, answers: list[tuple[Slot, Message | None]]) -> None:
         def answer() -> None:
             # Raft Figure 2: a peer hears our reply only once it is durable.
             for slot, reply in answers:

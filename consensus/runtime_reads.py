@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from .core.ready import Ready, Role
 from .errors import CommandTimeout, NotLeader
 from .peer_reads import PeerReads
+from .slots import Slot
 
 
 @dataclass(slots=True)
 class _Read:
-    slot: object  # runtime._Slot
+    slot: Slot
 
 
 class ReadRuntimeMixin:
@@ -64,9 +65,7 @@ class ReadRuntimeMixin:
         """The read index of a linearizable read on this leader: serve the
         read from the state machine once wait_applied(it) returns. Raises
         NotLeader (ask the leader, or retry) or CommandTimeout."""
-        from .runtime import _Slot  # the runtime's hand-over
-
-        slot = _Slot()
+        slot = Slot()
         self._inbox.put(_Read(slot))
         if not slot.wait(timeout):
             raise CommandTimeout(f"leadership not confirmed within {timeout:g} s")

@@ -28,10 +28,10 @@ from consensus.runtime import (
     _Call,
     _Incoming,
     _Propose,
-    _Slot,
     _Stop,
     _Tick,
 )
+from consensus.slots import Slot as _Slot
 from consensus.state_machine import Applied, Expired
 from consensus.storage import Restored
 
@@ -400,7 +400,7 @@ def test_a_follower_forwards_a_pair_rather_than_answer_it_from_its_state():
 def test_a_command_carries_the_leaders_wall_clock(monkeypatch):
     """The runtime stamps each proposal; the core copies the time into the
     entry it appends (sessions end by it)."""
-    monkeypatch.setattr("consensus.runtime.wall_clock_ms", lambda: 1_234_567)
+    monkeypatch.setattr("consensus.runtime_submit.wall_clock_ms", lambda: 1_234_567)
     h = Harness()
     h.elect()
     submitter = Submitter(h.runtime, "x", "c", 1)
