@@ -29,6 +29,7 @@ from .serializers import (
     LogEntrySerializer,
     LogQuerySerializer,
     NodeStatusSerializer,
+    plain_command,
 )
 from .write_errors import BATCH, COMMAND, write_errors
 
@@ -142,17 +143,22 @@ class CommandsView(LeaderOrForwardView):
     parser_classes = [CommandsJSONParser]
 
     def post(self, request):
-        if isinstance(request.data, dict) and "commands" in request.data:
+        data = request.data
+        if isinstance(data, dict) and "commands" in data:
             return self._batch(request)
-        serializer = CommandRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        runtime = serving_runtime()
+        plain = plain_command(data)
+        if plain is None:
+            serializer = CommandRequestSerializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            valid = serializer.validated_data
+            plain = valid["command"], valid.get("client_id"), valid.get("seq")
+        command, client_id, seq = plain
         answer = submit_command(
-            runtime,
+            serving_runtime(),
             self.forwarder,
-            serializer.validated_data["command"],
-            serializer.validated_data.get("client_id"),
-            serializer.validated_data.get("seq"),
+            command,
+            client_id,
+            seq,
             caller=caller_of(request),
         )
         return relay(answer)
