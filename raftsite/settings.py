@@ -157,6 +157,9 @@ _SQLITE_OPTIONS = {
     ),
     "transaction_mode": "IMMEDIATE",
 }
+# A request thread keeps its SQLite connections (CONN_MAX_AGE None): an
+# SQLite connection is a file handle, and opening one per request ran the
+# PRAGMAs above each time (raftsite/wsgi.py drops the per-request check).
 DATABASES = {
     # The Raft log and term/vote. Only the runtime's loop thread writes it,
     # so it never waits on SQLite's lock behind a request.
@@ -164,6 +167,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": RAFT_DATA_DIR / "db.sqlite3",
         "OPTIONS": dict(_SQLITE_OPTIONS),
+        "CONN_MAX_AGE": None,
     },
     # This node's logins, sessions and admin history, which request threads
     # and createadmin write (raftsite.routers sends every app but consensus
@@ -172,6 +176,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": RAFT_DATA_DIR / "accounts.sqlite3",
         "OPTIONS": dict(_SQLITE_OPTIONS),
+        "CONN_MAX_AGE": None,
     },
 }
 DATABASE_ROUTERS = ["raftsite.routers.AccountsRouter"]
