@@ -52,8 +52,17 @@ def check_text(name: str, value) -> str:
     return value
 
 
+# Peer messages name the same few addresses again and again (source and
+# dest of every AppendEntries): those found valid are remembered, up to a
+# bound, so each is parsed once rather than twice per message.
+_FULL_ADDRESSES: set[str] = set()
+_FULL_ADDRESSES_BOUND = 1024
+
+
 def check_address(name: str, value) -> str:
     """``value`` if a server address in its full form, host:port."""
+    if type(value) is str and value in _FULL_ADDRESSES:
+        return value
     check_text(name, value)
     try:
         full = normalise_address(value)
@@ -61,6 +70,8 @@ def check_address(name: str, value) -> str:
         raise InvalidMessage(f"{name}: {exc}") from None
     if full != value:
         raise InvalidMessage(f"{name} must be a full address such as {full}")
+    if len(_FULL_ADDRESSES) < _FULL_ADDRESSES_BOUND:
+        _FULL_ADDRESSES.add(value)
     return value
 
 
