@@ -37,6 +37,10 @@ class _SkippedOnHotPaths:
         return super().__call__(request)
 
 
+# What raftsite/direct_routes.py leaves out of the chain it builds.
+SKIPPED_ON_HOT_PATHS = _SkippedOnHotPaths
+
+
 class HotPathSessionMiddleware(_SkippedOnHotPaths, SessionMiddleware):
     pass
 

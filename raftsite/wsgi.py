@@ -25,7 +25,10 @@ if not settings.DEBUG:
 from consensus.metrics import CLIENT_REQUESTS  # noqa: E402
 
 from .client_limit import ClientRequestLimit  # noqa: E402
+from .direct_routes import DirectRoutes, hot_middleware, hot_routes  # noqa: E402
 
 application = ClientRequestLimit(
-    application, settings.RAFT_MAX_CLIENT_REQUESTS, in_flight=CLIENT_REQUESTS
+    DirectRoutes(application, hot_routes(), hot_middleware()),
+    settings.RAFT_MAX_CLIENT_REQUESTS,
+    in_flight=CLIENT_REQUESTS,
 )

@@ -6,6 +6,8 @@ on every other path."""
 import pytest
 from rest_framework import status
 
+from tests.wsgi_call import django_call, wsgi_call
+
 URL = "/api/commands"
 BODY = b'{"command": "x"}'
 
@@ -74,3 +76,27 @@ def test_key_value_requests_take_the_lean_path_with_the_same_answers(api, runtim
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response.wsgi_request.path_info == "/api/kv/absent"
     assert not hasattr(response.wsgi_request, "session")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body, code",
+    [
+        (BODY, 200),
+        (b'{"command": "x", "client_id": "c", "seq": 3}', 200),
+        (b'{"command": ""}', 400),
+        (b'{"command": "x", "seq": 3}', 400),
+        (b"{", 400),
+        (b'{"command": "' + b"x" * 70000 + b'"}', 413),
+    ],
+)
+def test_the_direct_route_answers_as_the_whole_stack(runtime, body, code):
+    """raftsite/direct_routes.py: POST /api/commands from WSGI straight to its
+    view, through the middleware hot paths keep: the same status, headers
+    (security headers included) and body as Django's whole handler."""
+    direct = wsgi_call(URL, body, host="testserver")
+    assert direct[0] == code
+    assert direct == django_call(URL, body)
+    assert direct[1]["X-Frame-Options"] == "DENY"
+    assert direct[1]["Content-Length"] == str(len(direct[2]))
+    assert len(runtime.submitted) == (2 if code == 200 else 0)
