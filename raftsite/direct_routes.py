@@ -14,8 +14,8 @@ and rendering are unchanged. In process, a one-entry AppendEntries took
 196 -> 110 us of CPU; tests/consensus/test_direct_routes.py holds the
 answers to the whole stack's.
 
-Other paths, and the hot prefixes' paths not listed here (such as
-/api/kv/<key>, which has a converter), go to Django as before.
+The key-value store's paths take the same route: /api/kv/<key> is
+resolved per request, as Django would. Other paths go to Django as before.
 """
 
 from __future__ import annotations
@@ -23,17 +23,24 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIRequest
-from django.urls import resolve
+from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
 from .hot_paths import SKIPPED_ON_HOT_PATHS
 
 
 def hot_routes() -> list[str]:
-    """The exact paths served directly: client commands and peer RPC."""
+    """The exact paths served directly: client commands, the key-value
+    store's list and watch, and peer RPC."""
     from consensus.urls import urlpatterns as peer_patterns
 
-    return ["/api/commands"] + [f"/raft/{p.pattern}" for p in peer_patterns]
+    return ["/api/commands", "/api/kv", "/api/watch"] + [
+        f"/raft/{p.pattern}" for p in peer_patterns
+    ]
+
+
+# Paths under these are resolved per request (a key is part of the path).
+HOT_PREFIXES = ("/api/kv/",)
 
 
 def hot_middleware() -> list[type]:
@@ -43,19 +50,38 @@ def hot_middleware() -> list[type]:
 
 
 class DirectRoutes:
-    def __init__(self, application, paths: list[str], middleware: list[type]):
+    def __init__(
+        self,
+        application,
+        paths: list[str],
+        middleware: list[type],
+        prefixes: tuple[str, ...] = HOT_PREFIXES,
+    ):
         self._application = application
-        self._routes = {}
-        for path in paths:
-            match = resolve(path)
-            self._routes[path] = (match, _chain(match.func, middleware))
+        self._middleware = middleware
+        self._prefixes = prefixes
+        # View function -> its chain, built once.
+        self._chains = {}
+        self._routes = {path: self._route(resolve(path)) for path in paths}
+
+    def _route(self, match):
+        chain = self._chains.get(match.func)
+        if chain is None:
+            chain = self._chains[match.func] = _chain(match.func, self._middleware)
+        return match, chain
 
     def __call__(self, environ, start_response):
-        route = self._routes.get(environ.get("PATH_INFO", ""))
-        if route is None:
+        path = environ.get("PATH_INFO", "")
+        route = self._routes.get(path)
+        if route is None and not path.startswith(self._prefixes):
             return self._application(environ, start_response)
-        match, handler = route
         request = WSGIRequest(environ)
+        if route is None:
+            try:
+                route = self._route(resolve(request.path_info))
+            except Resolver404:
+                return self._application(environ, start_response)
+        match, handler = route
         request.resolver_match = match
         response = handler(request)
         start_response(
@@ -82,7 +108,8 @@ def _chain(view, middleware: list[type]):
 
 def _rendered(view):
     def respond(request):
-        response = view(request)
+        match = request.resolver_match
+        response = view(request, *match.args, **match.kwargs)
         # DRF's Response renders late, before the middleware's answers
         # (BaseHandler._get_response).
         if hasattr(response, "render") and callable(response.render):

@@ -7,15 +7,17 @@ import sys
 from rest_framework.test import APIClient
 
 
-def wsgi_call(path, body: bytes, host="127.0.0.1:9991", **headers):
-    """(status code, headers, body) of raftsite.wsgi.application for a POST
-    of JSON; ``headers`` by their HTTP names."""
+def wsgi_call(
+    path, body: bytes, host="127.0.0.1:9991", method="POST", query="", **headers
+):
+    """(status code, headers, body) of raftsite.wsgi.application for a
+    request with a JSON body; ``headers`` by their HTTP names."""
     from raftsite.wsgi import application
 
     environ = {
-        "REQUEST_METHOD": "POST",
+        "REQUEST_METHOD": method,
         "PATH_INFO": path,
-        "QUERY_STRING": "",
+        "QUERY_STRING": query,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "9991",
         "SERVER_PROTOCOL": "HTTP/1.1",
@@ -41,13 +43,13 @@ def wsgi_call(path, body: bytes, host="127.0.0.1:9991", **headers):
     return started["status"], started["headers"], content
 
 
-def django_call(path, body: bytes, **headers):
-    """(status code, headers, body) of the same POST through Django's whole
-    handler (the test client)."""
+def django_call(path, body: bytes, method="POST", query="", **headers):
+    """(status code, headers, body) of the same request through Django's
+    whole handler (the test client)."""
     client = APIClient(raise_request_exception=False)
     response = client.generic(
-        "POST",
-        path,
+        method,
+        f"{path}?{query}" if query else path,
         body,
         content_type="application/json",
         **{_meta(name): value for name, value in headers.items()},

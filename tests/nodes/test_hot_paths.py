@@ -4,6 +4,7 @@ Accept headers DRF refuses still refused, and the admin's middleware still
 on every other path."""
 
 import pytest
+from django.db import transaction
 from rest_framework import status
 
 from tests.wsgi_call import django_call, wsgi_call
@@ -100,3 +101,35 @@ def test_the_direct_route_answers_as_the_whole_stack(runtime, body, code):
     assert direct[1]["X-Frame-Options"] == "DENY"
     assert direct[1]["Content-Length"] == str(len(direct[2]))
     assert len(runtime.submitted) == (2 if code == 200 else 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "method, path, query, body",
+    [
+        ("PUT", "/api/kv/a/b", "", b'{"value": "v"}'),
+        ("PUT", "/api/kv/a", "", b'{"value": 5}'),
+        ("GET", "/api/kv/absent", "consistency=stale", b""),
+        ("GET", "/api/kv/x", "consistency=nonsense", b""),
+        ("DELETE", "/api/kv/k", "", b""),
+        ("GET", "/api/kv", "prefix=a&limit=0", b""),
+    ],
+)
+def test_key_value_requests_take_the_direct_route_with_the_same_answers(
+    runtime, method, path, query, body
+):
+    """/api/kv/<key> is resolved per request on the direct route: the same
+    answers as through Django's whole handler (each write rolled back, so
+    that both find the same map)."""
+    direct = undone(
+        wsgi_call, path, body, host="testserver", method=method, query=query
+    )
+    assert direct == undone(django_call, path, body, method=method, query=query)
+    assert direct[1]["X-Content-Type-Options"] == "nosniff"
+
+
+def undone(call, *args, **kwargs):
+    with transaction.atomic():
+        result = call(*args, **kwargs)
+        transaction.set_rollback(True)
+    return result
