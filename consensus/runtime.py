@@ -179,6 +179,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
         self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
         self._configuration = None  # the core's, as last published
+        self._servers: tuple[ServerInfo, ...] = ()  # its servers, for status
         from .membership import Membership  # it imports this module
 
         self.membership = Membership(
@@ -521,10 +522,12 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
         configuration = s.configuration
         if configuration is not self._configuration:
             self._configuration_changed(configuration)
-        servers = tuple(
-            ServerInfo(address, address in configuration.voters)
-            for address in sorted(configuration.members)
-        )
+            # Built once per configuration: this runs after every Ready.
+            self._servers = tuple(
+                ServerInfo(address, address in configuration.voters)
+                for address in sorted(configuration.members)
+            )
+        servers = self._servers
         # Replacing one reference is atomic: readers never see a torn status.
         self._status = NodeStatus(
             id=s.id,
