@@ -96,10 +96,13 @@ def measure_level(cluster, clients, args, **extra) -> dict:
     latencies = sorted(
         lat * 1000 for s, lat in samples if window_start <= s < window_end
     )
+    # A batch request commits that many commands.
+    per_request = extra.get("batch", 1) if extra.get("mode") == "batch" else 1
     return {
         "clients": clients,
         "client_procs": len(spread(clients, args.threads_per_proc)),
-        "commands_per_s": len(done) / args.duration,
+        "requests_per_s": len(done) / args.duration,
+        "commands_per_s": len(done) * per_request / args.duration,
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
         "committed": len(done),

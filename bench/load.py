@@ -18,11 +18,15 @@ KV_KEYS = 16
 
 def request_for(spec, base, prefix, n):
     """(method, url, json) of request ``n`` in the spec's ``mode``:
-    "command" (POST /api/commands, the default), "kv_put", or "kv_get"
-    with the spec's ``consistency``."""
+    "command" (POST /api/commands, the default), "batch" (``batch``
+    commands in one POST /api/commands), "kv_put", or "kv_get" with the
+    spec's ``consistency``."""
     mode = spec.get("mode", "command")
     if mode == "command":
         return "POST", base + "/api/commands", {"command": f"{prefix}{n}"}
+    if mode == "batch":
+        commands = [f"{prefix}{n}-{i}" for i in range(spec["batch"])]
+        return "POST", base + "/api/commands", {"commands": commands}
     key = f"bench/k{n % KV_KEYS}"
     if mode == "kv_put":
         return "PUT", f"{base}/api/kv/{key}", {"value": f"{prefix}{n}"}

@@ -30,6 +30,9 @@ from bench.nodestats import fmt_load, machine  # noqa: E402
 from tests.cluster.harness import LocalCluster  # noqa: E402
 
 CLIENT_LEVELS = (1, 16, 64)
+# The batch form of POST /api/commands (issue 11): clients, commands a batch.
+BATCH_LEVELS = (1, 16)
+BATCH_SIZE = 100
 SECTIONS = ("throughput", "kv", "failover", "memory", "longrun", "snapwrite")
 TARGETS = {
     "commands_per_s_64": 500.0,
@@ -125,6 +128,20 @@ def report(results: dict) -> str:
     for lv in results["throughput"]:
         out.append(
             f"{lv['clients']:>8} {lv['client_procs']:>6} {lv['commands_per_s']:>9.1f}"
+            f" {lv['p50_ms']:>8.2f} {lv['p99_ms']:>8.2f}  {lv['errors'] or '-'}"
+        )
+    if results.get("batches"):
+        out.append("")
+        out.append(
+            f"batches: closed-loop POST /api/commands of {BATCH_SIZE} commands each"
+        )
+        out.append(
+            f"{'clients':>8} {'batch/s':>9} {'cmds/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+            "  errors"
+        )
+    for lv in results.get("batches", ()):
+        out.append(
+            f"{lv['clients']:>8} {lv['requests_per_s']:>9.1f} {lv['commands_per_s']:>9.1f}"
             f" {lv['p50_ms']:>8.2f} {lv['p99_ms']:>8.2f}  {lv['errors'] or '-'}"
         )
     fo = results.get("failover")
@@ -304,6 +321,13 @@ def run_main_cluster(args, base: Path, results: dict) -> None:
             for clients in CLIENT_LEVELS:
                 print(f"throughput: {clients} clients ...", flush=True)
                 results["throughput"].append(measure_level(cluster, clients, args))
+            for clients in BATCH_LEVELS:
+                print(f"batches of {BATCH_SIZE}: {clients} clients ...", flush=True)
+                results["batches"].append(
+                    measure_level(
+                        cluster, clients, args, mode="batch", batch=BATCH_SIZE
+                    )
+                )
         if "kv" in args.sections:
             results["kv"] = kvbench.run_kv(cluster, args)
         if "failover" in args.sections:
@@ -335,6 +359,7 @@ def main(argv=None) -> int:
         "args": {k: str(v) for k, v in vars(args).items()},
         "sections": args.sections,
         "throughput": [],
+        "batches": [],
     }
     print(f"nproc {results['machine_start']['nproc']}, load average "
           f"{fmt_load(results['machine_start']['loadavg'])}", flush=True)  # fmt: skip
