@@ -235,3 +235,38 @@ def any_of(result, generator, request, public):
         if "oneOf" in schemas.get(name, {}):
             schemas[name]["anyOf"] = schemas[name].pop("oneOf")
     return result
+
+
+# OpenAPI links: what an answer names, the next operations can use, so a
+# client (or Schemathesis' stateful runs) finds keys and users that exist.
+LINKS = {
+    ("/api/kv/{key}", "put"): {
+        "GetKey": ("kv_retrieve", {"key": "$response.body#/key"}),
+        "DeleteKey": ("kv_destroy", {"key": "$response.body#/key"}),
+    },
+    ("/api/tokens", "post"): {
+        "RevokeToken": ("tokens_destroy", {"token_id": "$response.body#/token_id"}),
+        "SetPermissions": (
+            "users_partial_update",
+            {"username": "$response.body#/username"},
+        ),
+        "DeleteUser": ("users_destroy", {"username": "$response.body#/username"}),
+    },
+}
+
+
+def add_links(result, generator, request, public):
+    """POSTPROCESSING_HOOKS: LINKS on the 200 answers."""
+    for (path, method), links in LINKS.items():
+        operation = result["paths"].get(path, {}).get(method)
+        if operation is None:
+            continue
+        answer = operation["responses"]["200"]
+        answer["links"] = {
+            name: {
+                "operationId": operation_id,
+                "parameters": {f"path.{k}": v for k, v in parameters.items()},
+            }
+            for name, (operation_id, parameters) in links.items()
+        }
+    return result

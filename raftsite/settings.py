@@ -243,6 +243,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "nodes.schema.add_common_answers",
         "nodes.schema_limits.any_of",
+        "nodes.schema_limits.add_links",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH /api/users/<username> needs its one field: not a partial body.

@@ -71,3 +71,17 @@ def test_the_schema_says_which_fields_go_together(api):
     assert components[body["$ref"].rsplit("/", 1)[1]]["required"] == ["permissions"]
     key = next(p for p in kv["get"]["parameters"] if p["name"] == "key")
     assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 512)
+
+
+def test_answers_link_to_what_they_name(api):
+    paths = api.get("/api/schema/").json()["paths"]
+    put = paths["/api/kv/{key}"]["put"]["responses"]["200"]["links"]
+    assert put["DeleteKey"] == {
+        "operationId": "kv_destroy",
+        "parameters": {"path.key": "$response.body#/key"},
+    }
+    operations = {op["operationId"] for ops in paths.values() for op in ops.values()}
+    for path in ("/api/kv/{key}", "/api/tokens"):
+        for operation in paths[path].values():
+            for link in operation["responses"]["200"].get("links", {}).values():
+                assert link["operationId"] in operations
