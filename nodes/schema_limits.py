@@ -22,8 +22,11 @@ from .serializers import (
 
 # consensus/addresses.py's parse_address, as a regular expression: an IPv4
 # address, a bracketed IPv6 one (the full and the "::" forms), or a host
-# name whose last label starts with a letter (all digits and dots would be
-# an IPv4 address), or nothing (":port", 127.0.0.1); a port of 1 to 65535.
+# name of up to four labels whose last starts with a letter (all digits and
+# dots would be an IPv4 address), or nothing (":port", 127.0.0.1); a port
+# of 1 to 65535. Tighter than the parser in places (longer names, other
+# IPv6 forms), never looser: what it allows, the node accepts
+# (tests/nodes/test_schema_limits.py).
 _BYTE = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = rf"({_BYTE}\.){{3}}{_BYTE}"
 _HEX = r"[0-9A-Fa-f]{1,4}"
@@ -52,6 +55,7 @@ class AddressFieldLimits(OpenApiSerializerFieldExtension):
         schema = auto_schema._map_serializer_field(
             self.target, direction, bypass_extensions=True
         )
+        # The pattern needs a port: no minLength besides it.
         schema.update(pattern=ADDRESS_PATTERN, maxLength=ADDRESS_MAX_LENGTH)
         schema.pop("minLength", None)
         return schema
