@@ -65,6 +65,35 @@ SNAPSHOT_SECONDS = Histogram(
 CLIENT_REQUESTS = Gauge(
     "raft_client_requests_in_flight", "Client requests (not /raft/) being served."
 )
+# Labels: method, route (the template, raftsite/request_metrics.py) and
+# status class; from the first byte in to the last byte of the answer out.
+CLIENT_REQUEST_SECONDS = Histogram(
+    "raft_client_request_seconds",
+    "Client requests (not /raft/), from arrival to the answer written.",
+    ["method", "route", "status"],
+    buckets=(
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        60,
+    ),
+)
+KV_READS = Counter(
+    "raft_kv_reads",
+    "Key-value reads (a key or a page of keys) this node answered from its "
+    "own state, by consistency level.",
+    ["consistency"],
+)
 
 
 class Timed:

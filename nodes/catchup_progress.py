@@ -6,10 +6,12 @@ own. No Django imports."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from .client import ClientError
 from .membership_client import MembershipClient
+from .transfer_rate import TransferRate, rate_and_eta
 
 POLL_S = 1.0
 REQUEST_TIMEOUT_S = 2.0
@@ -25,6 +27,29 @@ def describe_progress(address: str, member: dict, leader_last_index: int) -> str
         )
     match = member.get("match_index")
     return f"catching up {address}: log at index {match} of {leader_last_index}"
+
+
+def with_rate(
+    line: str,
+    member: dict,
+    leader_last_index: int,
+    meters: dict[str, TransferRate],
+    now: float,
+) -> str:
+    """``line`` (describe_progress's) with the rate and time left of the
+    phase it is in, measured by ``meters`` (one per phase, kept between
+    calls) from this sample at ``now``."""
+    sent, size = member.get("snapshot_bytes_sent"), member.get("snapshot_size")
+    if isinstance(sent, int) and isinstance(size, int) and size > 0:
+        meter = meters.setdefault("snapshot", TransferRate())
+        meter.add(now, sent, size)
+        return line + rate_and_eta(meter, "MB", 1e6)
+    match = member.get("match_index")
+    if not isinstance(match, int) or not isinstance(leader_last_index, int):
+        return line
+    meter = meters.setdefault("log", TransferRate())
+    meter.add(now, match, leader_last_index)
+    return line + rate_and_eta(meter, "entries")
 
 
 class CatchupWatcher:
@@ -57,13 +82,20 @@ class CatchupWatcher:
 
     def _run(self) -> None:
         shown = None
+        meters: dict[str, TransferRate] = {}
         while not self._stopped.wait(POLL_S):
-            line = self._poll()
-            if line is not None and line != shown and not self._stopped.is_set():
-                self._show(line)
+            polled = self._poll()
+            if polled is None:
+                continue
+            line, member, last_index = polled
+            # Every sample feeds the rate; a line is shown only when the
+            # progress itself moved, not for a new rate of the same point.
+            full = with_rate(line, member, last_index, meters, time.monotonic())
+            if line != shown and not self._stopped.is_set():
+                self._show(full)
                 shown = line
 
-    def _poll(self) -> str | None:
+    def _poll(self) -> tuple[str, dict, int] | None:
         try:
             with MembershipClient(
                 self._server, REQUEST_TIMEOUT_S, ca=self._ca, token=self._token
@@ -83,4 +115,5 @@ class CatchupWatcher:
         )
         if member is None or member.get("voter") or member.get("match_index") is None:
             return None  # not a learner being caught up by this leader (yet)
-        return describe_progress(self._address, member, status.get("last_log_index"))
+        last_index = status.get("last_log_index")
+        return describe_progress(self._address, member, last_index), member, last_index

@@ -1,10 +1,13 @@
-"""How many key-value reads this process served lately, for the dashboard
-(issue 12): a count per second over the last WINDOW_S seconds."""
+"""How many key-value reads this process served: lately, for the dashboard
+(issue 12, a count per second over the last WINDOW_S seconds), and in all,
+by consistency level, for /metrics."""
 
 from __future__ import annotations
 
 import threading
 import time
+
+from consensus.metrics import KV_READS
 
 WINDOW_S = 10
 
@@ -33,3 +36,16 @@ class ReadMeter:
 
 
 reads = ReadMeter()
+
+
+# Looked up once: labels() per read would cost more than the count.
+_READS_BY_CONSISTENCY = {
+    level: KV_READS.labels(level) for level in ("linearizable", "leader", "stale")
+}
+
+
+def served(consistency: str) -> None:
+    """Count one key-value read answered from this node's state: for the
+    dashboard's rate and for raft_kv_reads_total{consistency}."""
+    reads.record()
+    _READS_BY_CONSISTENCY[consistency].inc()

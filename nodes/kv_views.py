@@ -229,7 +229,7 @@ class KeyView(LeaderOrForwardView):
         runtime = serving_runtime()
 
         def read():
-            kv_stats.reads.record()
+            kv_stats.served(consistency)
             item, applied = kv.get(key)
             if item is None:
                 raise errors.NotFound(f"No key {key!r}.", applied_index=applied)
@@ -258,7 +258,7 @@ class KeysView(LeaderOrForwardView):
         runtime = serving_runtime()
 
         def read():
-            kv_stats.reads.record()
+            kv_stats.served(data["consistency"])
             found, more, applied = kv.items(
                 data["prefix"], data.get("after"), data["limit"]
             )

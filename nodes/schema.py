@@ -56,10 +56,23 @@ from .schema_answers import (
     UserDeletedSerializer,
     UsersSerializer,
 )
+from .schema_limits import (
+    KEY,
+    PREV_REVISION_QUERY,
+    SESSION_QUERY,
+    AppRequestSerializer,
+    AppSessionRequestSerializer,
+    BatchBodySerializer,
+    BatchSessionBodySerializer,
+    CommandBodySerializer,
+    CommandSessionBodySerializer,
+    PutRequestSerializer,
+    PutSessionRequestSerializer,
+    address_parameter,
+    state_part_parameter,
+)
 from .serializers import (
     AddServerSerializer,
-    CommandBatchSerializer,
-    CommandRequestSerializer,
     LogQuerySerializer,
     NodeStatusSerializer,
     ServersSerializer,
@@ -134,13 +147,34 @@ USERNAME = OpenApiParameter(
     pattern=f"^{access.USERNAME.pattern}$",
     description="1 to 150 letters, digits and _ . @ + - (ASCII).",
 )
-STATE_PART = OpenApiParameter(
-    "name", str, OpenApiParameter.PATH, description="A state part's name."
+STATE_PART = state_part_parameter()
+TOKEN_ID = OpenApiParameter(
+    "token_id",
+    str,
+    OpenApiParameter.PATH,
+    pattern=f"^{access.TOKEN_ID.pattern}$",
+    description="12 hex digits: the middle of raft_<token_id>_<secret>.",
 )
 
 COMMAND_REQUEST = PolymorphicProxySerializer(
-    component_name="CommandsRequest",
-    serializers=[CommandRequestSerializer, CommandBatchSerializer],
+    component_name="Commands",
+    serializers=[
+        CommandBodySerializer,
+        CommandSessionBodySerializer,
+        BatchBodySerializer,
+        BatchSessionBodySerializer,
+    ],
+    resource_type_field_name=None,
+)
+# anyOf, not oneOf: a body with the pair matches both (finish_schema).
+KEY_PUT_REQUEST = PolymorphicProxySerializer(
+    component_name="KeyPut",
+    serializers=[PutRequestSerializer, PutSessionRequestSerializer],
+    resource_type_field_name=None,
+)
+APP_REQUEST = PolymorphicProxySerializer(
+    component_name="AppWrite",
+    serializers=[AppRequestSerializer, AppSessionRequestSerializer],
     resource_type_field_name=None,
 )
 COMMAND_ANSWER = PolymorphicProxySerializer(
@@ -225,6 +259,7 @@ OPERATIONS = {
     membership_views.ServerDetailView: {
         "delete": extend_schema(
             summary="Remove a server",
+            parameters=[address_parameter("The server to remove, host:port.")],
             responses=answers(ChangeAnswerSerializer, *WRITE_ERRORS, 404, 422),
             tags=["servers"],
         )
@@ -250,6 +285,7 @@ OPERATIONS = {
     token_views.TokenDetailView: {
         "delete": extend_schema(
             summary="Revoke a token",
+            parameters=[TOKEN_ID],
             responses=answers(TokenRevokedSerializer, *WRITE_ERRORS, 404),
             tags=["access"],
         )
@@ -288,7 +324,7 @@ OPERATIONS = {
     kv_views.KeyView: {
         "get": extend_schema(
             summary="A key's value",
-            parameters=[kv_views.ReadSerializer],
+            parameters=[KEY, kv_views.ReadSerializer],
             responses=answers(
                 KeyValueSerializer,
                 400,
@@ -301,13 +337,14 @@ OPERATIONS = {
         ),
         "put": extend_schema(
             summary="Write a key (compare-and-set with prev_revision)",
-            request=kv_views.PutSerializer,
+            parameters=[KEY],
+            request=KEY_PUT_REQUEST,
             responses=answers(KeyValueWrittenSerializer, *WRITE_ERRORS, 412, 413),
             tags=["kv"],
         ),
         "delete": extend_schema(
             summary="Delete a key (compare-and-set with prev_revision)",
-            parameters=[kv_views.DeleteSerializer],
+            parameters=[KEY, PREV_REVISION_QUERY, SESSION_QUERY],
             responses=answers(KeyDeletedSerializer, *WRITE_ERRORS, 404, 412),
             tags=["kv"],
         ),
@@ -324,7 +361,7 @@ OPERATIONS = {
         "post": extend_schema(
             summary="Append an entry for a state part",
             parameters=[STATE_PART],
-            request=app_views.AppWriteSerializer,
+            request=APP_REQUEST,
             responses=answers(CommandAnswerSerializer, *WRITE_ERRORS, 404),
             tags=["apps"],
         ),

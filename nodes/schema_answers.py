@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from consensus import access
 
+from .schema_limits import PERMISSIONS_SCHEMA
 from .serializers import (
     LogEntrySerializer,
 )
@@ -133,19 +134,7 @@ class UsernameField(serializers.RegexField):
         super().__init__(f"^{access.USERNAME.pattern}$", **kwargs)
 
 
-@extend_schema_field(
-    {
-        "oneOf": [
-            {"type": "string", "example": "read,write"},
-            {
-                "type": "array",
-                "items": {"type": "string", "enum": list(access.PERMISSIONS)},
-                "minItems": 1,
-            },
-        ],
-        "description": '"read,write" or ["read", "write"]: of read, write, admin.',
-    }
-)
+@extend_schema_field(PERMISSIONS_SCHEMA)
 class PermissionsField(serializers.JSONField):
     pass
 

@@ -4,6 +4,7 @@ RPC (/raft/) always finds a request thread. No Django: it runs before it.
 
 import json
 import threading
+import time
 
 # Seconds a client told ``overloaded`` should wait before it retries.
 RETRY_AFTER_S = 1
@@ -28,37 +29,80 @@ class ClientRequestLimit:
 
     A request counts from the moment it enters until its response has been
     written (the server closes the response iterable), since a slow reader
-    of a long answer holds a thread as surely as a slow view.
+    of a long answer holds a thread as surely as a slow view. Over the
+    same span it is timed, for ``latency`` (metrics).
     """
 
-    def __init__(self, app, limit: int, in_flight=None):
-        """``in_flight``: a gauge of the requests being served (metrics)."""
+    def __init__(self, app, limit: int, in_flight=None, latency=None):
+        """``in_flight``: a gauge of the requests being served; ``latency``:
+        has ``observe(method, path, status, seconds)`` (both metrics)."""
         self.app = app
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit)
         self.in_flight = in_flight or _NoGauge()
+        self.latency = latency or _NoLatency()
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO", "").startswith(PEER_PREFIX):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(PEER_PREFIX):
+            # Peer RPC is neither limited nor counted as a client request.
             return self.app(environ, start_response)
-        if environ.get("PATH_INFO", "").startswith(HEALTH_PREFIX):
-            # Health checks answer even under load: an overloaded node is
-            # alive, and says itself whether it is ready.
-            return self.app(environ, start_response)
-        if not self._slots.acquire(blocking=False):
+        started = time.perf_counter()
+        # Health checks answer even under load: an overloaded node is
+        # alive, and says itself whether it is ready.
+        limited = not path.startswith(HEALTH_PREFIX)
+        if limited and not self._slots.acquire(blocking=False):
             start_response("503 Service Unavailable", list(OVERLOADED_HEADERS))
+            self.latency.observe(
+                environ.get("REQUEST_METHOD", ""), path, "503",
+                time.perf_counter() - started,
+            )  # fmt: skip
             return [OVERLOADED_BODY]
-        self.in_flight.inc()
+        served = _Served(self, environ, start_response, started, limited)
+        if limited:
+            self.in_flight.inc()
         try:
-            result = self.app(environ, start_response)
+            result = self.app(environ, served.start_response)
         except BaseException:
-            self._release()
+            served.done()
             raise
-        return _release_on_close(result, self._release, environ)
+        return _release_on_close(result, served.done, environ)
 
     def _release(self) -> None:
         self.in_flight.dec()
         self._slots.release()
+
+
+class _Served:
+    """One client request: its status as it starts, and what ends it."""
+
+    __slots__ = ("_limit", "_environ", "_start_response", "_started", "_limited",
+                 "_status")  # fmt: skip
+
+    def __init__(self, limit, environ, start_response, started, limited):
+        self._limit = limit
+        self._environ = environ
+        self._start_response = start_response
+        self._started = started
+        self._limited = limited
+        self._status = None
+
+    def start_response(self, status, headers, exc_info=None):
+        self._status = status
+        if exc_info is None:
+            return self._start_response(status, headers)
+        return self._start_response(status, headers, exc_info)
+
+    def done(self) -> None:
+        try:
+            if self._limited:
+                self._limit._release()
+        finally:
+            environ = self._environ
+            self._limit.latency.observe(
+                environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                self._status, time.perf_counter() - self._started,
+            )  # fmt: skip
 
 
 class _NoGauge:
@@ -66,6 +110,11 @@ class _NoGauge:
         pass
 
     def dec(self) -> None:
+        pass
+
+
+class _NoLatency:
+    def observe(self, method, path, status, seconds) -> None:
         pass
 
 

@@ -242,8 +242,12 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "nodes.schema.add_common_answers",
+        "nodes.schema_limits.any_of",
+        "nodes.schema_limits.add_links",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
+    # PATCH /api/users/<username> needs its one field: not a partial body.
+    "COMPONENT_SPLIT_PATCH": False,
     # Peers vouching for a forwarded caller is not for clients: tokens only.
     "AUTHENTICATION_WHITELIST": ["nodes.auth.ClusterTokenAuthentication"],
     # No network at run time: the pages' assets are the sidecar's static files.

@@ -22,13 +22,15 @@ request_finished.disconnect(close_old_connections)
 if not settings.DEBUG:
     request_started.disconnect(reset_queries)  # queries are logged only in DEBUG
 
-from consensus.metrics import CLIENT_REQUESTS  # noqa: E402
+from consensus.metrics import CLIENT_REQUEST_SECONDS, CLIENT_REQUESTS  # noqa: E402
 
 from .client_limit import ClientRequestLimit  # noqa: E402
 from .direct_routes import DirectRoutes, hot_middleware, hot_routes  # noqa: E402
+from .request_metrics import RequestLatency  # noqa: E402
 
 application = ClientRequestLimit(
     DirectRoutes(application, hot_routes(), hot_middleware()),
     settings.RAFT_MAX_CLIENT_REQUESTS,
     in_flight=CLIENT_REQUESTS,
+    latency=RequestLatency(CLIENT_REQUEST_SECONDS),
 )

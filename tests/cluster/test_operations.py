@@ -84,3 +84,50 @@ def test_metrics_move_as_commands_commit(shared_cluster):
     follower_view = scrape(followers[0])
     assert value(follower_view, "raft_role", role="follower") == 1
     assert value(follower_view, "raft_leader_changes_total") >= 1
+
+
+def test_client_latency_and_key_reads_by_consistency_move(shared_cluster):
+    """raft_client_request_seconds counts client requests by method, route
+    template and status class (never a key, never peer RPC), and
+    raft_kv_reads_total each read this node answered, by consistency."""
+    cluster = shared_cluster
+    leader = cluster.leader()
+    url = leader.base_url + "/api/kv/metrics/secret-key"
+    put = ("PUT", "/api/kv/{key}", "2xx")
+    get = ("GET", "/api/kv/{key}", "2xx")
+
+    def latency(samples, method, route, status):
+        return value(
+            samples, "raft_client_request_seconds_count",
+            method=method, route=route, status=status,
+        ) or 0  # fmt: skip
+
+    def reads(samples, level):
+        return value(samples, "raft_kv_reads_total", consistency=level) or 0
+
+    before = scrape(leader)
+    answer = requests.put(url, json={"value": "v"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    for level, times in (("linearizable", 2), ("leader", 1), ("stale", 3)):
+        for _ in range(times):
+            r = requests.get(url, params={"consistency": level}, timeout=10)
+            assert r.status_code == 200, r.text
+    missing = requests.get(url + "-absent", timeout=10)
+    assert missing.status_code == 404
+    after = scrape(leader)
+    assert latency(after, *put) >= latency(before, *put) + 1
+    assert latency(after, *get) >= latency(before, *get) + 6
+    assert latency(after, "GET", "/api/kv/{key}", "4xx") >= 1
+    put_sum = value(
+        after, "raft_client_request_seconds_sum",
+        method="PUT", route="/api/kv/{key}", status="2xx",
+    )  # fmt: skip
+    assert put_sum > 0
+    for level, times in (("linearizable", 2), ("leader", 1), ("stale", 3)):
+        assert reads(after, level) >= reads(before, level) + times, level
+    routes = {
+        dict(labels).get("route")
+        for name, labels in after
+        if name.startswith("raft_client_request_seconds")
+    }
+    assert not [r for r in routes if "secret" in r or r.startswith("/raft/")], routes

@@ -9,6 +9,8 @@ to prove it holds the secret first, which nothing generated can, so it is
 refused (422) before the configuration changes; DELETE /api/servers/<the
 node> is refused (409, the only voter) and any other address is no member
 (404); POST /api/leader has no follower to hand over to (409 or 422).
+The node runs the test state part (tests/stateplugin), whose entries the
+apps operations append and read.
 
 Bounded for the default run (RAFT_SCHEMA_EXAMPLES examples per operation,
 10 unless set, within RAFT_SCHEMA_MAX_S seconds, 20 unless set);
@@ -55,6 +57,10 @@ def cluster(tmp_path_factory):
         "RAFT_AUTH": "required",
         "RAFT_CLUSTER_SECRET": SECRET,
         "RAFT_CATCHUP_TIMEOUT_S": "2",
+        # A state part, so that POST and GET /api/apps/<name> reach one (the
+        # schema names the node's parts).
+        "RAFT_STATE_APPS": "tests.stateplugin",
+        "RAFT_STATE_PARTS": "tests.stateplugin.parts.CounterPart",
     }
     with running_cluster(tmp_path_factory, "schema", size=1, env=env) as cluster:
         yield cluster

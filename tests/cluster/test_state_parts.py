@@ -70,6 +70,11 @@ def test_refusals(cluster):
     bad = requests.post(leader.base_url + "/api/apps/counter",
                         json={"data": {"name": "x"}}, timeout=15)  # fmt: skip
     assert bad.status_code == 409 and bad.json()["error"] == "conflict", bad.text
+    # Beyond SQLite's 64 bits: refused, not a failed apply that stops the
+    # servers (the part checks: test_schema.py now reaches this part).
+    huge = add(cluster, leader, "x", 10**30)
+    assert huge.status_code == 409, huge.text
+    assert cluster.try_status(leader) is not None
     none = requests.post(leader.base_url + "/api/apps/nothing",
                          json={"data": 1}, timeout=15)  # fmt: skip
     assert none.status_code == 404, none.text

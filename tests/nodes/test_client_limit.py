@@ -28,14 +28,18 @@ class App:
         return [b"ok"]
 
 
-def call(app, path):
+def call(app, path, method="GET"):
     answer = {}
 
     def start_response(status, headers):
         answer["status"] = status
         answer["headers"] = dict(headers)
 
-    environ = {"PATH_INFO": path, "wsgi.file_wrapper": FileWrapper}
+    environ = {
+        "PATH_INFO": path,
+        "REQUEST_METHOD": method,
+        "wsgi.file_wrapper": FileWrapper,
+    }
     result = app(environ, start_response)
     answer["body"] = b"".join(result)
     return answer, result

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         "Add a server to the cluster. It joins as a learner, receives the log, "
         "and becomes a voter once caught up (on a terminal, or with --progress, "
         "its progress on stderr each second: the snapshot transfer, then the "
-        "log); exits 0 once that configuration is "
+        "log, with the rate and time left); exits 0 once that configuration is "
         "committed. Start the new server first with --cluster naming the "
         "existing members (not itself), so it waits as a non-member."
     )

@@ -12,10 +12,25 @@ import requests
 from django.core.management.base import BaseCommand, CommandError
 
 from nodes.client import ClientError, RaftClient
+from nodes.transfer_rate import TransferRate, rate_and_eta
 
 from .clientcommand import add_server_arguments, connection_options
 
 CHUNK = 1 << 20
+MB = 2**20
+
+
+def progress_line(meter: TransferRate) -> str:
+    """``backup: 12.5 of 50.0 MB (25%), 4.2 MB/s, 9 s left`` (without a
+    size, only what was received and the rate)."""
+    done = f"backup: {meter.done / MB:.1f}"
+    if meter.total:
+        done += (
+            f" of {meter.total / MB:.1f} MB ({100 * meter.done // meter.total:.0f}%)"
+        )
+    else:
+        done += " MB"
+    return done + rate_and_eta(meter, "MB", MB)
 
 
 class Command(BaseCommand):
@@ -23,7 +38,7 @@ class Command(BaseCommand):
         "Back up the applied state of the server named by -S (a snapshot it "
         "takes now, at an index it has committed) to --out, checked against "
         "the server's sha256. Needs the admin permission where tokens are "
-        "required. On a terminal (or with --progress) shows bytes and rate."
+        "required. On a terminal (or with --progress) shows MB, rate and time left."
     )
     requires_system_checks = []
 
@@ -60,8 +75,9 @@ class Command(BaseCommand):
             index = response.headers.get("X-Raft-Snapshot-Index", "?")
             term = response.headers.get("X-Raft-Snapshot-Term", "?")
             partial = out.with_name(out.name + ".part")
-            digest, received, started = hashlib.sha256(), 0, time.monotonic()
-            shown = 0.0
+            digest, received = hashlib.sha256(), 0
+            meter, shown, width = TransferRate(), 0.0, 0
+            meter.add(time.monotonic(), 0, size or None)
             try:
                 with open(partial, "wb") as f:
                     for chunk in response.iter_content(CHUNK):
@@ -69,19 +85,17 @@ class Command(BaseCommand):
                         digest.update(chunk)
                         received += len(chunk)
                         now = time.monotonic()
+                        meter.add(now, received, size or None)
                         if progress and now - shown >= 1:
                             shown = now
-                            rate = received / max(now - started, 1e-6) / 2**20
-                            sys.stderr.write(
-                                f"\rbackup: {received / 2**20:.1f} of "
-                                f"{size / 2**20:.1f} MB, {rate:.1f} MB/s"
-                            )
+                            width = self._show(progress_line(meter), width)
                     f.flush()
                     os.fsync(f.fileno())
             except (OSError, requests.RequestException) as exc:
                 partial.unlink(missing_ok=True)
                 raise ClientError(f"the backup did not complete: {exc}") from None
             if progress:
+                self._show(progress_line(meter), width)
                 sys.stderr.write("\n")
             if received != size or digest.hexdigest() != expected:
                 partial.unlink(missing_ok=True)
@@ -94,3 +108,10 @@ class Command(BaseCommand):
             f"Backed up the applied state at index {index} (term {term}) from "
             f"{client.server}: {size} bytes, sha256 {expected}, to {out}"
         )
+
+    @staticmethod
+    def _show(line: str, width: int) -> int:
+        """Write ``line`` over the previous one (``width`` characters)."""
+        sys.stderr.write("\r" + line.ljust(width))
+        sys.stderr.flush()
+        return len(line)
