@@ -41,6 +41,16 @@ logger = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Raft-Secret"
 
+
+def header_key(name: str) -> str:
+    """The WSGI environ key of HTTP header ``name``. Views on the hot paths
+    read headers there: ``request.headers`` builds a mapping of every
+    header on first use, for one look-up."""
+    return "HTTP_" + name.upper().replace("-", "_")
+
+
+SECRET_KEY = header_key(SECRET_HEADER)
+
 # How often a sender waiting for an answer checks for an urgent message.
 POLL_MS = 20
 

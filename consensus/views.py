@@ -28,7 +28,7 @@ from .peer_proof import proof
 from .runtime import current_runtime
 from .serializers import PeerJSONParser, message_from_dict, message_to_dict
 from .tls import names_host, peer_certificate
-from .transport import SECRET_HEADER
+from .transport import SECRET_HEADER, SECRET_KEY
 
 
 class NodeUnavailable(APIException):
@@ -84,7 +84,7 @@ class PeerView(APIView):
         if not self.needs_secret:
             return
         if secret:
-            given = request.headers.get(SECRET_HEADER, "")
+            given = request.META.get(SECRET_KEY, "")
             if not hmac.compare_digest(given.encode(), secret.encode()):
                 raise AuthenticationFailed("missing or wrong cluster secret")
 

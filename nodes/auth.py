@@ -29,10 +29,14 @@ from rest_framework.permissions import BasePermission
 from consensus import access
 from consensus.access import PERMISSIONS
 from consensus.tls import peer_certificate
-from consensus.transport import SECRET_HEADER
+from consensus.transport import SECRET_KEY, header_key
 from raftsite import security
 
 from .client import CALLER_HEADER, FORWARDED_HEADER
+
+# Where the views read them (consensus.transport.header_key).
+CALLER_KEY = header_key(CALLER_HEADER)
+FORWARDED_KEY = header_key(FORWARDED_HEADER)
 
 # The most a vouched caller's name may hold (CONFIG entries record it).
 MAX_CALLER_NAME_CHARS = 300
@@ -85,7 +89,7 @@ NOBODY = Caller()
 
 
 def caller_of(request) -> Caller:
-    return Caller(request.user, request.headers.get(FORWARDED_HEADER) == "1")
+    return Caller(request.user, request.META.get(FORWARDED_KEY) == "1")
 
 
 def site_caller(login: str) -> Caller:
@@ -111,7 +115,7 @@ class VouchedCallerAuthentication(authentication.BaseAuthentication):
     (Caller.headers): believed only from a peer that proves it is one."""
 
     def authenticate(self, request):
-        header = request.headers.get(CALLER_HEADER)
+        header = request.META.get(CALLER_KEY)
         if header is None:
             return None
         if not is_peer(request):
@@ -147,7 +151,7 @@ def is_peer(request) -> bool:
     the only place its peers can be."""
     secret = settings.RAFT_CLUSTER_SECRET
     if secret:
-        given = request.headers.get(SECRET_HEADER, "")
+        given = request.META.get(SECRET_KEY, "")
         return hmac.compare_digest(given.encode(), secret.encode())
     if settings.RAFT_TLS_CA:
         return peer_certificate(request.META) is not None
