@@ -48,8 +48,10 @@ class StatePart:
         """Apply one entry addressed to this part: ``data`` is the entry's
         JSON payload; write with ``cursor``, inside the batch's transaction
         (never commit). Return Refused to change nothing (the proposer gets
-        404 or 409; with a client pair, a retry is judged again). Raise only
-        for a failure of this server's own storage: the node stops."""
+        404 or 409; with a client pair, a retry is judged again). A storage
+        failure raised here stops the node; any other exception refuses the
+        entry (409), its writes undone (StateMachine._apply_project_part),
+        but what the part keeps in memory is its own to leave as it was."""
         raise NotImplementedError
 
     def finish(self, cursor, last_applied: int) -> None:

@@ -14,15 +14,12 @@ import logging
 import os
 import queue
 import random
-import sqlite3
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from django.db import DatabaseError
 
 from . import metrics
 from .core.messages import NO_SNAPSHOT, REPLIES, Message, Unreachable
@@ -41,7 +38,7 @@ from .runtime_submit import SubmitRuntimeMixin, _Propose, _ProposeBatch
 from .slots import Slot
 from .snapshots.policy import SnapshotPolicy
 from .snapshots.service import Snapshots
-from .state_machine import Answer, StateMachine
+from .state_machine import STORAGE_ERRORS, Answer, StateMachine
 from .status import NodeStatus, PeerInfo, ServerInfo
 from .storage import Storage
 from .transport import Transport
@@ -53,8 +50,6 @@ event_log = logging.getLogger("raft")
 # down: a new worker could read back pages a failed fsync never wrote, and
 # acknowledge entries no disk holds.
 STOP_NODE_EXIT_CODE = 3
-# What a failing disk raises through the ORM, sqlite3 or the file system.
-STORAGE_ERRORS = (DatabaseError, sqlite3.Error, OSError)
 logger = logging.getLogger(__name__)
 
 

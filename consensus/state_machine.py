@@ -15,9 +15,10 @@ nothing and no object here grows with the number of commands applied.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator, Sequence
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from . import access, kv
 from .core.configuration import Configuration
@@ -36,6 +37,10 @@ __all__ = ["Answer", "Applied", "Expired", "Refused", "StateMachine"]
 Answer = Applied | Expired | Refused
 
 event_log = logging.getLogger("raft")
+logger = logging.getLogger(__name__)
+# What a failing disk raises through the ORM, sqlite3 or the file system
+# (consensus.runtime stops the node on these).
+STORAGE_ERRORS = (DatabaseError, sqlite3.Error, OSError)
 
 # Rows fetched at a time when a print streams the messages.
 PRINT_CHUNK_ROWS = 2000
@@ -244,8 +249,43 @@ class StateMachine:
             part = self._app_parts.get(name)
             if part is None:
                 return unknown_part(name)
+            return self._apply_project_part(batch, entry, name, part, data)
         refused = part.apply(batch.cursor, entry, data)
         # In log order with the configuration's lines.
+        batch.lines.extend(part.take_lines())
+        return refused
+
+    def _apply_project_part(self, batch, entry, name, part, data) -> Refused | None:
+        """A project's part (RAFT_STATE_PARTS) that raises refuses the entry
+        rather than stop the node: the entry stays in the log, so every
+        server would stop at it again, at every restart, for good. Its
+        writes for the entry are undone (a savepoint), and it is
+        deterministic as the rest of apply: a part that raises for an entry
+        raises for it on every server. A storage failure still stops the
+        node: it is this server's disk, not the entry."""
+        cursor = batch.cursor
+        cursor.execute('SAVEPOINT "app_entry"')
+        try:
+            refused = part.apply(cursor, entry, data)
+        except STORAGE_ERRORS:
+            raise
+        except Exception as exc:
+            cursor.execute('ROLLBACK TO "app_entry"')
+            cursor.execute('RELEASE "app_entry"')
+            part.take_lines()  # nothing of the entry is printed either
+            logger.error(
+                "the state part %s failed to apply entry %d (%s: %s); refused",
+                name,
+                entry.index,
+                type(exc).__name__,
+                exc,
+            )
+            return Refused(
+                CONFLICT,
+                f"the state part {name} failed to apply this entry: "
+                f"{type(exc).__name__}: {exc}",
+            )
+        cursor.execute('RELEASE "app_entry"')
         batch.lines.extend(part.take_lines())
         return refused
 

@@ -18,8 +18,8 @@ class CounterPart(StatePart):
             isinstance(data, dict)
             and isinstance(data.get("name"), str)
             and type(data.get("add")) is int
-            # SQLite's integers are 64-bit: a larger one raises in apply,
-            # which stops every server at this entry.
+            # SQLite's integers are 64-bit: a larger one would raise in
+            # apply (a refusal too, but with SQLite's words).
             and -(2**63) <= data["add"] < 2**63
         ):
             return Refused(CONFLICT, 'data is {"name": <text>, "add": <integer>}')
