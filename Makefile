@@ -16,7 +16,11 @@ $(STAMP): requirements.txt
 cluster: $(STAMP)
 	$(PY) scripts/local_cluster.py
 
-# The default test run (what CI runs): lint, then the tests.
+# The default test run (what CI runs, within its 10 minutes): lint, then
+# every test but the longer runs of the targets below: 100 simulation seeds
+# (make sim), one short fault run (make faults), the fuzz and schema tests
+# on a fixed seed (make fuzz, make schema-fuzz), no test marked slow (make
+# slow). README, Tests and benchmarks, lists what each adds.
 test: $(STAMP) lint
 	$(PY) -m pytest
 
@@ -25,7 +29,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/black --check --quiet .
 
-# More simulation seeds than the default run: make sim SEEDS=5000
+# More simulation seeds than the default run's 100 (seeds 0 to SEEDS-1, a
+# third of them for the membership runs): make sim SEEDS=5000
 SEEDS ?= 2000
 sim: $(STAMP)
 	RAFT_SIM_SEEDS=$(SEEDS) $(PY) -m pytest tests/core -q
@@ -90,13 +95,16 @@ fuse-tools:
 test: fuse-tools
 
 # Every short fault run (tests/faults, about 4 minutes): the default run
-# leaves out the loopback run (where namespaces work), the five-server run
-# with membership changes and the lying-fsync check of the harness.
+# keeps only the three-server namespace run (the loopback run where
+# namespaces are unavailable) and leaves out the power-cut run on lazyfs,
+# the loopback run (where namespaces work), the five-server run with
+# membership changes and the lying-fsync check of the harness.
 faults: $(STAMP) fault-tools fuse-tools
 	RAFT_FAULTS=all RAFT_SLOW=1 $(PY) -m pytest tests/faults
 
 # Every test marked slow (RAFT_SLOW=1; the default run skips them, saying
-# so): the operators' tools end to end, the broken-read demonstration.
+# so): the operators' tools end to end, the broken-read demonstration, 500
+# slow clients on a follower.
 .PHONY: slow
 slow: $(STAMP) fault-tools fuse-tools
 	RAFT_SLOW=1 $(PY) -m pytest -m slow

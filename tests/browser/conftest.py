@@ -32,6 +32,15 @@ def _missing() -> str | None:
     return None
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _skip_without_a_browser():
+    """Skip before a module's other fixtures start a cluster for nothing
+    (autouse fixtures of a scope come first)."""
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def browser_context(tmp_path_factory):
     """A Chromium with a fresh profile (user data dir) for the module."""

@@ -18,7 +18,9 @@ import requests
 
 from .conftest import running_cluster
 
-pytestmark = pytest.mark.cluster
+# A 15 s attack, about 20 s with the cluster's start on 2 cores: make slow
+# (RAFT_SLOW=1), not the default run.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 ATTACK_S = float(os.environ.get("RAFT_STARVE_ATTACK_S", "15"))
 # 500 connections in all: heads trickled a byte at a time, complete heads

@@ -107,6 +107,9 @@ def test_reads_asked_together_share_one_round():
     assert before == len(cluster.pending)  # the Ready was not handled here
 
 
+FIRST_CATCHING_SEED = 49
+
+
 def test_the_check_catches_reads_served_without_the_round(monkeypatch):
     """A broken read path: every read confirmed at once, as a deposed
     leader serving its own state would. Some random run must flag it."""
@@ -118,7 +121,11 @@ def test_the_check_catches_reads_served_without_the_round(monkeypatch):
 
     monkeypatch.setattr(ReadQueue, "confirmed", at_once)
     caught = None
-    for seed in range(200):
+    # Seeds 0-199 as before, but 49 first: in plain order the first that
+    # catches it (then 60, 66, 198) came after 49 that do not. The same
+    # seeds, so it passes or fails as before, in a fraction of the time.
+    seeds = [s for s in range(200) if s != FIRST_CATCHING_SEED]
+    for seed in [FIRST_CATCHING_SEED, *seeds]:
         try:
             run_seed(seed)
         except AssertionError as exc:

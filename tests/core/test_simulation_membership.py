@@ -9,8 +9,8 @@ leadership. The simulation's checker holds Raft's safety properties (one
 leader per term among them) at every step; this module adds that every
 committed configuration is one server away from the one before.
 
-RAFT_SIM_SEEDS sets how many seeds (a third of it here); RAFT_SIM_SEED
-replays a single one.
+RAFT_SIM_SEEDS sets how many seeds (a third of it here: 33 in the default
+test run, 666 in make sim's); RAFT_SIM_SEED replays a single one.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ from consensus.core.node import bootstrap_entries
 from consensus.core.ready import Role
 
 from .simulation import Cluster, server_ids
+from .test_simulation import DEFAULT_SEEDS
 
 REPLAY = (
     "RAFT_SIM_SEED={seed} .venv/bin/python -m pytest "
     "tests/core/test_simulation_membership.py"
 )
-SEED_COUNT = max(1, int(os.environ.get("RAFT_SIM_SEEDS", "200")) // 3)
+SEED_COUNT = max(1, int(os.environ.get("RAFT_SIM_SEEDS", DEFAULT_SEEDS)) // 3)
 ONE_SEED = os.environ.get("RAFT_SIM_SEED")
 SEEDS = [int(ONE_SEED)] if ONE_SEED else list(range(SEED_COUNT))
 CHAOS_STEPS = 5_000
