@@ -30,6 +30,7 @@ from .auth import NOBODY, caller_of
 from .client import Answer
 from .forwarding import Write, leader_or_forward, relay
 from .serializers import MAX_SEQ, StrictCharField, StrictIntegerField
+from .shallow_fields import ShallowFieldsMixin
 from .views import LeaderOrForwardView, serving_runtime, serving_status
 from .write_errors import entry, write_errors
 
@@ -41,7 +42,7 @@ MAX_WATCH_S = 60
 WATCH_EVENTS = 1000
 
 
-class PutSerializer(serializers.Serializer):
+class PutSerializer(ShallowFieldsMixin, serializers.Serializer):
     value = StrictCharField(trim_whitespace=False, allow_blank=True)
     prev_revision = StrictIntegerField(
         required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
@@ -67,7 +68,7 @@ class PutSerializer(serializers.Serializer):
         return attrs
 
 
-class DeleteSerializer(serializers.Serializer):
+class DeleteSerializer(ShallowFieldsMixin, serializers.Serializer):
     prev_revision = serializers.IntegerField(
         required=False, allow_null=True, min_value=0, max_value=MAX_SEQ
     )
@@ -81,7 +82,7 @@ class DeleteSerializer(serializers.Serializer):
     validate = PutSerializer.validate
 
 
-class ReadSerializer(serializers.Serializer):
+class ReadSerializer(ShallowFieldsMixin, serializers.Serializer):
     consistency = serializers.ChoiceField(CONSISTENCY, default="linearizable")
 
 
@@ -93,7 +94,7 @@ class ListSerializer(ReadSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIST_LIMIT, default=100)
 
 
-class WatchSerializer(serializers.Serializer):
+class WatchSerializer(ShallowFieldsMixin, serializers.Serializer):
     prefix = serializers.CharField(
         required=False, default="", allow_blank=True, trim_whitespace=False
     )

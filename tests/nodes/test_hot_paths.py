@@ -113,6 +113,8 @@ def test_the_direct_route_answers_as_the_whole_stack(runtime, body, code):
         ("GET", "/api/kv/x", "consistency=nonsense", b""),
         ("DELETE", "/api/kv/k", "", b""),
         ("GET", "/api/kv", "prefix=a&limit=0", b""),
+        ("GET", "/api/kv/", "", b""),  # no key: Django's own 404
+        ("GET", "/api/kv/x", "consistency=stale&consistency=leader", b""),
     ],
 )
 def test_key_value_requests_take_the_direct_route_with_the_same_answers(
