@@ -23,8 +23,9 @@ a follower's CPU under key reads). Other paths go to Django as before.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core import signals
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIRequest
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.urls import Resolver404, resolve
 from django.urls.resolvers import RegexPattern, URLResolver
 from django.utils.module_loading import import_string
@@ -87,8 +88,12 @@ class DirectRoutes:
             except Resolver404:
                 return self._application(environ, start_response)
         match, handler = route
+        # The signals Django's handler sends, for any receiver a project
+        # connects (raftsite/wsgi.py drops Django's own connection checks).
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
         request.resolver_match = match
         response = handler(request)
+        response._handler_class = WSGIHandler
         start_response(
             f"{response.status_code} {response.reason_phrase}",
             [
@@ -99,7 +104,7 @@ class DirectRoutes:
                 ),
             ],
         )
-        # Closing the response sends request_finished, as Django's handler.
+        # Closing the response sends request_finished (sender WSGIHandler).
         return response
 
 

@@ -85,3 +85,28 @@ def test_a_failing_runtime_is_answered_as_django_answers_it(runtime):  # noqa: F
 def test_other_raft_paths_go_to_django(runtime):  # noqa: F811
     status, _, _ = wsgi_call("/raft/nothing_here", b"{}")
     assert status == 404
+
+
+def test_the_request_signals_are_sent_as_by_djangos_handler(runtime):  # noqa: F811
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+
+    seen = []
+
+    def started(sender, environ, **kwargs):
+        seen.append(("started", sender, environ["PATH_INFO"]))
+
+    def finished(sender, **kwargs):
+        seen.append(("finished", sender))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        wsgi_call("/raft/append_entries", json.dumps(message_to_dict(ENTRIES)).encode())
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert seen == [
+        ("started", WSGIHandler, "/raft/append_entries"),
+        ("finished", WSGIHandler),
+    ]
