@@ -81,6 +81,8 @@ def measure_level(cluster, clients, args, **extra) -> dict:
     """One closed-loop level against the leader (``extra``: load.py's spec
     fields, such as a key-value ``mode``)."""
     leader = cluster.leader(timeout=15)
+    # requests (the default) or httpclient (bench/load.py).
+    extra.setdefault("client", getattr(args, "client", "requests"))
     samples, errors, start_at = run_clients(
         leader.base_url,
         clients,

@@ -253,6 +253,10 @@ def parse_args(argv):
     parser.add_argument("--entries", type=int, default=100_000,
                         help="log size for memory: loaded through the API")  # fmt: skip
     parser.add_argument("--load-clients", type=int, default=64)
+    parser.add_argument("--client", choices=("requests", "httpclient"),
+                        default="requests",
+                        help="the load's HTTP client: requests, or the lighter "
+                        "http.client (as ../shared/bench/compare.sh runs both)")  # fmt: skip
     parser.add_argument("--threads-per-proc", type=int, default=8,
                         help="client threads per client process")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
