@@ -137,28 +137,36 @@ def plain_command(data):
     if type(data) is not dict:
         return None
     command = data.get("command")
-    if not _plain_text(command):
+    if not plain_text(command):
         return None
     if len(command.encode("utf-8")) > settings.RAFT_MAX_COMMAND_BYTES:
         return None  # the serializer's 413, with its sizes
+    pair = plain_pair(data)
+    return None if pair is None else (command, *pair)
+
+
+def plain_pair(data: dict) -> tuple[str | None, int | None] | None:
+    """The body's (client_id, seq) as the serializers take them as they
+    are: both absent or null, or a client_id and a seq in range; None for
+    anything else."""
     client_id, seq = data.get("client_id"), data.get("seq")
     if client_id is None and seq is None:
-        return command, None, None
+        return None, None
     if (
-        _plain_text(client_id)
+        plain_text(client_id)
         and len(client_id) <= MAX_CLIENT_ID_CHARS
         and type(seq) is int
         and 0 <= seq <= MAX_SEQ
     ):
-        return command, client_id, seq
+        return client_id, seq
     return None
 
 
-def _plain_text(value) -> bool:
-    # What StrictCharField(trim_whitespace=False) keeps as it is: a string,
-    # not blank, no NUL (DRF's ProhibitNullCharactersValidator), UTF-8
-    # encodable (no lone surrogate).
-    if type(value) is not str or not value or "\x00" in value:
+def plain_text(value, allow_blank: bool = False) -> bool:
+    """What StrictCharField(trim_whitespace=False) keeps as it is: a string,
+    not blank (unless allowed), no NUL (DRF's ProhibitNullCharactersValidator),
+    UTF-8 encodable (no lone surrogate)."""
+    if type(value) is not str or "\x00" in value or not (value or allow_blank):
         return False
     try:
         value.encode("utf-8")

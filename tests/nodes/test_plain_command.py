@@ -7,6 +7,7 @@ from django.test import override_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nodes.kv_views import PutSerializer, plain_put
 from nodes.serializers import MAX_SEQ, CommandRequestSerializer, plain_command
 
 LIMIT = 64
@@ -92,3 +93,57 @@ def test_the_edges_go_to_the_serializer(data):
     assert plain_command(data) is None
     # ... and the serializer refuses them (400, or 413 for the size).
     assert not isinstance(serializer_answer(data), tuple)
+
+
+# PUT /api/kv/<key>: nodes.kv_views.plain_put against PutSerializer.
+put_body = st.one_of(
+    st.fixed_dictionaries(
+        {"value": value},
+        optional={"prev_revision": value, "client_id": value, "seq": value},
+    ),
+    st.fixed_dictionaries({"value": text, "client_id": text, "seq": value}),
+    st.dictionaries(st.sampled_from(["prev_revision", "client_id", "seq"]), value),
+    st.lists(text, max_size=2),
+)
+PUT_FIELDS = ("value", "prev_revision", "client_id", "seq")
+
+
+def put_serializer_answer(data):
+    serializer = PutSerializer(data=data)
+    try:
+        valid = serializer.is_valid()
+    except Exception as exc:  # TooLarge leaves is_valid as a 413
+        return type(exc)
+    if not valid:
+        return None
+    return tuple(serializer.validated_data.get(name) for name in PUT_FIELDS)
+
+
+@settings(max_examples=600, deadline=None)
+@given(put_body)
+def test_plain_put_takes_only_what_the_serializer_takes_as_is(data):
+    plain = plain_put(data)
+    if plain is not None:
+        assert put_serializer_answer(data) == tuple(plain[n] for n in PUT_FIELDS)
+
+
+@pytest.mark.parametrize(
+    "data, plain",
+    [
+        ({"value": ""}, True),
+        ({"value": "v", "prev_revision": 0}, True),
+        ({"value": "v", "prev_revision": None, "client_id": "c", "seq": 1}, True),
+        ({"value": "a\x00b"}, False),
+        ({"value": "v", "prev_revision": True}, False),
+        ({"value": "v", "prev_revision": -1}, False),
+        ({"value": "v", "client_id": "c"}, False),
+        ({"value": "x" * (64 * 1024 + 1)}, False),  # the serializer's 413
+    ],
+)
+def test_the_usual_puts_take_the_short_way_and_the_edges_do_not(data, plain):
+    assert (plain_put(data) is not None) == plain
+    answer = put_serializer_answer(data)
+    if plain:
+        assert answer == tuple(plain_put(data)[n] for n in PUT_FIELDS)
+    else:
+        assert not isinstance(answer, tuple)
