@@ -34,16 +34,24 @@ body = st.one_of(
 )
 
 
-def serializer_answer(data):
-    serializer = CommandRequestSerializer(data=data)
+COMMAND_FIELDS = ("command", "client_id", "seq")
+
+
+def validated(serializer_class, fields, data):
+    """The serializer's validated ``fields`` as a tuple; None if it refuses
+    the body, the exception's class if it raises (TooLarge: a 413)."""
+    serializer = serializer_class(data=data)
     try:
         valid = serializer.is_valid()
-    except Exception as exc:  # TooLarge leaves is_valid as a 413
+    except Exception as exc:
         return type(exc)
     if not valid:
         return None
-    v = serializer.validated_data
-    return v["command"], v.get("client_id"), v.get("seq")
+    return tuple(serializer.validated_data.get(name) for name in fields)
+
+
+def serializer_answer(data):
+    return validated(CommandRequestSerializer, COMMAND_FIELDS, data)
 
 
 @override_settings(RAFT_MAX_COMMAND_BYTES=LIMIT)
@@ -109,14 +117,7 @@ PUT_FIELDS = ("value", "prev_revision", "client_id", "seq")
 
 
 def put_serializer_answer(data):
-    serializer = PutSerializer(data=data)
-    try:
-        valid = serializer.is_valid()
-    except Exception as exc:  # TooLarge leaves is_valid as a 413
-        return type(exc)
-    if not valid:
-        return None
-    return tuple(serializer.validated_data.get(name) for name in PUT_FIELDS)
+    return validated(PutSerializer, PUT_FIELDS, data)
 
 
 @settings(max_examples=600, deadline=None)
