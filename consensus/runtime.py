@@ -35,7 +35,7 @@ from .ready_path import apply_ready
 from .runtime_reads import ReadRuntimeMixin, _Read
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
 from .runtime_submit import SubmitRuntimeMixin, _Propose, _ProposeBatch
-from .slots import Slot
+from .slots import Slot, Then, run_due
 from .snapshots.policy import SnapshotPolicy
 from .snapshots.service import Snapshots
 from .state_machine import STORAGE_ERRORS, Answer, StateMachine
@@ -69,7 +69,7 @@ class _Tick:
 @dataclass(slots=True)
 class _Incoming:
     message: Message
-    slot: Slot | None  # set for requests answered over HTTP
+    slot: Slot | Then | None  # set for requests answered over HTTP
 
 
 @dataclass(slots=True)
@@ -158,6 +158,8 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
         # one when a leader, deposed and re-elected, appends a new entry at
         # the index of an old one of its own that is not known lost yet.
         self._waiters: dict[int, list[_Waiter]] = {}
+        # Inline clients' answers, given once the status counts them.
+        self._due: list[Then] = []
         # Peer -> time.monotonic() of its last reply, for operators.
         self._last_contact: dict[str, float] = {}
         self._node: RaftNode | None = None
@@ -299,6 +301,12 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
             raise CommandTimeout("the node did not process the request in time")
         return slot.value
 
+    def step_later(self, message: Message, then: Callable[[Message | None], None]):
+        """Step a peer's request without waiting: ``then`` gets the reply on
+        the loop thread once it is durable (an inline request's answer,
+        raftsite/inline_worker.py). ``then`` must not block."""
+        self._inbox.put(_Incoming(message, Then(lambda slot: then(slot.value))))
+
     # --- membership (driven by consensus/membership.py) --------------------
 
     def run_in_loop(self, fn, timeout: float = 5.0):
@@ -411,6 +419,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
             elif isinstance(item, _Stop):
                 return False
         self._handle(ready, answers)
+        run_due(self._due)
         return True
 
     def _propose(self, items: list[_Propose]) -> Ready:

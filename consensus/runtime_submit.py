@@ -6,6 +6,7 @@ for the leader to apply them. The loop thread takes the inbox items below
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .core.messages import EntryType
@@ -14,7 +15,7 @@ from .errors import CommandLost, CommandTimeout, EntryRefused, SessionExpired
 from .parts import app_command
 from .refused import Refused
 from .sessions import Expired
-from .slots import Slot
+from .slots import Slot, Then
 from .status import CommandResult
 
 
@@ -27,7 +28,7 @@ def wall_clock_ms() -> int:
 @dataclass(slots=True)
 class _Propose:
     proposal: Proposal
-    slot: Slot
+    slot: Slot | Then
 
 
 @dataclass(slots=True)
@@ -150,6 +151,28 @@ class SubmitRuntimeMixin:
             operation, requested_by, type=EntryType.ACCESS, timestamp_ms=wall_clock_ms()
         )
         return self._submit(proposal, timeout)
+
+    def propose_command(
+        self,
+        command: str,
+        client_id: str | None,
+        seq: int | None,
+        then: Callable[[CommandResult | Exception], None],
+    ) -> None:
+        """Propose a command without waiting: ``then`` gets, on the loop
+        thread, what submit_command would return or raise (never
+        CommandTimeout: the caller keeps its own deadline)."""
+        proposal = Proposal(command, client_id, seq, timestamp_ms=wall_clock_ms())
+        self._inbox.put(
+            _Propose(proposal, Then(lambda s: then(self._outcome(s)), self._due))
+        )
+
+    @classmethod
+    def _outcome(cls, slot) -> CommandResult | Exception:
+        try:
+            return cls._result(slot)
+        except Exception as exc:
+            return exc
 
     def _submit(self, proposal: Proposal, timeout: float | None) -> CommandResult:
         slot = Slot()

@@ -146,7 +146,7 @@ def exception_handler(exc, context):
         logger.error("Internal error in %s", type(view).__name__, exc_info=exc)
         set_rollback()
         return Response(
-            _internal_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+            internal_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR
         )
 
     status_code, body, headers = _error_parts(exc)
@@ -219,7 +219,7 @@ def server_error(request):
     """
     if _is_api_path(request.path):
         return JsonResponse(
-            _internal_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR
+            internal_error_body(), status=status.HTTP_500_INTERNAL_SERVER_ERROR
         )
     return defaults.server_error(request)
 
@@ -230,7 +230,7 @@ def _is_api_path(path):
     )
 
 
-def _internal_error_body():
+def internal_error_body():
     return {
         "error": "internal_error",
         "detail": "The server failed to handle the request; its log has the details.",

@@ -35,6 +35,9 @@ RAFT_TLS_CA = os.environ.get("RAFT_TLS_CA", "")
 RAFT_TICK_MS = int(os.environ.get("RAFT_TICK_MS", "50"))
 RAFT_HEARTBEAT_TICKS = int(os.environ.get("RAFT_HEARTBEAT_TICKS", "2"))
 RAFT_ELECTION_TIMEOUT_TICKS = int(os.environ.get("RAFT_ELECTION_TIMEOUT_TICKS", "10"))
+# "0" serves every request through a pool thread and Django, none inline
+# in the worker's main loop (raftsite/inline_routes.py).
+RAFT_INLINE_REQUESTS = os.environ.get("RAFT_INLINE_REQUESTS", "1") != "0"
 # How long a client write may wait for commitment before 504 timeout.
 RAFT_COMMAND_TIMEOUT_S = float(os.environ.get("RAFT_COMMAND_TIMEOUT_S", "5"))
 # How long a server being added may take to catch up (dissertation §4.2.1)

@@ -28,6 +28,8 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import gthread
 
+from .inline_worker import InlineServing
+
 # The longest head gunicorn accepts (limit_request_line + limit_request_fields
 # of limit_request_field_size) is about 800 KiB; past this many bytes the
 # parser has all it needs to refuse the request, so the thread gets it.
@@ -205,9 +207,10 @@ def write_json_error(sock, status_int, reason, mesg):
 util.write_error = write_json_error
 
 
-class RaftThreadWorker(gthread.ThreadWorker):
+class RaftThreadWorker(InlineServing, gthread.ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._inline_init()
         # Connections whose head is awaited in the main loop, oldest first:
         # each deadline is its start plus the same timeout, so this is also
         # deadline order.
@@ -219,6 +222,12 @@ class RaftThreadWorker(gthread.ThreadWorker):
         from django.conf import settings
 
         self.read_timeout_s = settings.RAFT_READ_TIMEOUT_S
+        if not self.cfg.is_ssl:
+            # With TLS the main loop never sees a head (the handshake runs
+            # in a pool thread): every request takes the ordinary path.
+            from .inline_routes import inline_setup
+
+            inline_setup(self)
 
     def accept(self, listener):
         try:
@@ -309,8 +318,45 @@ class RaftThreadWorker(gthread.ThreadWorker):
         self.reading_conns.pop(conn, None)
         self.poller.unregister(conn.sock)
         conn.head_deadline = None
+        if self.inline_routes and self._serve_inline(conn):
+            return
         conn.data_ready = True
         self.enqueue_req(conn)
+
+    def on_client_socket_readable(self, conn, client):
+        if not self.inline_routes:
+            return super().on_client_socket_readable(conn, client)
+        # The main loop reads the next head itself, to serve it inline if
+        # it can (raftsite/inline_worker.py); a pool thread would read it
+        # next anyway.
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        complete = _read_head(conn)
+        if complete is None:
+            self.nr_conns -= 1
+            conn.close()
+        elif not complete:
+            self._await_head(conn)
+        elif not self._serve_inline(conn):
+            conn.data_ready = True
+            self.enqueue_req(conn)
+
+    def _keep_alive(self, conn):
+        # As gthread's finish_request keeps a connection after a response.
+        conn.set_timeout()
+        self.keepalived_conns.append(conn)
+        self.poller.register(
+            conn.sock,
+            selectors.EVENT_READ,
+            partial(self.on_client_socket_readable, conn),
+        )
+
+    def wait_for_and_dispatch_events(self, timeout):
+        # Wake for the next inline request's deadline (gthread: every 1 s).
+        due = self._inline_expire_due()
+        if due is not None:
+            timeout = min(timeout, due)
+        super().wait_for_and_dispatch_events(timeout)
 
     def _drop(self, conn):
         self.reading_conns.pop(conn, None)

@@ -1,0 +1,71 @@
+"""POST /raft/append_entries served inline (raftsite/inline_worker.py): the
+worker's main loop checks and decodes the message, the loop thread writes
+the reply on the socket once the entries are durable (Raft Figure 2), and
+no pool thread wakes for it. On a follower that was two thread hand-offs
+of every command's path, the second one behind the loop thread's apply.
+
+Only what AppendEntriesView would answer 200 is served inline: plain HTTP
+(TLS checks the peer's certificate in the view), the cluster secret right
+if one is set, a well-formed message addressed to this server. Anything
+else goes to the view, which answers it as before.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+
+from django.conf import settings
+from rest_framework.renderers import JSONRenderer
+
+from .core.messages import AppendEntries
+from .runtime import current_runtime
+from .serializers import message_from_dict, message_to_dict
+
+_render = JSONRenderer().render
+# What PeerView.post waits for the loop (NodeRuntime.handle_rpc).
+RPC_TIMEOUT_S = 2.0
+
+
+def append_entries_handler(timeout_body: bytes):
+    """The inline handler; ``timeout_body`` is the view's 503 body when the
+    loop does not answer within RPC_TIMEOUT_S."""
+
+    def serve(request, exchange) -> bool:
+        headers = request.headers
+        if (
+            request.method != "POST"
+            or request.query
+            or settings.RAFT_TLS_CA
+            or headers.get("content-type", "").lower() != "application/json"
+            or headers.get("accept") not in (None, "*/*", "application/json")
+            or not _secret_matches(headers.get("x-raft-secret"))
+        ):
+            return False
+        runtime = current_runtime()
+        if runtime is None:
+            return False
+        try:
+            message = message_from_dict(AppendEntries, json.loads(request.body))
+        except Exception:  # malformed: the view's 400, in its words
+            return False
+        if message.dest != runtime.node_id:
+            return False
+        exchange.expire_at(time.monotonic() + RPC_TIMEOUT_S, 503, timeout_body)
+        runtime.step_later(message, lambda reply: _answer(exchange, reply))
+        return True
+
+    return serve
+
+
+def _secret_matches(given: str | None) -> bool:
+    secret = settings.RAFT_CLUSTER_SECRET
+    if not secret:
+        return True
+    return hmac.compare_digest((given or "").encode(), secret.encode())
+
+
+def _answer(exchange, reply) -> None:
+    body = message_to_dict(reply) if reply is not None else {}
+    exchange.reply(200, _render(body))

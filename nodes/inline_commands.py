@@ -1,0 +1,101 @@
+"""POST /api/commands served inline on the leader (raftsite/inline_http.py):
+the worker's main loop proposes the command, the loop thread answers it once
+applied, and no pool thread or Django request cycle is involved.
+
+Inline serving takes only what the view would answer with the leader's
+plain 200 or a write error: a plain single command (nodes.serializers.
+plain_command), JSON, no credentials (an open API: RAFT_AUTH_REQUIRED off and
+no token, caller or cookie), no content negotiation, on the leader. Anything
+else, and a command the runtime refuses as NotLeader (nothing appended),
+goes to CommandsView as before. tests/nodes/test_inline_commands.py holds
+the two paths to the same answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from django.conf import settings
+from rest_framework.exceptions import APIException
+from rest_framework.renderers import JSONRenderer
+
+from consensus.errors import CommandTimeout, NotLeader
+from consensus.runtime import current_runtime
+from consensus.status import CommandResult
+
+from .errors import error_answer, internal_error_body
+from .serializers import plain_command
+from .write_errors import COMMAND, write_errors
+
+# Headers that make the request the view's: credentials, a session, a
+# follower's vouching, a wish for another representation.
+_VIEW_HEADERS = ("authorization", "cookie", "x-raft-caller", "x-raft-forwarded")
+_ACCEPTED = (None, "*/*", "application/json")
+_render = JSONRenderer().render
+logger = logging.getLogger("nodes.api")
+
+
+def serve_command(request, exchange) -> bool:
+    """Take the request if it is one to serve inline; False leaves it to
+    CommandsView."""
+    headers = request.headers
+    if (
+        request.method != "POST"
+        or request.query
+        or settings.RAFT_AUTH_REQUIRED
+        or any(name in headers for name in _VIEW_HEADERS)
+        or headers.get("accept") not in _ACCEPTED
+        or headers.get("content-type", "").lower() != "application/json"
+    ):
+        return False
+    runtime = current_runtime()
+    status = runtime.status() if runtime is not None else None
+    if status is None or status.role != "leader":
+        return False
+    try:
+        plain = plain_command(json.loads(request.body))
+    except ValueError:
+        return False
+    if plain is None:
+        return False
+    timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
+    status_code, body, _ = _error(CommandTimeout("inline"), timeout_s)
+    exchange.expire_at(time.monotonic() + timeout_s, status_code, body)
+    runtime.propose_command(
+        *plain, lambda outcome: _answer(exchange, runtime.node_id, outcome, timeout_s)
+    )
+    return True
+
+
+def _answer(exchange, leader: str, outcome, timeout_s: float) -> None:
+    # On the loop thread: a few microseconds, no waiting.
+    if isinstance(outcome, CommandResult):
+        body = {
+            "index": outcome.index,
+            "term": outcome.term,
+            "leader": leader,
+            "forwarded": False,
+        }
+        exchange.reply(200, _render(body))
+    elif isinstance(outcome, NotLeader):
+        exchange.decline()  # nothing appended: the view forwards it
+    else:
+        status_code, body, retry_after = _error(outcome, timeout_s)
+        extra = (("Retry-After", retry_after),) if retry_after else ()
+        exchange.reply(status_code, body, extra)
+
+
+def _error(exc: Exception, timeout_s: float) -> tuple[int, bytes, str | None]:
+    """What the view answers for the runtime's ``exc``."""
+    try:
+        with write_errors(COMMAND, timeout_s):
+            raise exc
+    except APIException as api_error:
+        answer = error_answer(api_error)
+        return answer.status, _render(answer.body), answer.retry_after
+    except Exception:
+        # What Django's 500 handler answers (nodes.errors.server_error).
+        logger.exception("a command failed on the runtime")
+        return 500, _render(internal_error_body()), None

@@ -1,0 +1,119 @@
+"""Requests the worker's main loop serves itself, without a pool thread: the
+head parsed here, the answer written by whichever thread has it.
+
+Only the plainest HTTP/1.1 requests qualify (``parse``): an exact path with
+an inline handler, a Content-Length body wholly arrived and nothing after
+it, no Transfer-Encoding, no Expect, and a Host that Django allows. Anything
+else is None, and the request takes the ordinary path (gunicorn's parser, a
+pool thread, Django), which answers it as it always has. So this parser
+need not refuse anything: it only recognises.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+# A head longer than this goes the ordinary way (gunicorn's limits apply).
+MAX_HEAD_BYTES = 8192
+_UNSUPPORTED = (b"transfer-encoding", b"expect", b"upgrade")
+
+
+@dataclass(slots=True)
+class InlineRequest:
+    method: str
+    path: str
+    query: str
+    # Lower-cased names; a repeated header makes the request not inline.
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+    # The whole request as read, for the ordinary path if the handler
+    # declines it late (consensus.errors.NotLeader: nothing was appended).
+    raw: bytes
+
+
+def parse(buffer: bytes | bytearray, paths) -> InlineRequest | None:
+    """The request in ``buffer`` if it is one to serve inline, else None."""
+    end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
+    if end < 0:
+        return None
+    head = bytes(buffer[:end])
+    lines = head.split(b"\r\n")
+    # A bare CR or LF inside a line is gunicorn's to refuse.
+    if head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        return None
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+        return None
+    target = parts[1].decode("latin-1")
+    path, _, query = target.partition("?")
+    if path not in paths:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        name = name.lower()
+        if not colon or not name or name != name.strip() or name in _UNSUPPORTED:
+            return None
+        key = name.decode("latin-1")
+        if key in headers:
+            return None
+        headers[key] = value.strip(b" \t").decode("latin-1")
+    length = headers.get("content-length", "0")
+    if not length.isdigit() or not len(length) < 10:
+        return None
+    start = end + 4
+    if len(buffer) != start + int(length) or not _host_allowed(headers.get("host")):
+        return None
+    return InlineRequest(
+        method=parts[0].decode("latin-1"),
+        path=path,
+        query=query,
+        headers=headers,
+        body=bytes(buffer[start:]),
+        keep_alive=headers.get("connection", "").lower() != "close",
+        raw=bytes(buffer),
+    )
+
+
+def _host_allowed(host: str | None) -> bool:
+    # What Django's request.get_host() checks; a refused Host is Django's
+    # to answer (400).
+    if not host:
+        return False
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
+
+
+class Responses:
+    """The bytes of an inline answer: the head gunicorn and Django's
+    middleware give the same route's answers (tests/nodes/test_inline.py
+    holds them to it), then the JSON body."""
+
+    def __init__(self, static_headers: list[tuple[str, str]]):
+        self._static = "".join(f"{k}: {v}\r\n" for k, v in static_headers)
+        self._date_second = -1
+        self._date = ""
+
+    def build(self, status: int, body: bytes, keep_alive: bool, extra=()) -> bytes:
+        now = int(time.time())
+        if now != self._date_second:  # one formatdate a second
+            self._date, self._date_second = formatdate(now, usegmt=True), now
+        reason = HTTPStatus(status).phrase
+        connection = "keep-alive" if keep_alive else "close"
+        extra_lines = "".join(f"{k}: {v}\r\n" for k, v in extra)
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nServer: gunicorn\r\nDate: {self._date}\r\n"
+            f"Connection: {connection}\r\nContent-Type: application/json\r\n"
+            f"{self._static}{extra_lines}Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode("latin-1") + body

@@ -1,0 +1,75 @@
+"""Which requests the worker serves inline (raftsite/inline_worker.py), and
+what it counts of them for /metrics, as ClientRequestLimit does for the rest.
+
+Settings: RAFT_INLINE_REQUESTS (default on) turns inline serving off when
+"0", for comparison or if it ever misbehaves; every request then takes the
+ordinary path.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework.renderers import JSONRenderer
+
+from consensus.metrics import CLIENT_REQUEST_SECONDS, CLIENT_REQUESTS
+
+from .client_limit import PEER_PREFIX
+from .inline_http import Responses
+from .request_metrics import RequestLatency
+
+# The headers Django's middleware (SecurityMiddleware, XFrameOptionsMiddleware)
+# and DRF's APIView add to these routes' answers.
+SECURITY_HEADERS = [
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+]
+
+
+def inline_setup(worker) -> None:
+    """Give ``worker`` its inline routes, unless the setting is off."""
+    if not settings.RAFT_INLINE_REQUESTS:
+        return
+    from consensus.errors import CommandTimeout
+    from consensus.inline_peers import append_entries_handler
+    from consensus.views import NodeUnavailable
+    from nodes.errors import error_answer
+    from nodes.inline_commands import serve_command
+
+    peer_timeout = error_answer(
+        NodeUnavailable(
+            str(CommandTimeout("the node did not process the request in time"))
+        )
+    )
+    post = Responses([("Allow", "POST, OPTIONS"), *SECURITY_HEADERS])
+    worker.inline_routes = {
+        "/api/commands": serve_command,
+        "/raft/append_entries": append_entries_handler(
+            JSONRenderer().render(peer_timeout.body)
+        ),
+    }
+    worker.inline_responses = {"/api/commands": post, "/raft/append_entries": post}
+    worker.inline_metrics = InlineMetrics()
+
+
+class InlineMetrics:
+    """Client requests served inline, counted as ClientRequestLimit counts
+    the others (in flight, latency by route); peer RPC is not counted."""
+
+    def __init__(self):
+        self._latency = RequestLatency(CLIENT_REQUEST_SECONDS)
+
+    def taken(self, request) -> None:
+        if not request.path.startswith(PEER_PREFIX):
+            CLIENT_REQUESTS.inc()
+
+    def answered(self, request, status: int, seconds: float) -> None:
+        if not request.path.startswith(PEER_PREFIX):
+            CLIENT_REQUESTS.dec()
+            self._latency.observe(request.method, request.path, str(status), seconds)
+
+    def declined(self, request) -> None:
+        # The ordinary path counts it from here.
+        if not request.path.startswith(PEER_PREFIX):
+            CLIENT_REQUESTS.dec()

@@ -1,0 +1,196 @@
+"""The worker's side of inline requests (raftsite/inline_http.py): one
+request served by the main loop and answered from any thread.
+
+A client command through a pool thread costs that thread's wake-ups (the
+main loop hands it the connection, the loop thread hands it the commit, it
+hands the connection back) and Django's request cycle; on a two-core
+machine those hand-offs, each a fight for the GIL, were most of a leader's
+time per command. Inline, the main loop parses the request and the loop
+thread that applies the entry writes the answer on the socket itself: the
+connection then goes back to the main loop's poller as any kept-alive one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import selectors
+import socket
+import threading
+import time
+from itertools import count
+
+# A request whose answer has not left within this many seconds of the
+# last byte written loses its connection (as a pool thread's write would).
+WRITE_TIMEOUT_S = 10.0
+
+
+class InlineExchange:
+    """One inline request on its connection: answered exactly once, by
+    ``reply``, by ``decline`` (the ordinary path serves it after all), or
+    by the worker at the deadline the handler set."""
+
+    __slots__ = ("_worker", "conn", "request", "_claim", "deadline", "_expired")
+
+    def __init__(self, worker, conn, request):
+        self._worker = worker
+        self.conn = conn
+        self.request = request
+        self._claim = threading.Lock()
+        self.deadline: float | None = None
+        self._expired: tuple[int, bytes] | None = None
+
+    def expire_at(self, deadline: float, status: int, body: bytes) -> None:
+        """Answer ``status`` and ``body`` at ``deadline`` (time.monotonic())
+        unless answered before. Call before handing the request on."""
+        self.deadline = deadline
+        self._expired = (status, body)
+        self._worker._inline_expiring(self)
+
+    def reply(self, status: int, body: bytes, extra_headers=()) -> bool:
+        """Write the answer (any thread); False if it was answered already."""
+        if not self._claim.acquire(blocking=False):
+            return False
+        responses = self._worker.inline_responses[self.request.path]
+        data = responses.build(status, body, self.request.keep_alive, extra_headers)
+        self._worker._inline_write(self, data, status)
+        return True
+
+    def decline(self) -> bool:
+        """Have the ordinary path serve the request (any thread): only when
+        nothing of it has taken effect."""
+        if not self._claim.acquire(blocking=False):
+            return False
+        self._worker.method_queue.defer(self._worker._inline_declined, self)
+        return True
+
+    def expire(self) -> None:
+        if self._expired is not None:
+            self.reply(*self._expired)
+
+
+class InlineServing:
+    """RaftThreadWorker's inline requests (a mixin: it uses the worker's
+    poller, method queue and connection bookkeeping, main loop only unless
+    said otherwise)."""
+
+    # Path -> handler(request, exchange) -> whether it took the request.
+    inline_routes: dict = {}
+    # Path -> raftsite.inline_http.Responses.
+    inline_responses: dict = {}
+    # What /metrics counts: taken(request), answered(request, status,
+    # seconds), declined(request); None counts nothing.
+    inline_metrics = None
+
+    def _inline_init(self):
+        self._inline_deadlines: list = []  # (deadline, n, exchange) heap
+        self._inline_order = count()
+        self._inline_in_flight: set[InlineExchange] = set()
+
+    def _serve_inline(self, conn) -> bool:
+        """Serve the request in ``conn.head`` inline if it is one; False
+        leaves it to a pool thread."""
+        from .inline_http import parse
+
+        request = parse(conn.head, self.inline_routes)
+        if request is None:
+            return False
+        exchange = InlineExchange(self, conn, request)
+        self._inline_in_flight.add(exchange)
+        conn.head.clear()
+        conn.inline_started = time.perf_counter()
+        metrics = self.inline_metrics
+        if metrics is not None:  # before the answer can come
+            metrics.taken(request)
+        try:
+            # A handler proposes last: raising, it has changed nothing.
+            taken = self.inline_routes[request.path](request, exchange)
+        except Exception:
+            self.log.exception("inline handler failed")
+            taken = False
+        if not taken:
+            if metrics is not None:
+                metrics.declined(request)
+            self._inline_in_flight.discard(exchange)
+            conn.head += request.raw
+        return taken
+
+    def _inline_expiring(self, exchange):
+        heapq.heappush(
+            self._inline_deadlines,
+            (exchange.deadline, next(self._inline_order), exchange),
+        )
+
+    def _inline_write(self, exchange, data: bytes, status: int) -> None:
+        # Any thread: the connection is in no poller while its request is
+        # served, so no other thread touches its socket.
+        sent = 0
+        try:
+            sent = exchange.conn.sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            sent = -1
+        if self.inline_metrics is not None:
+            seconds = time.perf_counter() - exchange.conn.inline_started
+            self.inline_metrics.answered(exchange.request, status, seconds)
+        rest = None if sent < 0 else data[sent:]
+        self.method_queue.defer(self._inline_written, exchange, rest)
+
+    def _inline_written(self, exchange, rest: bytes | None) -> None:
+        conn = exchange.conn
+        if rest is None:
+            return self._inline_close(exchange)
+        if rest:
+            conn.inline_rest = rest
+            conn.inline_write_deadline = time.monotonic() + WRITE_TIMEOUT_S
+            self.poller.register(
+                conn.sock, selectors.EVENT_WRITE,
+                lambda _sock: self._inline_write_more(exchange),
+            )  # fmt: skip
+            return
+        self._inline_in_flight.discard(exchange)
+        if not exchange.request.keep_alive or not self.alive:
+            self.nr_conns -= 1
+            conn.close()
+            return
+        self._keep_alive(conn)
+
+    def _inline_write_more(self, exchange) -> None:
+        conn = exchange.conn
+        try:
+            sent = conn.sock.send(conn.inline_rest, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.poller.unregister(conn.sock)
+            return self._inline_close(exchange)
+        conn.inline_rest = conn.inline_rest[sent:]
+        if sent:
+            conn.inline_write_deadline = time.monotonic() + WRITE_TIMEOUT_S
+        if conn.inline_rest and time.monotonic() < conn.inline_write_deadline:
+            return
+        self.poller.unregister(conn.sock)
+        if conn.inline_rest:
+            return self._inline_close(exchange)
+        self._inline_written(exchange, b"")
+
+    def _inline_close(self, exchange) -> None:
+        self._inline_in_flight.discard(exchange)
+        self.nr_conns -= 1
+        exchange.conn.close()
+
+    def _inline_declined(self, exchange) -> None:
+        if self.inline_metrics is not None:
+            self.inline_metrics.declined(exchange.request)
+        self._inline_in_flight.discard(exchange)
+        exchange.conn.head += exchange.request.raw
+        exchange.conn.data_ready = True
+        self.enqueue_req(exchange.conn)
+
+    def _inline_expire_due(self) -> float | None:
+        """Answer the requests past their deadline; seconds to the next."""
+        deadlines = self._inline_deadlines
+        now = time.monotonic()
+        while deadlines and deadlines[0][0] <= now:
+            heapq.heappop(deadlines)[2].expire()
+        return deadlines[0][0] - now if deadlines else None

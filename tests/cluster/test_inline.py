@@ -1,0 +1,237 @@
+"""POST /api/commands served inline by the leader's main loop
+(raftsite/inline_worker.py, nodes/inline_commands.py): the same answers as
+the ordinary path (a node started with RAFT_INLINE_REQUESTS=0), for what it
+serves and for what it leaves to Django, on kept-alive connections mixing
+both, and the view's 504 when a command cannot commit."""
+
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from .conftest import running_cluster
+from .harness import wait_until
+
+pytestmark = pytest.mark.cluster
+
+# A fixed stamp: the Date header is the only one that may differ.
+DATE = re.compile(rb"\r\nDate: [^\r]*")
+
+
+@pytest.fixture(scope="module")
+def clusters(tmp_path_factory):
+    """Two one-node clusters: inline serving on (the default) and off."""
+    with (
+        running_cluster(tmp_path_factory, "inline", size=1) as inline,
+        running_cluster(
+            tmp_path_factory, "ordinary", size=1, env={"RAFT_INLINE_REQUESTS": "0"}
+        ) as ordinary,
+    ):
+        yield inline, ordinary
+
+
+def exchange(node, raw: bytes, *, timeout=10.0) -> bytes:
+    """Send ``raw`` on a new connection; every byte the node answers until
+    it has sent one whole response (Content-Length framed)."""
+    with socket.create_connection((node.host, node.port), timeout=timeout) as sock:
+        sock.sendall(raw.replace(b"{host}", node.address.encode()))
+        return read_response(sock)
+
+
+def read_response(sock) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def normalised(response: bytes, node) -> tuple[bytes, list[bytes], dict]:
+    """Status line, sorted header lines (Date fixed, this node's address
+    blanked) and JSON body without the entry's index."""
+    response = response.replace(node.address.encode(), b"this node")
+    head, _, body = DATE.sub(b"\r\nDate: -", response).partition(b"\r\n\r\n")
+    status, *fields = head.split(b"\r\n")
+    answer = json.loads(body)
+    answer.pop("index", None)
+    return (
+        status,
+        sorted(f for f in fields if not f.startswith(b"Content-Length")),
+        answer,
+    )
+
+
+def post(body: bytes, *extra: bytes) -> bytes:
+    head = [
+        b"POST /api/commands HTTP/1.1",
+        b"Host: {host}",
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+        *extra,
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        post(b'{"command": "inline"}'),
+        post(b'{"command": "with a pair", "client_id": "c1", "seq": 1}'),
+        post(b'{"command": "with a pair", "client_id": "c1", "seq": 1}'),  # repeat
+        post(b'{"command": "x"}', b"Accept: */*"),
+        post(b'{"command": "x"}', b"Connection: close"),
+        # Left to the view: what it says of these is the answer.
+        post(b'{"command": 5}'),
+        post(b'{"command": "x"'),
+        post(b'{"commands": ["a", "b"]}'),
+        post(b'{"command": "x"}', b"Accept: text/html"),
+        post(b'{"command": "x"}').replace(
+            b"/api/commands", b"/api/commands?format=xml"
+        ),
+        post(b'{"command": "x"}').replace(b"application/json", b"text/plain"),
+        post(b'{"command": "x"}', b"Authorization: Token nonsense"),
+        post(b'{"command": "x"}').replace(b"HTTP/1.1", b"HTTP/1.0"),
+    ],
+)
+def test_the_same_answers_as_the_ordinary_path(clusters, raw):
+    inline, ordinary = clusters
+    a, b = inline.nodes[0], ordinary.nodes[0]
+    assert normalised(exchange(a, raw), a) == normalised(exchange(b, raw), b)
+
+
+def append_entries(body: bytes) -> bytes:
+    return post(body).replace(b"/api/commands", b"/raft/append_entries")
+
+
+STALE_HEARTBEAT = (
+    b'{"term": 0, "source": "127.0.0.1:1", "dest": "{host}", "prev_log_index": 0,'
+    b' "prev_log_term": 0, "entries": [], "leader_commit": 0}'
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        append_entries(STALE_HEARTBEAT),
+        # Left to the view: malformed, or for another server.
+        append_entries(STALE_HEARTBEAT.replace(b'"term": 0', b'"term": -1')),
+        append_entries(STALE_HEARTBEAT.replace(b'"{host}"', b'"127.0.0.1:2"')),
+        append_entries(b"[]"),
+    ],
+)
+def test_peers_get_the_same_answers_as_from_the_view(clusters, raw):
+    inline, ordinary = clusters
+    a, b = inline.nodes[0], ordinary.nodes[0]
+    assert normalised(exchange(a, raw), a) == normalised(exchange(b, raw), b)
+
+
+def test_inline_answers_are_the_leaders_commits(clusters):
+    inline, _ = clusters
+    node = inline.nodes[0]
+    answer = exchange(node, post(b'{"command": "counted"}'))
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    index = json.loads(answer.partition(b"\r\n\r\n")[2])["index"]
+    entries = inline.log(node, index)
+    assert entries[0]["command"] == "counted"
+    # /metrics counts it by its route, as any client request.
+    metrics = inline.get(node, "/metrics").text
+    assert re.search(
+        r'raft_client_request_seconds_count\{method="POST",route="/api/commands",'
+        r'status="2xx"\} [1-9]',
+        metrics,
+    )
+
+
+def test_a_kept_alive_connection_mixes_inline_and_ordinary_requests(clusters):
+    inline, _ = clusters
+    node = inline.nodes[0]
+    status = b"GET /api/status HTTP/1.1\r\nHost: {host}\r\n\r\n"
+    host = node.address.encode()
+    with socket.create_connection((node.host, node.port), timeout=10) as sock:
+        indexes = []
+        for i in range(20):
+            raw = post(b'{"command": "k%d"}' % i) if i % 3 else status
+            sock.sendall(raw.replace(b"{host}", host))
+            response = read_response(sock)
+            assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+            body = json.loads(response.partition(b"\r\n\r\n")[2])
+            if i % 3:
+                indexes.append(body["index"])
+        assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes)
+        # Two requests in one write: the ordinary path (gunicorn's parser)
+        # answers both, in order.
+        sock.sendall(
+            (post(b'{"command": "p1"}') + post(b'{"command": "p2"}')).replace(
+                b"{host}", host
+            )
+        )
+        first, second = read_response(sock), read_response(sock)
+    assert (
+        json.loads(first.partition(b"\r\n\r\n")[2])["index"] + 1
+        == json.loads(second.partition(b"\r\n\r\n")[2])["index"]
+    )
+
+
+def test_a_body_that_arrives_late_is_read_by_the_ordinary_path(clusters):
+    inline, _ = clusters
+    node = inline.nodes[0]
+    raw = post(b'{"command": "late"}').replace(b"{host}", node.address.encode())
+    with socket.create_connection((node.host, node.port), timeout=10) as sock:
+        sock.sendall(raw[:-5])
+        time.sleep(0.2)  # the head alone first: not a synchronisation
+        sock.sendall(raw[-5:])
+        response = read_response(sock)
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+
+
+def test_connection_close_is_honoured(clusters):
+    inline, _ = clusters
+    node = inline.nodes[0]
+    raw = post(b'{"command": "bye"}', b"Connection: close")
+    with socket.create_connection((node.host, node.port), timeout=10) as sock:
+        sock.sendall(raw.replace(b"{host}", node.address.encode()))
+        response = read_response(sock)
+        assert b"\r\nConnection: close\r\n" in response
+        assert sock.recv(1) == b""  # closed by the node
+
+
+@pytest.mark.parametrize("inline_requests", ["1", "0"])
+def test_a_command_that_cannot_commit_gets_the_views_504(
+    tmp_path_factory, inline_requests
+):
+    env = {"RAFT_COMMAND_TIMEOUT_S": "1", "RAFT_INLINE_REQUESTS": inline_requests}
+    with running_cluster(tmp_path_factory, "stalled", size=3, env=env) as cluster:
+        leader = cluster.leader()
+        for other in cluster.others(leader):
+            cluster.pause(other)
+        started = time.monotonic()
+        response = exchange(leader, post(b'{"command": "stuck"}'), timeout=30)
+        waited = time.monotonic() - started
+        status, _, body = response.partition(b"\r\n")
+        assert status == b"HTTP/1.1 504 Gateway Timeout", response
+        answer = json.loads(response.partition(b"\r\n\r\n")[2])
+        assert answer == {
+            "error": "timeout",
+            "detail": "Not committed within 1 s; the command may or may not commit.",
+        }
+        assert waited >= 1.0
+        for other in cluster.others(leader):
+            cluster.resume(other)
+        # The stalled entry commits after all, or is replaced: either way
+        # the cluster takes commands again.
+        wait_until(
+            lambda: cluster.submit(cluster.leader(), "after").status_code == 200,
+            20,
+            "a command after the stall",
+        )
