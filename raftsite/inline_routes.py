@@ -8,6 +8,7 @@ ordinary path.
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.conf import settings
 from rest_framework.renderers import JSONRenderer
 
@@ -28,8 +29,9 @@ SECURITY_HEADERS = [
 
 
 def inline_setup(worker) -> None:
-    """Give ``worker`` its inline routes, unless the setting is off."""
-    if not settings.RAFT_INLINE_REQUESTS:
+    """Give ``worker`` its inline routes, unless the setting is off or
+    the worker serves another WSGI application than this project's."""
+    if not apps.ready or not settings.RAFT_INLINE_REQUESTS:
         return
     from consensus.errors import CommandTimeout
     from consensus.inline_peers import append_entries_handler
