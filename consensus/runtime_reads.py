@@ -10,6 +10,9 @@ reads spread over the cluster as etcd's do.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,12 +20,14 @@ from dataclasses import dataclass
 from .core.ready import Ready, Role
 from .errors import CommandTimeout, NotLeader
 from .peer_reads import PeerReads
-from .slots import Slot
+from .slots import Slot, Then
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Read:
-    slot: Slot
+    slot: Slot | Then
 
 
 class ReadRuntimeMixin:
@@ -38,11 +43,16 @@ class ReadRuntimeMixin:
         # Notified whenever the state machine has applied more.
         self._applied = threading.Condition()
         # The state machine's last_applied as of its last committed apply
-        # (guarded by _applied). Its own field moves entry by entry inside
+        # (guarded by _applied; written by the loop thread only). Its own
+        # field moves entry by entry inside
         # the apply transaction, before another connection can see the
         # rows: a read that waited on it could be served from the state
         # before the entries it waited for (a stale linearizable read).
         self._visible_applied = 0
+        # Loop thread only: (index, n, fn) to call once _visible_applied
+        # reaches index (inline reads, read_index_later).
+        self._applied_waiters: list = []
+        self._applied_order = itertools.count()
 
     # --- request threads ---------------------------------------------------
 
@@ -72,6 +82,20 @@ class ReadRuntimeMixin:
         if slot.error is not None:
             raise slot.error
         return slot.value
+
+    def read_index_later(self, then) -> None:
+        """read_index without waiting: ``then(index)`` on the loop thread
+        once this leader has confirmed its read index and applied through
+        it, or ``then(exc)`` with NotLeader. No timeout: the caller keeps
+        its own deadline."""
+
+        def confirmed(slot):
+            if slot.error is not None:
+                then(slot.error)
+            else:
+                self._when_applied(slot.value, lambda: then(slot.value))
+
+        self._inbox.put(_Read(Then(confirmed, self._due)))
 
     def wait_applied(self, index: int, timeout: float) -> bool:
         """Block until the state machine has applied through ``index``;
@@ -124,9 +148,26 @@ class ReadRuntimeMixin:
                 slot.set(error=error)
             self._read_slots.clear()
 
+    def _when_applied(self, index: int, fn) -> None:
+        # Loop thread, after _notify_applied: its count is current.
+        if self._visible_applied >= index:
+            fn()
+        else:
+            heapq.heappush(
+                self._applied_waiters, (index, next(self._applied_order), fn)
+            )
+
     def _notify_applied(self) -> None:
         """Called once what the state machine applied is committed (and at
         start, once it is loaded): readers may now see it."""
         with self._applied:
             self._visible_applied = self._state_machine.last_applied
             self._applied.notify_all()
+        waiters = self._applied_waiters
+        while waiters and waiters[0][0] <= self._visible_applied:
+            fn = heapq.heappop(waiters)[2]
+            try:
+                fn()
+            except Exception:
+                # The loop thread must go on: the read it answers times out.
+                logger.exception("answering an inline read failed")

@@ -37,17 +37,25 @@ _render = JSONRenderer().render
 logger = logging.getLogger("nodes.api")
 
 
+def open_api_request(request) -> bool:
+    """Whether the request is an anonymous call of an open API that wants
+    the JSON answer: the only ones served inline."""
+    headers = request.headers
+    return not (
+        settings.RAFT_AUTH_REQUIRED
+        or any(name in headers for name in _VIEW_HEADERS)
+        or headers.get("accept") not in _ACCEPTED
+    )
+
+
 def serve_command(request, exchange) -> bool:
     """Take the request if it is one to serve inline; False leaves it to
     CommandsView."""
-    headers = request.headers
     if (
         request.method != "POST"
         or request.query
-        or settings.RAFT_AUTH_REQUIRED
-        or any(name in headers for name in _VIEW_HEADERS)
-        or headers.get("accept") not in _ACCEPTED
-        or headers.get("content-type", "").lower() != "application/json"
+        or not open_api_request(request)
+        or request.headers.get("content-type", "").lower() != "application/json"
     ):
         return False
     runtime = current_runtime()

@@ -24,9 +24,43 @@ MAX_HEAD_BYTES = 8192
 _UNSUPPORTED = (b"transfer-encoding", b"expect", b"upgrade")
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    # handler(request, exchange) -> whether it took the request
+    # (raftsite/inline_worker.py); responses: the head of its answers.
+    handler: object
+    responses: Responses
+
+
+class Routes:
+    """The paths served inline: exact ones, and prefixes (a key's path)."""
+
+    def __init__(self):
+        self._exact: dict[str, Route] = {}
+        self._prefixes: list[tuple[str, Route]] = []
+
+    def add(self, path: str, route: Route, *, prefix: bool = False) -> None:
+        if prefix:
+            self._prefixes.append((path, route))
+        else:
+            self._exact[path] = route
+
+    def find(self, path: str) -> Route | None:
+        route = self._exact.get(path)
+        if route is None:
+            for prefix, candidate in self._prefixes:
+                if path.startswith(prefix):
+                    return candidate
+        return route
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._prefixes)
+
+
 @dataclass(slots=True)
 class InlineRequest:
     method: str
+    # As sent: percent-encoded.
     path: str
     query: str
     # Lower-cased names; a repeated header makes the request not inline.
@@ -36,9 +70,10 @@ class InlineRequest:
     # The whole request as read, for the ordinary path if the handler
     # declines it late (consensus.errors.NotLeader: nothing was appended).
     raw: bytes
+    route: Route
 
 
-def parse(buffer: bytes | bytearray, paths) -> InlineRequest | None:
+def parse(buffer: bytes | bytearray, routes: Routes) -> InlineRequest | None:
     """The request in ``buffer`` if it is one to serve inline, else None."""
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
     if end < 0:
@@ -53,7 +88,8 @@ def parse(buffer: bytes | bytearray, paths) -> InlineRequest | None:
         return None
     target = parts[1].decode("latin-1")
     path, _, query = target.partition("?")
-    if path not in paths:
+    route = routes.find(path)
+    if route is None:
         return None
     headers = {}
     for line in lines[1:]:
@@ -79,6 +115,7 @@ def parse(buffer: bytes | bytearray, paths) -> InlineRequest | None:
         body=bytes(buffer[start:]),
         keep_alive=headers.get("connection", "").lower() != "close",
         raw=bytes(buffer),
+        route=route,
     )
 
 

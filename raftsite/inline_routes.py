@@ -15,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from consensus.metrics import CLIENT_REQUEST_SECONDS, CLIENT_REQUESTS
 
 from .client_limit import PEER_PREFIX
-from .inline_http import Responses
+from .inline_http import Responses, Route, Routes
 from .request_metrics import RequestLatency
 
 # The headers Django's middleware (SecurityMiddleware, XFrameOptionsMiddleware)
@@ -38,6 +38,7 @@ def inline_setup(worker) -> None:
     from consensus.views import NodeUnavailable
     from nodes.errors import error_answer
     from nodes.inline_commands import serve_command
+    from nodes.inline_kv import PREFIX, serve_read
 
     peer_timeout = error_answer(
         NodeUnavailable(
@@ -45,13 +46,15 @@ def inline_setup(worker) -> None:
         )
     )
     post = Responses([("Allow", "POST, OPTIONS"), *SECURITY_HEADERS])
-    worker.inline_routes = {
-        "/api/commands": serve_command,
-        "/raft/append_entries": append_entries_handler(
-            JSONRenderer().render(peer_timeout.body)
-        ),
-    }
-    worker.inline_responses = {"/api/commands": post, "/raft/append_entries": post}
+    routes = Routes()
+    routes.add("/api/commands", Route(serve_command, post))
+    peer_timeout_body = JSONRenderer().render(peer_timeout.body)
+    routes.add(
+        "/raft/append_entries", Route(append_entries_handler(peer_timeout_body), post)
+    )
+    get = Responses([("Allow", "GET, PUT, DELETE, HEAD, OPTIONS"), *SECURITY_HEADERS])
+    routes.add(PREFIX, Route(serve_read, get), prefix=True)
+    worker.inline_routes = routes
     worker.inline_metrics = InlineMetrics()
 
 

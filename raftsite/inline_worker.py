@@ -50,7 +50,7 @@ class InlineExchange:
         """Write the answer (any thread); False if it was answered already."""
         if not self._claim.acquire(blocking=False):
             return False
-        responses = self._worker.inline_responses[self.request.path]
+        responses = self.request.route.responses
         data = responses.build(status, body, self.request.keep_alive, extra_headers)
         self._worker._inline_write(self, data, status)
         return True
@@ -63,6 +63,10 @@ class InlineExchange:
         self._worker.method_queue.defer(self._worker._inline_declined, self)
         return True
 
+    def later(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the worker's main loop (from any thread)."""
+        self._worker.method_queue.defer(fn, *args)
+
     def expire(self) -> None:
         if self._expired is not None:
             self.reply(*self._expired)
@@ -73,10 +77,8 @@ class InlineServing:
     poller, method queue and connection bookkeeping, main loop only unless
     said otherwise)."""
 
-    # Path -> handler(request, exchange) -> whether it took the request.
-    inline_routes: dict = {}
-    # Path -> raftsite.inline_http.Responses.
-    inline_responses: dict = {}
+    # raftsite.inline_http.Routes; empty: nothing is served inline.
+    inline_routes = ()
     # What /metrics counts: taken(request), answered(request, status,
     # seconds), declined(request); None counts nothing.
     inline_metrics = None
@@ -103,7 +105,7 @@ class InlineServing:
             metrics.taken(request)
         try:
             # A handler proposes last: raising, it has changed nothing.
-            taken = self.inline_routes[request.path](request, exchange)
+            taken = request.route.handler(request, exchange)
         except Exception:
             self.log.exception("inline handler failed")
             taken = False

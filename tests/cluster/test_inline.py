@@ -1,5 +1,6 @@
-"""POST /api/commands served inline by the leader's main loop
-(raftsite/inline_worker.py, nodes/inline_commands.py): the same answers as
+"""POST /api/commands, POST /raft/append_entries and GET /api/kv/<key>
+served inline by the worker's main loop (raftsite/inline_worker.py,
+nodes/inline_commands.py, consensus/inline_peers.py, nodes/inline_kv.py): the same answers as
 the ordinary path (a node started with RAFT_INLINE_REQUESTS=0), for what it
 serves and for what it leaves to Django, on kept-alive connections mixing
 both, and the view's 504 when a command cannot commit."""
@@ -8,6 +9,7 @@ import json
 import re
 import socket
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -132,6 +134,51 @@ STALE_HEARTBEAT = (
 )
 def test_peers_get_the_same_answers_as_from_the_view(clusters, raw):
     inline, ordinary = clusters
+    a, b = inline.nodes[0], ordinary.nodes[0]
+    assert normalised(exchange(a, raw), a) == normalised(exchange(b, raw), b)
+
+
+def get(target: bytes, *extra: bytes) -> bytes:
+    return b"\r\n".join([b"GET " + target + b" HTTP/1.1", b"Host: {host}", *extra]) + (
+        b"\r\n\r\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def keys(clusters):
+    """The same keys, written the same way, in both clusters."""
+    for cluster in clusters:
+        node = cluster.nodes[0]
+        for key, value in (("k1", "v1"), ("a/b", "slash"), ("ключ", "юникод")):
+            url = f"{node.base_url}/api/kv/{quote(key, safe='')}"
+            response = cluster.http.put(url, json={"value": value}, timeout=10)
+            assert response.status_code == 200, response.text
+    return clusters
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        get(b"/api/kv/k1"),
+        get(b"/api/kv/k1?consistency=linearizable"),
+        get(b"/api/kv/k1?consistency=leader"),
+        get(b"/api/kv/k1?consistency=stale"),
+        get(b"/api/kv/a%2Fb?consistency=stale"),
+        get(b"/api/kv/a/b"),
+        get(b"/api/kv/%D0%BA%D0%BB%D1%8E%D1%87"),
+        get(b"/api/kv/missing"),
+        get(b"/api/kv/missing?consistency=stale"),
+        # Left to the view.
+        get(b"/api/kv/k1?consistency=eventual"),
+        get(b"/api/kv/k1?consistency=stale&x=1"),
+        get(b"/api/kv/%FF"),
+        get(b"/api/kv/"),
+        get(b"/api/kv/k1", b"Accept: text/html"),
+        get(b"/api/kv/k1", b"Authorization: Token nonsense"),
+    ],
+)
+def test_reads_get_the_same_answers_as_from_the_view(keys, raw):
+    inline, ordinary = keys
     a, b = inline.nodes[0], ordinary.nodes[0]
     assert normalised(exchange(a, raw), a) == normalised(exchange(b, raw), b)
 

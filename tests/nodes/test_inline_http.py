@@ -4,9 +4,10 @@ Django, so the cases that matter are those it must not take."""
 
 import pytest
 
-from raftsite.inline_http import Responses, parse
+from raftsite.inline_http import Responses, Route, Routes, parse
 
-PATHS = {"/api/commands"}
+PATHS = Routes()
+PATHS.add("/api/commands", Route(None, Responses([])))
 BODY = b'{"command": "x"}'
 
 

@@ -1,0 +1,113 @@
+"""GET /api/kv/<key> served inline (raftsite/inline_worker.py): the reads
+KeyView answers from this server's own applied state, without a pool thread.
+
+- ``stale`` on any server, and ``leader`` on the leader: read at once, on
+  the worker's main loop (one SQLite read transaction).
+- ``linearizable`` on the leader: ReadIndex as the view does it
+  (dissertation §6.4): the loop thread confirms the read index with the
+  batch's one round of heartbeats and waits until it has applied through
+  it; then the main loop reads.
+
+Everything else goes to KeyView as before: a follower's ``leader`` read
+(forwarded) and ``linearizable`` one (it asks the leader for the index over
+peer RPC, which blocks), credentials, any query but ``consistency``, a key
+the view would refuse. tests/cluster/test_inline.py holds the two paths to
+the same answers.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import unquote_to_bytes
+
+from django.conf import settings
+from rest_framework.renderers import JSONRenderer
+
+from consensus import kv
+from consensus.errors import NotLeader
+from consensus.runtime import current_runtime
+
+from . import errors, kv_stats
+from .inline_commands import open_api_request
+
+PREFIX = "/api/kv/"
+_render = JSONRenderer().render
+_CONSISTENCY = {
+    "": "linearizable",
+    "consistency=linearizable": "linearizable",
+    "consistency=leader": "leader",
+    "consistency=stale": "stale",
+}
+
+
+def serve_read(request, exchange) -> bool:
+    consistency = _CONSISTENCY.get(request.query)
+    if request.method != "GET" or consistency is None or request.body:
+        return False
+    if not open_api_request(request):
+        return False
+    key = _key(request.path)
+    if key is None:
+        return False
+    runtime = current_runtime()
+    status = runtime.status() if runtime is not None else None
+    if status is None:
+        return False
+    leading = status.role == "leader"
+    if consistency == "stale" or (consistency == "leader" and leading):
+        _read(exchange, key, consistency)
+        return True
+    if consistency != "linearizable" or not leading:
+        return False
+    timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
+    timed_out = errors.error_answer(
+        errors.TimedOut(f"Leadership not confirmed: {_not_confirmed(timeout_s)}.")
+    )
+    exchange.expire_at(
+        time.monotonic() + timeout_s, timed_out.status, _render(timed_out.body)
+    )
+
+    def confirmed(outcome):
+        # On the loop thread: the read itself is the main loop's.
+        if isinstance(outcome, NotLeader):
+            exchange.decline()  # nothing read yet: the view asks the leader
+        elif isinstance(outcome, Exception):
+            exchange.decline()
+        else:
+            exchange.later(_read, exchange, key, consistency)
+
+    runtime.read_index_later(confirmed)
+    return True
+
+
+def _not_confirmed(timeout_s: float) -> str:
+    # CommandTimeout's words in NodeRuntime.read_index.
+    return f"leadership not confirmed within {timeout_s:g} s"
+
+
+def _key(path: str) -> str | None:
+    """The key as Django gives it to KeyView (percent-decoded UTF-8), if
+    the view would take it."""
+    try:
+        key = unquote_to_bytes(path[len(PREFIX) :]).decode("utf-8")
+        return kv.check_key(key)
+    except (UnicodeDecodeError, kv.InvalidKey):
+        return None
+
+
+def _read(exchange, key: str, consistency: str) -> None:
+    kv_stats.served(consistency)
+    item, applied = kv.get(key)
+    if item is None:
+        missing = errors.error_answer(
+            errors.NotFound(f"No key {key!r}.", applied_index=applied)
+        )
+        exchange.reply(missing.status, _render(missing.body))
+        return
+    body = {
+        "key": key,
+        "value": item.value,
+        "revision": item.revision,
+        "applied_index": applied,
+    }
+    exchange.reply(200, _render(body))
