@@ -1,10 +1,11 @@
-"""POST /raft/append_entries served inline (raftsite/inline_worker.py): the
-worker's main loop checks and decodes the message, the loop thread writes
-the reply on the socket once the entries are durable (Raft Figure 2), and
-no pool thread wakes for it. On a follower that was two thread hand-offs
-of every command's path, the second one behind the loop thread's apply.
+"""POST /raft/append_entries and /raft/read_index served inline
+(raftsite/inline_worker.py): the worker's main loop checks and decodes the
+message, the loop thread writes the reply on the socket once the entries
+are durable (Raft Figure 2) or the read index confirmed, and no pool thread
+wakes for it. On a follower that was two thread hand-offs of every
+command's path, the second one behind the loop thread's apply.
 
-Only what AppendEntriesView would answer 200 is served inline: plain HTTP
+Only what the views would answer 200 is served inline: plain HTTP
 (TLS checks the peer's certificate in the view), the cluster secret right
 if one is set, a well-formed message addressed to this server. Anything
 else goes to the view, which answers it as before.
@@ -33,15 +34,7 @@ def append_entries_handler(timeout_body: bytes):
     loop does not answer within RPC_TIMEOUT_S."""
 
     def serve(request, exchange) -> bool:
-        headers = request.headers
-        if (
-            request.method != "POST"
-            or request.query
-            or settings.RAFT_TLS_CA
-            or headers.get("content-type", "").lower() != "application/json"
-            or headers.get("accept") not in (None, "*/*", "application/json")
-            or not _secret_matches(headers.get("x-raft-secret"))
-        ):
+        if not _plain_peer_call(request):
             return False
         runtime = current_runtime()
         if runtime is None:
@@ -57,6 +50,51 @@ def append_entries_handler(timeout_body: bytes):
         return True
 
     return serve
+
+
+def read_index_handler(timeout_body: bytes):
+    """The inline handler of POST /raft/read_index: a follower's read index,
+    answered once the loop has confirmed this leadership (ReadIndexView);
+    ``timeout_body`` is the view's 503 body when that takes longer than
+    RAFT_COMMAND_TIMEOUT_S."""
+
+    def serve(request, exchange) -> bool:
+        if not _plain_peer_call(request):
+            return False
+        runtime = current_runtime()
+        if runtime is None:
+            return False
+        try:
+            data = json.loads(request.body)
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(data, dict) or data.get("dest") != runtime.node_id:
+            return False
+        deadline = time.monotonic() + settings.RAFT_COMMAND_TIMEOUT_S
+        exchange.expire_at(deadline, 503, timeout_body)
+
+        def confirmed(outcome):
+            if isinstance(outcome, Exception):
+                exchange.decline()  # NotLeader: the view's 503, in its words
+            else:
+                exchange.reply(200, _render({"index": outcome}))
+
+        runtime.read_index_later(confirmed, applied=False)
+        return True
+
+    return serve
+
+
+def _plain_peer_call(request) -> bool:
+    headers = request.headers
+    return (
+        request.method == "POST"
+        and not request.query
+        and not settings.RAFT_TLS_CA
+        and headers.get("content-type", "").lower() == "application/json"
+        and headers.get("accept") in (None, "*/*", "application/json")
+        and _secret_matches(headers.get("x-raft-secret"))
+    )
 
 
 def _secret_matches(given: str | None) -> bool:

@@ -62,6 +62,11 @@ SNAPSHOT_SECONDS = Histogram(
     "Time to take one snapshot.",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
 )
+INLINE_REQUESTS = Counter(
+    "raft_inline_requests",
+    "Requests the worker's main loop served itself (raftsite/inline_worker.py).",
+    ["route"],
+)
 CLIENT_REQUESTS = Gauge(
     "raft_client_requests_in_flight", "Client requests (not /raft/) being served."
 )

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import ssl
 import threading
 
 from .peer_connection import close_quietly, open_connection
 from .transport import SECRET_HEADER
 from .validation import MAX_PEER_INT
+
+logger = logging.getLogger(__name__)
 
 READ_INDEX_PATH = "/raft/read_index"
 MAX_ANSWER_BYTES = 4096
@@ -39,6 +42,8 @@ class _Batch:
         self.done = threading.Event()
         self.index: int | None = None
         self.error: ReadIndexUnavailable | None = None
+        # Inline reads' functions, called with the index or the error.
+        self.then: list = []
 
 
 class PeerReads:
@@ -61,16 +66,7 @@ class PeerReads:
     def read_index(self, leader: str, timeout_s: float) -> int:
         """The leader's read index for a read starting now; raises
         ReadIndexUnavailable."""
-        with self._lock:
-            if self._waiting is None or self._waiting.leader != leader:
-                self._waiting = _Batch(leader)
-            batch = self._waiting
-            if self._fetcher is None:
-                self._fetcher = threading.Thread(
-                    target=self._fetch_forever, name="raft-read-index", daemon=True
-                )
-                self._fetcher.start()
-            self._lock.notify()
+        batch = self._join(leader)
         if not batch.done.wait(timeout_s):
             raise ReadIndexUnavailable(
                 f"no read index from the leader {leader} within {timeout_s:g} s"
@@ -78,6 +74,28 @@ class PeerReads:
         if batch.error is not None:
             raise batch.error
         return batch.index
+
+    def read_index_later(self, leader: str, then) -> None:
+        """read_index without waiting: ``then(index)``, or
+        ``then(ReadIndexUnavailable)``, on the fetcher thread (an inline
+        read, nodes/inline_kv.py). No timeout but the request's own."""
+        self._join(leader, then)
+
+    def _join(self, leader: str, then=None) -> _Batch:
+        """The batch a read starting now rides in."""
+        with self._lock:
+            if self._waiting is None or self._waiting.leader != leader:
+                self._waiting = _Batch(leader)
+            batch = self._waiting
+            if then is not None:
+                batch.then.append(then)
+            if self._fetcher is None:
+                self._fetcher = threading.Thread(
+                    target=self._fetch_forever, name="raft-read-index", daemon=True
+                )
+                self._fetcher.start()
+            self._lock.notify()
+        return batch
 
     def _fetch_forever(self) -> None:
         while True:
@@ -95,6 +113,11 @@ class PeerReads:
                 self._drop(batch.leader)
                 batch.error = ReadIndexUnavailable(f"asking {batch.leader}: {exc!r}")
             batch.done.set()
+            for then in batch.then:
+                try:
+                    then(batch.error if batch.error is not None else batch.index)
+                except Exception:
+                    logger.exception("answering an inline read failed")
 
     def _ask(self, leader: str, timeout_s: float) -> int:
         """One request for a read index (the fetcher thread's)."""

@@ -49,8 +49,8 @@ class ReadRuntimeMixin:
         # rows: a read that waited on it could be served from the state
         # before the entries it waited for (a stale linearizable read).
         self._visible_applied = 0
-        # Loop thread only: (index, n, fn) to call once _visible_applied
-        # reaches index (inline reads, read_index_later).
+        # (index, n, fn) to call once _visible_applied reaches index
+        # (inline reads: when_applied; guarded by _applied).
         self._applied_waiters: list = []
         self._applied_order = itertools.count()
 
@@ -83,19 +83,31 @@ class ReadRuntimeMixin:
             raise slot.error
         return slot.value
 
-    def read_index_later(self, then) -> None:
+    def read_index_later(self, then, applied: bool = True) -> None:
         """read_index without waiting: ``then(index)`` on the loop thread
-        once this leader has confirmed its read index and applied through
-        it, or ``then(exc)`` with NotLeader. No timeout: the caller keeps
-        its own deadline."""
+        once this leader has confirmed its read index (and, if
+        ``applied``, applied through it), or ``then(exc)`` with NotLeader.
+        No timeout: the caller keeps its own deadline."""
 
         def confirmed(slot):
-            if slot.error is not None:
-                then(slot.error)
+            if slot.error is not None or not applied:
+                then(slot.error or slot.value)
             else:
-                self._when_applied(slot.value, lambda: then(slot.value))
+                self.when_applied(slot.value, lambda: then(slot.value))
 
         self._inbox.put(_Read(Then(confirmed, self._due)))
+
+    def when_applied(self, index: int, fn) -> None:
+        """Call ``fn()`` once the state machine has applied through
+        ``index`` and readers may see it: now, on this thread, if it has,
+        else on the loop thread. ``fn`` must not block."""
+        with self._applied:
+            if self._visible_applied < index:
+                heapq.heappush(
+                    self._applied_waiters, (index, next(self._applied_order), fn)
+                )
+                return
+        fn()
 
     def wait_applied(self, index: int, timeout: float) -> bool:
         """Block until the state machine has applied through ``index``;
@@ -148,24 +160,17 @@ class ReadRuntimeMixin:
                 slot.set(error=error)
             self._read_slots.clear()
 
-    def _when_applied(self, index: int, fn) -> None:
-        # Loop thread, after _notify_applied: its count is current.
-        if self._visible_applied >= index:
-            fn()
-        else:
-            heapq.heappush(
-                self._applied_waiters, (index, next(self._applied_order), fn)
-            )
-
     def _notify_applied(self) -> None:
         """Called once what the state machine applied is committed (and at
         start, once it is loaded): readers may now see it."""
+        due = []
         with self._applied:
             self._visible_applied = self._state_machine.last_applied
             self._applied.notify_all()
-        waiters = self._applied_waiters
-        while waiters and waiters[0][0] <= self._visible_applied:
-            fn = heapq.heappop(waiters)[2]
+            waiters = self._applied_waiters
+            while waiters and waiters[0][0] <= self._visible_applied:
+                due.append(heapq.heappop(waiters)[2])
+        for fn in due:
             try:
                 fn()
             except Exception:

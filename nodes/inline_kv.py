@@ -3,15 +3,15 @@ KeyView answers from this server's own applied state, without a pool thread.
 
 - ``stale`` on any server, and ``leader`` on the leader: read at once, on
   the worker's main loop (one SQLite read transaction).
-- ``linearizable`` on the leader: ReadIndex as the view does it
-  (dissertation §6.4): the loop thread confirms the read index with the
-  batch's one round of heartbeats and waits until it has applied through
-  it; then the main loop reads.
+- ``linearizable``: ReadIndex as the view does it (dissertation §6.4): the
+  leader's loop thread confirms the read index with the batch's one round
+  of heartbeats (a follower asks the leader for it, consensus/peer_reads.py),
+  and once this server has applied through it the main loop reads.
 
 Everything else goes to KeyView as before: a follower's ``leader`` read
-(forwarded) and ``linearizable`` one (it asks the leader for the index over
-peer RPC, which blocks), credentials, any query but ``consistency``, a key
-the view would refuse. tests/cluster/test_inline.py holds the two paths to
+(forwarded), credentials, any query but ``consistency``, a key the view
+would refuse, and a read whose index could not be had (the view tries
+again and words the error). tests/cluster/test_inline.py holds the two paths to
 the same answers.
 """
 
@@ -24,7 +24,6 @@ from django.conf import settings
 from rest_framework.renderers import JSONRenderer
 
 from consensus import kv
-from consensus.errors import NotLeader
 from consensus.runtime import current_runtime
 
 from . import errors, kv_stats
@@ -57,8 +56,14 @@ def serve_read(request, exchange) -> bool:
     if consistency == "stale" or (consistency == "leader" and leading):
         _read(exchange, key, consistency)
         return True
-    if consistency != "linearizable" or not leading:
-        return False
+    if consistency != "linearizable":
+        return False  # a follower forwards a leader read
+    members = {server.id for server in status.servers}
+    leader = status.leader
+    if not leading and (
+        leader is None or leader == runtime.node_id or leader not in members
+    ):
+        return False  # no leader to ask: the view's 503
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
     timed_out = errors.error_answer(
         errors.TimedOut(f"Leadership not confirmed: {_not_confirmed(timeout_s)}.")
@@ -68,15 +73,23 @@ def serve_read(request, exchange) -> bool:
     )
 
     def confirmed(outcome):
-        # On the loop thread: the read itself is the main loop's.
-        if isinstance(outcome, NotLeader):
-            exchange.decline()  # nothing read yet: the view asks the leader
-        elif isinstance(outcome, Exception):
+        # Nothing is read yet when the index fails: the view tries again and
+        # words the error.
+        if isinstance(outcome, Exception):
             exchange.decline()
         else:
-            exchange.later(_read, exchange, key, consistency)
+            runtime.when_applied(
+                outcome, lambda: exchange.later(_read, exchange, key, consistency)
+            )
 
-    runtime.read_index_later(confirmed)
+    if leading:
+        # Dissertation §6.4: the loop confirms leadership with one round of
+        # heartbeats for every read waiting, then this node's own apply.
+        runtime.read_index_later(confirmed, applied=False)
+    else:
+        # A follower asks the leader for the index (consensus/peer_reads.py,
+        # batched), then waits for its own apply.
+        runtime.peer_reads.read_index_later(leader, confirmed)
     return True
 
 

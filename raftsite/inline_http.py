@@ -21,11 +21,15 @@ from django.http.request import split_domain_port, validate_host
 
 # A head longer than this goes the ordinary way (gunicorn's limits apply).
 MAX_HEAD_BYTES = 8192
+# The longest body the main loop waits for (one read of the worker's).
+MAX_INLINE_BODY = 60 * 1024
 _UNSUPPORTED = (b"transfer-encoding", b"expect", b"upgrade")
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    # The route's template, for /metrics.
+    name: str
     # handler(request, exchange) -> whether it took the request
     # (raftsite/inline_worker.py); responses: the head of its answers.
     handler: object
@@ -117,6 +121,31 @@ def parse(buffer: bytes | bytearray, routes: Routes) -> InlineRequest | None:
         raw=bytes(buffer),
         route=route,
     )
+
+
+def body_pending(buffer: bytes | bytearray, routes: Routes) -> bool:
+    """Whether ``buffer`` holds the whole head of a request to an inline
+    route whose body has not all arrived (clients such as http.client send
+    the body in a send of its own): the main loop waits for the rest, as
+    for a head. A length over MAX_INLINE_BODY or any Transfer-Encoding is
+    a pool thread's to read."""
+    end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD_BYTES)
+    if end < 0:
+        return False
+    head = bytes(buffer[:end]).lower()
+    parts = head[: head.find(b"\r\n")].split(b" ")
+    if len(parts) != 3 or b"\r\ntransfer-encoding:" in head:
+        return False
+    if routes.find(parts[1].partition(b"?")[0].decode("latin-1")) is None:
+        return False
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0:
+        return False
+    line_end = head.find(b"\r\n", at + 2)
+    value = head[at + 17 : line_end if line_end >= 0 else len(head)].strip()
+    if not value.isdigit() or int(value) > MAX_INLINE_BODY:
+        return False
+    return len(buffer) < end + 4 + int(value)
 
 
 def _host_allowed(host: str | None) -> bool:

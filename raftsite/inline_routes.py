@@ -12,7 +12,7 @@ from django.apps import apps
 from django.conf import settings
 from rest_framework.renderers import JSONRenderer
 
-from consensus.metrics import CLIENT_REQUEST_SECONDS, CLIENT_REQUESTS
+from consensus.metrics import CLIENT_REQUEST_SECONDS, CLIENT_REQUESTS, INLINE_REQUESTS
 
 from .client_limit import PEER_PREFIX
 from .inline_http import Responses, Route, Routes
@@ -33,29 +33,39 @@ def inline_setup(worker) -> None:
     the worker serves another WSGI application than this project's."""
     if not apps.ready or not settings.RAFT_INLINE_REQUESTS:
         return
-    from consensus.errors import CommandTimeout
-    from consensus.inline_peers import append_entries_handler
-    from consensus.views import NodeUnavailable
-    from nodes.errors import error_answer
+    from consensus.inline_peers import append_entries_handler, read_index_handler
     from nodes.inline_commands import serve_command
     from nodes.inline_kv import PREFIX, serve_read
 
-    peer_timeout = error_answer(
-        NodeUnavailable(
-            str(CommandTimeout("the node did not process the request in time"))
-        )
-    )
     post = Responses([("Allow", "POST, OPTIONS"), *SECURITY_HEADERS])
-    routes = Routes()
-    routes.add("/api/commands", Route(serve_command, post))
-    peer_timeout_body = JSONRenderer().render(peer_timeout.body)
-    routes.add(
-        "/raft/append_entries", Route(append_entries_handler(peer_timeout_body), post)
-    )
     get = Responses([("Allow", "GET, PUT, DELETE, HEAD, OPTIONS"), *SECURITY_HEADERS])
-    routes.add(PREFIX, Route(serve_read, get), prefix=True)
+    timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
+    routes = Routes()
+    routes.add("/api/commands", Route("/api/commands", serve_command, post))
+    routes.add(PREFIX, Route("/api/kv/{key}", serve_read, get), prefix=True)
+    # The views' 503s when the loop does not answer in time (PeerView,
+    # ReadIndexView).
+    stalled = _unavailable("the node did not process the request in time")
+    routes.add(
+        "/raft/append_entries",
+        Route("/raft/append_entries", append_entries_handler(stalled), post),
+    )
+    no_index = _unavailable(
+        f"no read index here: leadership not confirmed within {timeout_s:g} s"
+    )
+    routes.add(
+        "/raft/read_index",
+        Route("/raft/read_index", read_index_handler(no_index), post),
+    )
     worker.inline_routes = routes
     worker.inline_metrics = InlineMetrics()
+
+
+def _unavailable(detail: str) -> bytes:
+    from consensus.views import NodeUnavailable
+    from nodes.errors import error_answer
+
+    return JSONRenderer().render(error_answer(NodeUnavailable(detail)).body)
 
 
 class InlineMetrics:
@@ -70,6 +80,7 @@ class InlineMetrics:
             CLIENT_REQUESTS.inc()
 
     def answered(self, request, status: int, seconds: float) -> None:
+        INLINE_REQUESTS.labels(request.route.name).inc()
         if not request.path.startswith(PEER_PREFIX):
             CLIENT_REQUESTS.dec()
             self._latency.observe(request.method, request.path, str(status), seconds)

@@ -116,6 +116,13 @@ class InlineServing:
             conn.head += request.raw
         return taken
 
+    def _inline_body_pending(self, conn) -> bool:
+        """Whether the main loop should wait for the rest of an inline
+        request's body (raftsite/inline_http.body_pending)."""
+        from .inline_http import body_pending
+
+        return bool(self.inline_routes) and body_pending(conn.head, self.inline_routes)
+
     def _inline_expiring(self, exchange):
         heapq.heappush(
             self._inline_deadlines,

@@ -313,7 +313,7 @@ class RaftThreadWorker(InlineServing, gthread.ThreadWorker):
             complete = _read_head(conn)
             if complete is None:
                 return self._drop(conn)
-            if not complete:
+            if not complete or self._inline_body_pending(conn):
                 return
         self.reading_conns.pop(conn, None)
         self.poller.unregister(conn.sock)
@@ -335,7 +335,7 @@ class RaftThreadWorker(InlineServing, gthread.ThreadWorker):
         if complete is None:
             self.nr_conns -= 1
             conn.close()
-        elif not complete:
+        elif not complete or self._inline_body_pending(conn):
             self._await_head(conn)
         elif not self._serve_inline(conn):
             conn.data_ready = True
@@ -375,6 +375,15 @@ class RaftThreadWorker(InlineServing, gthread.ThreadWorker):
             # A stopping worker does not wait for heads still on their way.
             if self.alive and conn.head_deadline > now:
                 break
+            if self.alive and conn.head_complete():
+                # A body awaited for an inline route: a thread reads the
+                # rest, and answers 400 if it does not come.
+                self.reading_conns.pop(conn)
+                self.poller.unregister(conn.sock)
+                conn.head_deadline = None
+                conn.data_ready = True
+                self.enqueue_req(conn)
+                continue
             self._drop(conn)
 
     def _keepalive_after(self, conn, keepalive):

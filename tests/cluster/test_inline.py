@@ -18,6 +18,7 @@ from .harness import wait_until
 
 pytestmark = pytest.mark.cluster
 
+READ_TIMEOUT_S = 2
 # A fixed stamp: the Date header is the only one that may differ.
 DATE = re.compile(rb"\r\nDate: [^\r]*")
 
@@ -25,10 +26,14 @@ DATE = re.compile(rb"\r\nDate: [^\r]*")
 @pytest.fixture(scope="module")
 def clusters(tmp_path_factory):
     """Two one-node clusters: inline serving on (the default) and off."""
+    env = {"RAFT_READ_TIMEOUT_S": str(READ_TIMEOUT_S)}
     with (
-        running_cluster(tmp_path_factory, "inline", size=1) as inline,
+        running_cluster(tmp_path_factory, "inline", size=1, env=env) as inline,
         running_cluster(
-            tmp_path_factory, "ordinary", size=1, env={"RAFT_INLINE_REQUESTS": "0"}
+            tmp_path_factory,
+            "ordinary",
+            size=1,
+            env={**env, "RAFT_INLINE_REQUESTS": "0"},
         ) as ordinary,
     ):
         yield inline, ordinary
@@ -230,16 +235,32 @@ def test_a_kept_alive_connection_mixes_inline_and_ordinary_requests(clusters):
     )
 
 
-def test_a_body_that_arrives_late_is_read_by_the_ordinary_path(clusters):
+def test_a_body_sent_after_its_head_is_awaited_by_the_main_loop(clusters):
+    """http.client sends a body in a send of its own."""
     inline, _ = clusters
     node = inline.nodes[0]
     raw = post(b'{"command": "late"}').replace(b"{host}", node.address.encode())
+    before = inline_count(inline, node, "/api/commands")
     with socket.create_connection((node.host, node.port), timeout=10) as sock:
         sock.sendall(raw[:-5])
         time.sleep(0.2)  # the head alone first: not a synchronisation
         sock.sendall(raw[-5:])
         response = read_response(sock)
     assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+    assert inline_count(inline, node, "/api/commands") == before + 1
+
+
+def test_a_body_that_never_comes_gets_the_views_400(clusters):
+    inline, _ = clusters
+    node = inline.nodes[0]
+    raw = post(b'{"command": "never"}').replace(b"{host}", node.address.encode())
+    started = time.monotonic()
+    with socket.create_connection((node.host, node.port), timeout=30) as sock:
+        sock.sendall(raw[:-5])
+        response = read_response(sock)
+    assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
+    # The main loop waited its read timeout, then a thread its own.
+    assert time.monotonic() - started >= READ_TIMEOUT_S
 
 
 def test_connection_close_is_honoured(clusters):
@@ -282,3 +303,43 @@ def test_a_command_that_cannot_commit_gets_the_views_504(
             20,
             "a command after the stall",
         )
+
+
+def inline_count(cluster, node, route: str) -> float:
+    """raft_inline_requests_total of ``route`` on ``node`` (0 if none yet)."""
+    text = cluster.get(node, "/metrics").text
+    series = f'raft_inline_requests_total{{route="{route}"}} '
+    found = re.search("^" + re.escape(series) + r"(\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_every_server_reads_its_last_write_inline(tmp_path_factory):
+    """Linearizable reads on the leader and on followers (which ask the
+    leader for the read index inline too) see each write acknowledged
+    before them; stale reads answer from each server's own state."""
+    with running_cluster(tmp_path_factory, "reads", size=3) as cluster:
+        leader = cluster.leader()
+        followers = cluster.others(leader)
+        before = {
+            n.address: inline_count(cluster, n, "/api/kv/{key}") for n in cluster.nodes
+        }
+        peer_before = inline_count(cluster, leader, "/raft/read_index")
+        for i in range(20):
+            url = f"{leader.base_url}/api/kv/lin"
+            put = cluster.http.put(url, json={"value": f"v{i}"}, timeout=10)
+            assert put.status_code == 200, put.text
+            for node in cluster.nodes:
+                got = cluster.get(node, "/api/kv/lin")
+                assert got.status_code == 200, got.text
+                assert got.json()["value"] == f"v{i}", node.address
+                assert got.json()["applied_index"] >= put.json()["revision"]
+        stale = cluster.get(followers[0], "/api/kv/lin", consistency="stale")
+        assert stale.status_code == 200 and stale.json()["value"].startswith("v")
+        for node in cluster.nodes:
+            served = inline_count(cluster, node, "/api/kv/{key}") - before[node.address]
+            assert served >= 20, (node.address, served)
+        # Each follower's reads asked the leader for an index, inline.
+        assert inline_count(cluster, leader, "/raft/read_index") - peer_before >= 40
+        # And its AppendEntries were answered inline on the followers.
+        for node in followers:
+            assert inline_count(cluster, node, "/raft/append_entries") > 0

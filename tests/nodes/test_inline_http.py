@@ -4,10 +4,10 @@ Django, so the cases that matter are those it must not take."""
 
 import pytest
 
-from raftsite.inline_http import Responses, Route, Routes, parse
+from raftsite.inline_http import Responses, Route, Routes, body_pending, parse
 
 PATHS = Routes()
-PATHS.add("/api/commands", Route(None, Responses([])))
+PATHS.add("/api/commands", Route("/api/commands", None, Responses([])))
 BODY = b'{"command": "x"}'
 
 
@@ -105,3 +105,26 @@ def test_responses_carry_the_routes_headers_and_length():
     assert fields["Retry-After"] == "1"
     assert fields["Date"].endswith(" GMT")
     assert body == b'{"error":"timeout"}'
+
+
+def test_a_body_still_on_its_way_is_awaited():
+    raw = request(b"Content-Type: application/json")
+    head_only = raw[: raw.index(b"\r\n\r\n") + 4]
+    assert body_pending(head_only, PATHS)
+    assert body_pending(raw[:-1], PATHS)
+    assert not body_pending(raw, PATHS)  # all there
+    assert not body_pending(head_only[:-2], PATHS)  # the head is not
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        request(line=b"POST /api/status HTTP/1.1")[:-4],
+        request(b"Transfer-Encoding: chunked", body=None),
+        request(b"Content-Length: 70000", body=None),
+        request(b"Content-Length: x", body=None),
+        request(body=None).replace(b"Content-Length: 0", b""),
+    ],
+)
+def test_only_an_inline_routes_short_body_is_awaited(raw):
+    assert not body_pending(raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n", PATHS)
