@@ -13,6 +13,7 @@ the two paths to the same answers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -69,8 +70,7 @@ def serve_command(request, exchange) -> bool:
     if plain is None:
         return False
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
-    status_code, body, _ = _error(CommandTimeout("inline"), timeout_s)
-    exchange.expire_at(time.monotonic() + timeout_s, status_code, body)
+    exchange.expire_at(time.monotonic() + timeout_s, *_timed_out(timeout_s))
     runtime.propose_command(
         *plain, lambda outcome: _answer(exchange, runtime.node_id, outcome, timeout_s)
     )
@@ -93,6 +93,13 @@ def _answer(exchange, leader: str, outcome, timeout_s: float) -> None:
         status_code, body, retry_after = _error(outcome, timeout_s)
         extra = (("Retry-After", retry_after),) if retry_after else ()
         exchange.reply(status_code, body, extra)
+
+
+@functools.cache
+def _timed_out(timeout_s: float) -> tuple[int, bytes]:
+    """The view's 504 after ``timeout_s`` (the same for every command)."""
+    status_code, body, _ = _error(CommandTimeout("not committed"), timeout_s)
+    return status_code, body
 
 
 def _error(exc: Exception, timeout_s: float) -> tuple[int, bytes, str | None]:

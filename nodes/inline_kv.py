@@ -17,6 +17,7 @@ the same answers.
 
 from __future__ import annotations
 
+import functools
 import time
 from urllib.parse import unquote_to_bytes
 
@@ -65,12 +66,7 @@ def serve_read(request, exchange) -> bool:
     ):
         return False  # no leader to ask: the view's 503
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
-    timed_out = errors.error_answer(
-        errors.TimedOut(f"Leadership not confirmed: {_not_confirmed(timeout_s)}.")
-    )
-    exchange.expire_at(
-        time.monotonic() + timeout_s, timed_out.status, _render(timed_out.body)
-    )
+    exchange.expire_at(time.monotonic() + timeout_s, *_not_confirmed(timeout_s))
 
     def confirmed(outcome):
         # Nothing is read yet when the index fails: the view tries again and
@@ -93,9 +89,17 @@ def serve_read(request, exchange) -> bool:
     return True
 
 
-def _not_confirmed(timeout_s: float) -> str:
-    # CommandTimeout's words in NodeRuntime.read_index.
-    return f"leadership not confirmed within {timeout_s:g} s"
+@functools.cache
+def _not_confirmed(timeout_s: float) -> tuple[int, bytes]:
+    """The view's 504 when the read index takes longer than ``timeout_s``
+    (CommandTimeout's words in NodeRuntime.read_index)."""
+    answer = errors.error_answer(
+        errors.TimedOut(
+            "Leadership not confirmed: leadership not confirmed within"
+            f" {timeout_s:g} s."
+        )
+    )
+    return answer.status, _render(answer.body)
 
 
 def _key(path: str) -> str | None:
