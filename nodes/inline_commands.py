@@ -4,8 +4,9 @@ applied, and no pool thread or Django request cycle is involved.
 
 Inline serving takes only what the view would answer with the leader's
 plain 200 or a write error: a plain single command (nodes.serializers.
-plain_command), JSON, no credentials (an open API: RAFT_AUTH_REQUIRED off and
-no token, caller or cookie), no content negotiation, on the leader. Anything
+plain_command), JSON, a caller the view would let write (no token on an open
+API, or a valid token with the write permission; no cookie or follower's
+vouching), no content negotiation, on the leader. Anything
 else, and a command the runtime refuses as NotLeader (nothing appended),
 goes to CommandsView as before. tests/nodes/test_inline_commands.py holds
 the two paths to the same answers.
@@ -22,6 +23,7 @@ from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
+from consensus import access
 from consensus.errors import CommandTimeout, NotLeader
 from consensus.runtime import current_runtime
 from consensus.status import CommandResult
@@ -30,23 +32,34 @@ from .errors import error_answer, internal_error_body
 from .serializers import plain_command
 from .write_errors import COMMAND, write_errors
 
-# Headers that make the request the view's: credentials, a session, a
-# follower's vouching, a wish for another representation.
-_VIEW_HEADERS = ("authorization", "cookie", "x-raft-caller", "x-raft-forwarded")
+# Headers that make the request the view's: a session, a follower's
+# vouching, a wish for another representation.
+_VIEW_HEADERS = ("cookie", "x-raft-caller", "x-raft-forwarded")
 _ACCEPTED = (None, "*/*", "application/json")
 _render = JSONRenderer().render
 logger = logging.getLogger("nodes.api")
 
 
-def open_api_request(request) -> bool:
-    """Whether the request is an anonymous call of an open API that wants
-    the JSON answer: the only ones served inline."""
+def caller_may(request, permission: str) -> bool:
+    """Whether the request's caller may do what needs ``permission`` as the
+    view's authentication and permission classes would let it (nodes/auth.py),
+    and wants the JSON answer. False leaves the request to the view, which
+    words any refusal (401, 403, 406)."""
     headers = request.headers
-    return not (
-        settings.RAFT_AUTH_REQUIRED
-        or any(name in headers for name in _VIEW_HEADERS)
+    if (
+        any(name in headers for name in _VIEW_HEADERS)
         or headers.get("accept") not in _ACCEPTED
-    )
+    ):
+        return False
+    authorization = headers.get("authorization")
+    if authorization is None:
+        return not settings.RAFT_AUTH_REQUIRED
+    # DRF's TokenAuthentication: "Token <token>", the keyword in any case.
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "token":
+        return False
+    credential = access.authenticate(parts[1])
+    return credential is not None and permission in credential.permissions
 
 
 def serve_command(request, exchange) -> bool:
@@ -55,7 +68,7 @@ def serve_command(request, exchange) -> bool:
     if (
         request.method != "POST"
         or request.query
-        or not open_api_request(request)
+        or not caller_may(request, "write")
         or request.headers.get("content-type", "").lower() != "application/json"
     ):
         return False

@@ -9,7 +9,8 @@ KeyView answers from this server's own applied state, without a pool thread.
   and once this server has applied through it the main loop reads.
 
 Everything else goes to KeyView as before: a follower's ``leader`` read
-(forwarded), credentials, any query but ``consistency``, a key the view
+(forwarded), a caller the view would refuse (nodes.inline_commands.caller_may),
+any query but ``consistency``, a key the view
 would refuse, and a read whose index could not be had (the view tries
 again and words the error). tests/cluster/test_inline.py holds the two paths to
 the same answers.
@@ -28,7 +29,7 @@ from consensus import kv
 from consensus.runtime import current_runtime
 
 from . import errors, kv_stats
-from .inline_commands import open_api_request
+from .inline_commands import caller_may
 
 PREFIX = "/api/kv/"
 _render = JSONRenderer().render
@@ -44,7 +45,7 @@ def serve_read(request, exchange) -> bool:
     consistency = _CONSISTENCY.get(request.query)
     if request.method != "GET" or consistency is None or request.body:
         return False
-    if not open_api_request(request):
+    if not caller_may(request, "read"):
         return False
     key = _key(request.path)
     if key is None:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from .conftest import running_cluster
-from .harness import wait_until
+from .harness import manage, one_line_failure, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -343,3 +343,87 @@ def test_every_server_reads_its_last_write_inline(tmp_path_factory):
         # And its AppendEntries were answered inline on the followers.
         for node in followers:
             assert inline_count(cluster, node, "/raft/append_entries") > 0
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """Two one-node clusters with RAFT_AUTH=required, inline serving on and
+    off, each with the same users: (inline, ordinary, {name: tokens})."""
+    env = {"RAFT_AUTH": "required"}
+    with (
+        running_cluster(tmp_path_factory, "auth-inline", size=1, env=env) as inline,
+        running_cluster(
+            tmp_path_factory,
+            "auth-ordinary",
+            size=1,
+            env={**env, "RAFT_INLINE_REQUESTS": "0"},
+        ) as ordinary,
+    ):
+        tokens = {}
+        for cluster in (inline, ordinary):
+            address = cluster.nodes[0].address
+            made = {}
+            for name, permissions in (
+                ("root", "read,write,admin"),
+                ("writer", "write"),
+                ("reader", "read"),
+            ):
+                more = ["--token", made["root"]] if made else []
+                result = manage(
+                    "createtoken", "--username", name, "--permissions",
+                    permissions, "-S", address, *more,
+                )  # fmt: skip
+                assert result.returncode == 0, one_line_failure(result)
+                made[name] = result.stdout.strip().splitlines()[-1]
+            tokens[cluster] = made
+        for cluster in (inline, ordinary):
+            node = cluster.nodes[0]
+            put = cluster.http.put(
+                f"{node.base_url}/api/kv/k1",
+                json={"value": "v1"},
+                headers={"Authorization": f"Token {tokens[cluster]['writer']}"},
+                timeout=10,
+            )
+            assert put.status_code == 200, put.text
+        yield inline, ordinary, tokens
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        post(b'{"command": "x"}', b"Authorization: Token {writer}"),
+        post(b'{"command": "x"}', b"Authorization: token {root}"),
+        get(b"/api/kv/k1", b"Authorization: Token {reader}"),
+        get(b"/api/kv/k1?consistency=stale", b"Authorization: Token {root}"),
+        # The view's refusals.
+        post(b'{"command": "x"}'),
+        post(b'{"command": "x"}', b"Authorization: Token {reader}"),
+        post(b'{"command": "x"}', b"Authorization: Token nonsense"),
+        post(b'{"command": "x"}', b"Authorization: Token"),
+        post(b'{"command": "x"}', b"Authorization: Bearer {writer}"),
+        get(b"/api/kv/k1"),
+        get(b"/api/kv/k1", b"Authorization: Token {writer}"),
+    ],
+)
+def test_tokens_get_the_same_answers_as_from_the_view(secured, raw):
+    inline, ordinary, tokens = secured
+    answers = []
+    for cluster in (inline, ordinary):
+        request = raw
+        for name, token in tokens[cluster].items():
+            request = request.replace(b"{%s}" % name.encode(), token.encode())
+        node = cluster.nodes[0]
+        answers.append(normalised(exchange(node, request), node))
+    assert answers[0] == answers[1]
+    if b"{writer}" in raw and b"Token {writer}" in raw and raw.startswith(b"POST"):
+        assert answers[0][0] == b"HTTP/1.1 200 OK"
+
+
+def test_a_token_with_the_permission_is_served_inline(secured):
+    inline, _, tokens = secured
+    node = inline.nodes[0]
+    writer = b"Authorization: Token " + tokens[inline]["writer"].encode()
+    before = inline_count(inline, node, "/api/commands")
+    answer = exchange(node, post(b'{"command": "by token"}', writer))
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert inline_count(inline, node, "/api/commands") == before + 1
