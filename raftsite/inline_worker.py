@@ -19,11 +19,6 @@ import threading
 import time
 from itertools import count
 
-# A request whose answer has not left within this many seconds of the
-# last byte written loses its connection (as a pool thread's write would).
-WRITE_TIMEOUT_S = 10.0
-
-
 class InlineExchange:
     """One inline request on its connection: answered exactly once, by
     ``reply``, by ``decline`` (the ordinary path serves it after all), or
@@ -84,9 +79,9 @@ class InlineServing:
     inline_metrics = None
 
     def _inline_init(self):
-        self._inline_deadlines: list = []  # (deadline, n, exchange) heap
+        # (deadline, n, fn): what the main loop does at each deadline.
+        self._inline_deadlines: list = []
         self._inline_order = count()
-        self._inline_in_flight: set[InlineExchange] = set()
 
     def _serve_inline(self, conn) -> bool:
         """Serve the request in ``conn.head`` inline if it is one; False
@@ -97,7 +92,6 @@ class InlineServing:
         if request is None:
             return False
         exchange = InlineExchange(self, conn, request)
-        self._inline_in_flight.add(exchange)
         conn.head.clear()
         conn.inline_started = time.perf_counter()
         metrics = self.inline_metrics
@@ -112,7 +106,6 @@ class InlineServing:
         if not taken:
             if metrics is not None:
                 metrics.declined(request)
-            self._inline_in_flight.discard(exchange)
             conn.head += request.raw
         return taken
 
@@ -124,10 +117,10 @@ class InlineServing:
         return bool(self.inline_routes) and body_pending(conn.head, self.inline_routes)
 
     def _inline_expiring(self, exchange):
-        heapq.heappush(
-            self._inline_deadlines,
-            (exchange.deadline, next(self._inline_order), exchange),
-        )
+        self._at(exchange.deadline, exchange.expire)
+
+    def _at(self, deadline: float, fn) -> None:
+        heapq.heappush(self._inline_deadlines, (deadline, next(self._inline_order), fn))
 
     def _inline_write(self, exchange, data: bytes, status: int) -> None:
         # Any thread: the connection is in no poller while its request is
@@ -150,14 +143,17 @@ class InlineServing:
         if rest is None:
             return self._inline_close(exchange)
         if rest:
+            # A reader slower than the socket's buffer: the main loop writes
+            # the rest as it can, and gives up after RAFT_READ_TIMEOUT_S
+            # without progress, as a pool thread's write would.
             conn.inline_rest = rest
-            conn.inline_write_deadline = time.monotonic() + WRITE_TIMEOUT_S
+            conn.inline_write_deadline = time.monotonic() + self.read_timeout_s
             self.poller.register(
                 conn.sock, selectors.EVENT_WRITE,
                 lambda _sock: self._inline_write_more(exchange),
             )  # fmt: skip
+            self._at(conn.inline_write_deadline, lambda: self._write_due(exchange))
             return
-        self._inline_in_flight.discard(exchange)
         if not exchange.request.keep_alive or not self.alive:
             self.nr_conns -= 1
             conn.close()
@@ -175,23 +171,29 @@ class InlineServing:
             return self._inline_close(exchange)
         conn.inline_rest = conn.inline_rest[sent:]
         if sent:
-            conn.inline_write_deadline = time.monotonic() + WRITE_TIMEOUT_S
-        if conn.inline_rest and time.monotonic() < conn.inline_write_deadline:
+            conn.inline_write_deadline = time.monotonic() + self.read_timeout_s
+        if not conn.inline_rest:
+            self.poller.unregister(conn.sock)
+            self._inline_written(exchange, b"")
+
+    def _write_due(self, exchange) -> None:
+        conn = exchange.conn
+        if not conn.inline_rest:
+            return  # written (or closed) meanwhile
+        if time.monotonic() < conn.inline_write_deadline:
+            self._at(conn.inline_write_deadline, lambda: self._write_due(exchange))
             return
         self.poller.unregister(conn.sock)
-        if conn.inline_rest:
-            return self._inline_close(exchange)
-        self._inline_written(exchange, b"")
+        self._inline_close(exchange)
 
     def _inline_close(self, exchange) -> None:
-        self._inline_in_flight.discard(exchange)
+        exchange.conn.inline_rest = b""
         self.nr_conns -= 1
         exchange.conn.close()
 
     def _inline_declined(self, exchange) -> None:
         if self.inline_metrics is not None:
             self.inline_metrics.declined(exchange.request)
-        self._inline_in_flight.discard(exchange)
         exchange.conn.head += exchange.request.raw
         exchange.conn.data_ready = True
         self.enqueue_req(exchange.conn)
@@ -201,5 +203,5 @@ class InlineServing:
         deadlines = self._inline_deadlines
         now = time.monotonic()
         while deadlines and deadlines[0][0] <= now:
-            heapq.heappop(deadlines)[2].expire()
+            heapq.heappop(deadlines)[2]()
         return deadlines[0][0] - now if deadlines else None

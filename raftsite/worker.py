@@ -137,6 +137,11 @@ class RaftConn(gthread.TConn):
         self.head = bytearray()
         # When the head being read must be complete (time.monotonic()).
         self.head_deadline = None
+        # An inline request's (raftsite/inline_worker.py): when it came
+        # (time.perf_counter()), and what of its answer is still to write.
+        self.inline_started = 0.0
+        self.inline_rest = b""
+        self.inline_write_deadline = 0.0
 
     def init(self):
         # Called before every request in the pool thread; TConn.init makes the

@@ -1,0 +1,194 @@
+"""raftsite.inline_worker.InlineServing on real sockets, with a stand-in for
+the rest of the worker (its poller, method queue and connection
+bookkeeping): answered once, declined back to the ordinary path, expired at
+the deadline, and an answer larger than the socket takes written in full
+or given up on when the reader stops."""
+
+import logging
+import selectors
+import socket
+import threading
+import time
+from functools import partial
+
+import pytest
+
+from raftsite.inline_http import Responses, Route, Routes
+from raftsite.inline_worker import InlineServing
+
+READ_TIMEOUT_S = 0.5
+REQUEST = b"POST /inline HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class Conn:
+    def __init__(self, sock):
+        self.sock = sock
+        self.head = bytearray()
+        self.inline_started = 0.0
+        self.inline_rest = b""
+        self.inline_write_deadline = 0.0
+        self.closed = False
+        self.data_ready = False
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+
+
+class Worker(InlineServing):
+    """The main loop's share of RaftThreadWorker, run by run_until()."""
+
+    def __init__(self, handler):
+        self._inline_init()
+        self.poller = selectors.DefaultSelector()
+        self._callbacks = []
+        self._lock = threading.Lock()
+        self.method_queue = self
+        self.alive = True
+        self.nr_conns = 1
+        self.read_timeout_s = READ_TIMEOUT_S
+        self.log = logging.getLogger(__name__)
+        self.kept, self.enqueued = [], []
+        routes = Routes()
+        routes.add("/inline", Route("/inline", handler, Responses([])))
+        self.inline_routes = routes
+
+    def defer(self, fn, *args):  # the method queue's, from any thread
+        with self._lock:
+            self._callbacks.append(partial(fn, *args))
+
+    def _keep_alive(self, conn):
+        self.kept.append(conn)
+
+    def enqueue_req(self, conn):
+        self.enqueued.append(conn)
+
+    def run_until(self, predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "the worker did not get there"
+            with self._lock:
+                callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
+            for key, _ in self.poller.select(0.01):
+                key.data(key.fileobj)
+            self._inline_expire_due()
+
+
+@pytest.fixture
+def pair():
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    client.settimeout(5)
+    yield server, client
+    client.close()
+    server.close()
+
+
+def serve(handler, server):
+    worker = Worker(handler)
+    conn = Conn(server)
+    conn.head += REQUEST
+    return worker, conn, worker._serve_inline(conn)
+
+
+def read_all(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_an_answer_is_written_once_and_the_connection_kept(pair):
+    server, client = pair
+    exchanges = []
+    worker, conn, taken = serve(lambda r, e: exchanges.append(e) or True, server)
+    assert taken and conn.head == b""
+    exchange = exchanges[0]
+    assert exchange.request.body == b"{}"
+    # From another thread, as the loop thread answers.
+    answered = []
+    thread = threading.Thread(
+        target=lambda: answered.append(exchange.reply(200, b"{}"))
+    )
+    thread.start()
+    thread.join()
+    assert answered == [True]
+    assert not exchange.reply(500, b"{}")  # once only
+    worker.run_until(lambda: worker.kept)
+    response = read_all(client, 1)
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n") and response.endswith(
+        b"\r\n\r\n{}"
+    )
+    assert worker.nr_conns == 1 and not conn.closed
+
+
+def test_a_declined_request_goes_to_a_thread_with_its_bytes(pair):
+    server, _ = pair
+    exchanges = []
+    worker, conn, taken = serve(lambda r, e: exchanges.append(e) or True, server)
+    assert exchanges[0].decline()
+    assert not exchanges[0].reply(200, b"{}")
+    worker.run_until(lambda: worker.enqueued)
+    assert bytes(conn.head) == REQUEST and conn.data_ready
+
+
+@pytest.mark.parametrize("handler", [lambda r, e: False, lambda r, e: 1 / 0])
+def test_a_request_the_handler_does_not_take_keeps_its_bytes(pair, handler):
+    server, _ = pair
+    worker, conn, taken = serve(handler, server)
+    assert not taken
+    assert bytes(conn.head) == REQUEST
+
+
+def test_the_deadline_answers_unless_answered_before(pair):
+    server, client = pair
+
+    def handler(request, exchange):
+        exchange.expire_at(time.monotonic() + 0.2, 504, b'{"error":"timeout"}')
+        handler.exchange = exchange
+        return True
+
+    worker, conn, _ = serve(handler, server)
+    worker.run_until(lambda: worker.kept)
+    assert read_all(client, 1).startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
+    assert not handler.exchange.reply(200, b"{}")  # too late: answered
+
+
+def small_buffers(server, client):
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+
+def test_an_answer_larger_than_the_socket_takes_is_written_in_full(pair):
+    server, client = pair
+    small_buffers(server, client)
+    exchanges = []
+    worker, conn, _ = serve(lambda r, e: exchanges.append(e) or True, server)
+    body = b"x" * 1_000_000
+    exchanges[0].reply(200, body)
+    worker.run_until(lambda: conn.inline_rest)  # the rest waits in the main loop
+    received = []
+    reader = threading.Thread(
+        target=lambda: received.append(read_all(client, len(body)))
+    )
+    reader.start()
+    worker.run_until(lambda: worker.kept)
+    reader.join(10)
+    assert received[0].endswith(body) and not conn.closed
+
+
+def test_a_reader_that_stops_reading_loses_the_connection(pair):
+    server, client = pair
+    small_buffers(server, client)
+    exchanges = []
+    worker, conn, _ = serve(lambda r, e: exchanges.append(e) or True, server)
+    exchanges[0].reply(200, b"x" * 1_000_000)
+    started = time.monotonic()
+    worker.run_until(lambda: conn.closed, timeout=READ_TIMEOUT_S * 10)
+    assert time.monotonic() - started >= READ_TIMEOUT_S
+    assert worker.nr_conns == 0 and not worker.kept
