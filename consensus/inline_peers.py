@@ -34,13 +34,11 @@ def append_entries_handler(timeout_body: bytes):
     loop does not answer within RPC_TIMEOUT_S."""
 
     def serve(request, exchange) -> bool:
-        if not _plain_peer_call(request):
-            return False
-        runtime = current_runtime()
+        runtime, data = _peer_call(request)
         if runtime is None:
             return False
         try:
-            message = message_from_dict(AppendEntries, json.loads(request.body))
+            message = message_from_dict(AppendEntries, data)
         except Exception:  # malformed: the view's 400, in its words
             return False
         if message.dest != runtime.node_id:
@@ -59,14 +57,8 @@ def read_index_handler(timeout_body: bytes):
     RAFT_COMMAND_TIMEOUT_S."""
 
     def serve(request, exchange) -> bool:
-        if not _plain_peer_call(request):
-            return False
-        runtime = current_runtime()
+        runtime, data = _peer_call(request)
         if runtime is None:
-            return False
-        try:
-            data = json.loads(request.body)
-        except (ValueError, RecursionError):
             return False
         if not isinstance(data, dict) or data.get("dest") != runtime.node_id:
             return False
@@ -83,6 +75,20 @@ def read_index_handler(timeout_body: bytes):
         return True
 
     return serve
+
+
+def _peer_call(request):
+    """(runtime, decoded JSON body) of a peer call to serve inline, or
+    (None, None) for one the view must answer."""
+    if not _plain_peer_call(request):
+        return None, None
+    runtime = current_runtime()
+    if runtime is None:
+        return None, None
+    try:
+        return runtime, json.loads(request.body)
+    except (ValueError, RecursionError):  # the view's 400
+        return None, None
 
 
 def _plain_peer_call(request) -> bool:

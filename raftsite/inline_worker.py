@@ -19,6 +19,7 @@ import threading
 import time
 from itertools import count
 
+
 class InlineExchange:
     """One inline request on its connection: answered exactly once, by
     ``reply``, by ``decline`` (the ordinary path serves it after all), or
@@ -125,6 +126,10 @@ class InlineServing:
     def _inline_write(self, exchange, data: bytes, status: int) -> None:
         # Any thread: the connection is in no poller while its request is
         # served, so no other thread touches its socket.
+        if self.inline_metrics is not None:
+            # Counted before the client can see the answer and ask /metrics.
+            seconds = time.perf_counter() - exchange.conn.inline_started
+            self.inline_metrics.answered(exchange.request, status, seconds)
         sent = 0
         try:
             sent = exchange.conn.sock.send(data, socket.MSG_DONTWAIT)
@@ -132,9 +137,6 @@ class InlineServing:
             pass
         except OSError:
             sent = -1
-        if self.inline_metrics is not None:
-            seconds = time.perf_counter() - exchange.conn.inline_started
-            self.inline_metrics.answered(exchange.request, status, seconds)
         rest = None if sent < 0 else data[sent:]
         self.method_queue.defer(self._inline_written, exchange, rest)
 

@@ -5,6 +5,7 @@ the ordinary path (a node started with RAFT_INLINE_REQUESTS=0), for what it
 serves and for what it leaves to Django, on kept-alive connections mixing
 both, and the view's 504 when a command cannot commit."""
 
+import contextlib
 import json
 import re
 import socket
@@ -23,20 +24,23 @@ READ_TIMEOUT_S = 2
 DATE = re.compile(rb"\r\nDate: [^\r]*")
 
 
-@pytest.fixture(scope="module")
-def clusters(tmp_path_factory):
-    """Two one-node clusters: inline serving on (the default) and off."""
-    env = {"RAFT_READ_TIMEOUT_S": str(READ_TIMEOUT_S)}
+@contextlib.contextmanager
+def inline_and_ordinary(tmp_path_factory, name, env):
+    """Two one-node clusters alike but for inline serving: on (the
+    default) and off."""
+    off = {**env, "RAFT_INLINE_REQUESTS": "0"}
     with (
-        running_cluster(tmp_path_factory, "inline", size=1, env=env) as inline,
-        running_cluster(
-            tmp_path_factory,
-            "ordinary",
-            size=1,
-            env={**env, "RAFT_INLINE_REQUESTS": "0"},
-        ) as ordinary,
+        running_cluster(tmp_path_factory, name, size=1, env=env) as inline,
+        running_cluster(tmp_path_factory, f"{name}-off", size=1, env=off) as ordinary,
     ):
         yield inline, ordinary
+
+
+@pytest.fixture(scope="module")
+def clusters(tmp_path_factory):
+    env = {"RAFT_READ_TIMEOUT_S": str(READ_TIMEOUT_S)}
+    with inline_and_ordinary(tmp_path_factory, "inline", env) as both:
+        yield both
 
 
 def exchange(node, raw: bytes, *, timeout=10.0) -> bytes:
@@ -350,15 +354,7 @@ def secured(tmp_path_factory):
     """Two one-node clusters with RAFT_AUTH=required, inline serving on and
     off, each with the same users: (inline, ordinary, {name: tokens})."""
     env = {"RAFT_AUTH": "required"}
-    with (
-        running_cluster(tmp_path_factory, "auth-inline", size=1, env=env) as inline,
-        running_cluster(
-            tmp_path_factory,
-            "auth-ordinary",
-            size=1,
-            env={**env, "RAFT_INLINE_REQUESTS": "0"},
-        ) as ordinary,
-    ):
+    with inline_and_ordinary(tmp_path_factory, "auth", env) as (inline, ordinary):
         tokens = {}
         for cluster in (inline, ordinary):
             address = cluster.nodes[0].address
