@@ -41,15 +41,35 @@ class PeerExchange:
         # Set once a response said it closes the connection.
         self.will_close = False
 
-    def send(self, path: str, body: bytes) -> None:
+    def request(self, path: str, body: bytes) -> bytes:
+        """One request's bytes, head and body: written in one send, a small
+        request goes in one segment (the socket has TCP_NODELAY), so the
+        peer reads head and body at once."""
         head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (
             path.encode("ascii"),
             self._fixed,
             len(body),
         )
-        # One send: a small request in one segment (the socket has
-        # TCP_NODELAY), so the peer reads head and body at once.
-        self.sock.sendall(head + body)
+        return head + body
+
+    def send(self, path: str, body: bytes) -> None:
+        self.sock.sendall(self.request(path, body))
+
+    def send_nowait(self, data: bytes) -> bytes:
+        """Write what of ``data`` the socket takes without waiting; return
+        the rest, which must be written before anything else. OSError:
+        the connection is broken and must be dropped."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        # With a timeout, socket.send waits for room (MSG_DONTWAIT too).
+        sock.settimeout(0)
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        finally:
+            sock.settimeout(timeout)
+        return data[sent:]
 
     def receive(self, max_body: int) -> tuple[int, bytes]:
         """(status, body) of the next response; a body over ``max_body``

@@ -56,8 +56,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class PeerServer:
-    def __init__(self, stopped: bool = False):
+    def __init__(self, stopped: bool = False, ssl_context=None):
         self._server = _Server(("127.0.0.1", 0), _Handler)
+        if ssl_context is not None:
+            # HTTPS, as a node with TLS serves /raft/.
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
         self._server.peer = self
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._lock = threading.Lock()
