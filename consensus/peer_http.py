@@ -16,6 +16,7 @@ connection and reports the peer unreachable, as for any failed send.
 from __future__ import annotations
 
 import socket
+import ssl
 
 # A gunicorn response head is about 350 bytes; anything near this is not one.
 MAX_HEAD_BYTES = 16 * 1024
@@ -65,8 +66,10 @@ class PeerExchange:
         sock.settimeout(0)
         try:
             sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            # Nothing went out; or, over TLS, some records did, and the SSL
+            # layer sends the rest only when given the same bytes again.
+            return data
         finally:
             sock.settimeout(timeout)
         return data[sent:]

@@ -4,10 +4,9 @@ Each peer has its own thread, queue and keep-alive connection, so a dead or
 slow peer stalls only its own queue, never the loop or the other peers. The
 queue keeps the newest message of each kind, votes before AppendEntries.
 
-To an idle peer on a plain connection the loop thread writes a request
-itself, without waiting, and the sender thread reads the answer: handing it
-the write cost 0.1-0.9 ms a command, waiting for the GIL the loop held while
-it saved its Ready. Anything else, TLS included, goes through the sender.
+To an idle peer the loop thread writes a request itself, without waiting,
+and the sender thread reads the answer: handing it the write cost 0.1-0.9 ms
+a command, waiting for the GIL the loop held while it saved its Ready.
 
 Peer RPC opens its connections with the standard library's http.client
 (TLS included, consensus/peer_connection.py) and speaks HTTP on the socket
@@ -78,8 +77,9 @@ class _Written:
     """A request the loop thread wrote on the connection itself."""
 
     message: Message
-    # What the socket did not take at once: the sender thread writes it
-    # before anything else, so the request reaches the peer whole.
+    # What the sender thread writes before anything else, so the request
+    # reaches the peer whole: what the socket did not take at once (over
+    # TLS, all of it: the SSL layer goes on only when given it again).
     rest: bytes
     start: float  # time.perf_counter() at the write, for PEER_RPC_SECONDS
 
@@ -149,12 +149,7 @@ class PeerSender:
 
     def send(self, message: Message) -> None:
         with self._ready:
-            if (
-                self._idle
-                and self._exchange is not None
-                and self._ssl_context is None
-                and _fits_directly(message)
-            ):
+            if self._idle and self._exchange is not None and _fits_directly(message):
                 written = self._write_directly(message)
                 if written is not None:
                     self._written = written

@@ -9,6 +9,7 @@ request on a connection the sender has given up on is still handled.
 from __future__ import annotations
 
 import json
+import socket
 import socketserver
 import sys
 import threading
@@ -79,6 +80,10 @@ class PeerServer:
             daemon=True,
         )
         self._thread.start()
+
+    def set_receive_buffer(self, size: int) -> None:
+        """SO_RCVBUF of the connections accepted from now on."""
+        self._server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def resume(self) -> None:
         self.running.set()

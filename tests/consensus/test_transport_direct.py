@@ -324,26 +324,50 @@ def test_an_urgent_message_already_waiting_gives_up_at_once(transport, monkeypat
         sender._await_response(ours)
 
 
-def test_with_tls_the_sender_thread_writes_every_request(
-    tmp_path_factory, delivered, wire
-):
-    """An SSL write that would block must be retried with the same bytes,
-    so over TLS the loop thread leaves every write to the sender."""
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
     from consensus.tls import TLSFiles
     from tests.tls_helpers import make_pki
 
     pki = make_pki(tmp_path_factory.mktemp("pki"))
-    files = TLSFiles(*map(str, pki["node"]), str(pki["ca"]))
-    peer = PeerServer(ssl_context=files.server_context())
+    return TLSFiles(*map(str, pki["node"]), str(pki["ca"]))
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_a_request_larger_than_the_socket_takes_is_finished_by_the_sender(
+    request, delivered, wire, tls
+):
+    """With small socket buffers the non-blocking write stops short (over
+    TLS, the SSL layer keeps a part and wants the same bytes again): the
+    sender thread writes the rest and the peer reads the request whole."""
+    files = request.getfixturevalue("tls_files") if tls else None
+    peer = PeerServer(ssl_context=files.server_context() if tls else None)
+    peer.set_receive_buffer(4096)
     transport = Transport(
-        LEADER, delivered.put, timeout=(5.0, 30.0), ssl_context=files.client_context()
+        LEADER,
+        delivered.put,
+        timeout=(5.0, 30.0),
+        ssl_context=files.client_context() if tls else None,
     )
+    rests = []
+
+    def watched(send_nowait, exchange, data):
+        rest = send_nowait(exchange, data)
+        rests.append(len(rest))
+        return rest
+
+    wire.write_nowait = watched
+    command = "c" * (DIRECT_MAX_BYTES - 1)
     try:
         connected_and_idle(transport, delivered, peer.address)
-        transport.send(append_entries(peer.address, 1))
+        sock = transport._senders[peer.address]._exchange.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        transport.send(append_entries(peer.address, 1, command=command))
         reply = next_delivered(delivered)
         assert isinstance(reply, AppendEntriesReply) and reply.prev_log_index == 1
-        assert wire.direct_threads == []
+        assert wire.direct_threads == [threading.current_thread()]
+        assert rests and rests[0] > 0, "the socket took the whole request"
+        assert peer.requests()[-1][1]["entries"][0]["command"] == command
         assert peer.connections == 1
     finally:
         transport.close()
