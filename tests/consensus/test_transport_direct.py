@@ -335,11 +335,13 @@ def tls_files(tmp_path_factory):
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 def test_a_request_larger_than_the_socket_takes_is_finished_by_the_sender(
-    request, delivered, wire, tls
+    request, delivered, wire, tls, monkeypatch
 ):
     """With small socket buffers the non-blocking write stops short (over
     TLS, the SSL layer keeps a part and wants the same bytes again): the
     sender thread writes the rest and the peer reads the request whole."""
+    # A request far larger than the socket buffers.
+    monkeypatch.setattr("consensus.transport.DIRECT_MAX_BYTES", 64 * 1024)
     files = request.getfixturevalue("tls_files") if tls else None
     peer = PeerServer(ssl_context=files.server_context() if tls else None)
     peer.set_receive_buffer(4096)
@@ -357,7 +359,7 @@ def test_a_request_larger_than_the_socket_takes_is_finished_by_the_sender(
         return rest
 
     wire.write_nowait = watched
-    command = "c" * (DIRECT_MAX_BYTES - 1)
+    command = "c" * 60 * 1024
     try:
         connected_and_idle(transport, delivered, peer.address)
         sock = transport._senders[peer.address]._exchange.sock
@@ -372,3 +374,26 @@ def test_a_request_larger_than_the_socket_takes_is_finished_by_the_sender(
     finally:
         transport.close()
         peer.close()
+
+
+def test_only_small_append_entries_are_written_directly():
+    """A command's AppendEntries and a heartbeat go directly; a batch of
+    tens of entries is encoded on the sender thread, during the save."""
+    from consensus.transport import _fits_directly
+
+    def batch(count):
+        entries = tuple(
+            Entry(index=i + 1, term=1, command='{"value": "' + "v" * 32 + '"}')
+            for i in range(count)
+        )
+        return AppendEntries(
+            term=1,
+            source=LEADER,
+            dest="127.0.0.1:1",
+            prev_log_index=0,
+            prev_log_term=0,
+            entries=entries,
+        )
+
+    assert _fits_directly(batch(0)) and _fits_directly(batch(4))
+    assert not _fits_directly(batch(32))
