@@ -16,6 +16,7 @@ connection and reports the peer unreachable, as for any failed send.
 from __future__ import annotations
 
 import socket
+import ssl
 
 # A gunicorn response head is about 350 bytes; anything near this is not one.
 MAX_HEAD_BYTES = 16 * 1024
@@ -41,15 +42,37 @@ class PeerExchange:
         # Set once a response said it closes the connection.
         self.will_close = False
 
-    def send(self, path: str, body: bytes) -> None:
+    def request(self, path: str, body: bytes) -> bytes:
+        """One request's bytes, head and body: written in one send, a small
+        request goes in one segment (the socket has TCP_NODELAY), so the
+        peer reads head and body at once."""
         head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (
             path.encode("ascii"),
             self._fixed,
             len(body),
         )
-        # One send: a small request in one segment (the socket has
-        # TCP_NODELAY), so the peer reads head and body at once.
-        self.sock.sendall(head + body)
+        return head + body
+
+    def send(self, path: str, body: bytes) -> None:
+        self.sock.sendall(self.request(path, body))
+
+    def send_nowait(self, data: bytes) -> bytes:
+        """Write what of ``data`` the socket takes without waiting; return
+        the rest, which must be written before anything else. OSError:
+        the connection is broken and must be dropped."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        # With a timeout, socket.send waits for room (MSG_DONTWAIT too).
+        sock.settimeout(0)
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            # Nothing went out; or, over TLS, some records did, and the SSL
+            # layer sends the rest only when given the same bytes again.
+            return data
+        finally:
+            sock.settimeout(timeout)
+        return data[sent:]
 
     def receive(self, max_body: int) -> tuple[int, bytes]:
         """(status, body) of the next response; a body over ``max_body``

@@ -9,6 +9,7 @@ request on a connection the sender has given up on is still handled.
 from __future__ import annotations
 
 import json
+import socket
 import socketserver
 import sys
 import threading
@@ -56,8 +57,13 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 class PeerServer:
-    def __init__(self, stopped: bool = False):
+    def __init__(self, stopped: bool = False, ssl_context=None):
         self._server = _Server(("127.0.0.1", 0), _Handler)
+        if ssl_context is not None:
+            # HTTPS, as a node with TLS serves /raft/.
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True
+            )
         self._server.peer = self
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._lock = threading.Lock()
@@ -74,6 +80,10 @@ class PeerServer:
             daemon=True,
         )
         self._thread.start()
+
+    def set_receive_buffer(self, size: int) -> None:
+        """SO_RCVBUF of the connections accepted from now on."""
+        self._server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def resume(self) -> None:
         self.running.set()
