@@ -18,21 +18,24 @@ MODES = (
 def run_kv(cluster, args) -> list[dict]:
     urls = [node.base_url for node in cluster.nodes]
     rows = []
+    print(f"kv: clients use {args.kv_client}", flush=True)
     for label, spec in MODES:
         for clients in LEVELS:
             print(f"kv: {label}, {clients} clients ...", flush=True)
-            extra = dict(spec)
+            extra = dict(spec, client=args.kv_client)
             if spec["mode"] == "kv_get":
                 extra["urls"] = urls  # every server answers reads
             row = measure_level(cluster, clients, args, **extra)
-            rows.append({"op": label, **row})
+            rows.append({"op": label, "client": args.kv_client, **row})
     return rows
 
 
 def report(rows: list[dict]) -> list[str]:
+    client = rows[0].get("client", "requests") if rows else "requests"
     out = [
         "",
-        "key-value: closed-loop puts to the leader, gets spread over all servers",
+        "key-value: closed-loop puts to the leader, gets spread over all servers"
+        f" (clients: {client})",
     ]
     out.append(
         f"{'op':>18} {'clients':>8} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}  errors"
