@@ -25,18 +25,6 @@ LEADER = "127.0.0.1:9990"
 
 
 @pytest.fixture
-def peer():
-    peer = PeerServer()
-    yield peer
-    peer.close()
-
-
-@pytest.fixture
-def delivered():
-    return queue.SimpleQueue()
-
-
-@pytest.fixture
 def transport(delivered):
     transport = Transport(LEADER, delivered.put, timeout=(5.0, 30.0))
     yield transport

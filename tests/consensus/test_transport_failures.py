@@ -14,21 +14,7 @@ from consensus.core.messages import (
 )
 from consensus.transport import Transport
 
-from .peer_server import PeerServer
-
 LEADER = "127.0.0.1:9990"
-
-
-@pytest.fixture
-def peer():
-    peer = PeerServer()
-    yield peer
-    peer.close()
-
-
-@pytest.fixture
-def delivered():
-    return queue.SimpleQueue()
 
 
 @pytest.fixture

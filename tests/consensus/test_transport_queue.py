@@ -30,11 +30,6 @@ def stopped_peer():
 
 
 @pytest.fixture
-def delivered():
-    return queue.SimpleQueue()
-
-
-@pytest.fixture
 def transport(delivered):
     # A read timeout far beyond the test: the first request stays on the
     # wire for as long as the peer is stopped, as it would for a peer
