@@ -19,6 +19,7 @@ the same answers.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from urllib.parse import unquote_to_bytes
 
@@ -33,6 +34,7 @@ from .inline_commands import caller_may
 
 PREFIX = "/api/kv/"
 _render = JSONRenderer().render
+logger = logging.getLogger("nodes.api")
 _CONSISTENCY = {
     "": "linearizable",
     "consistency=linearizable": "linearizable",
@@ -76,7 +78,7 @@ def serve_read(request, exchange) -> bool:
             exchange.decline()
         else:
             runtime.when_applied(
-                outcome, lambda: exchange.later(_read, exchange, key, consistency)
+                outcome, lambda: exchange.later(_read_later, exchange, key, consistency)
             )
 
     if leading:
@@ -111,6 +113,16 @@ def _key(path: str) -> str | None:
         return kv.check_key(key)
     except (UnicodeDecodeError, kv.InvalidKey):
         return None
+
+
+def _read_later(exchange, key: str, consistency: str) -> None:
+    # On the main loop, from its method queue: whatever fails here must not
+    # reach the worker's loop. Nothing was read: the view reads again.
+    try:
+        _read(exchange, key, consistency)
+    except Exception:
+        logger.exception("an inline read failed")
+        exchange.decline()
 
 
 def _read(exchange, key: str, consistency: str) -> None:

@@ -141,6 +141,15 @@ class InlineServing:
         self.method_queue.defer(self._inline_written, exchange, rest)
 
     def _inline_written(self, exchange, rest: bytes | None) -> None:
+        # From the method queue, as gthread's finish_request: a failure
+        # closes the connection, never the worker's loop.
+        try:
+            self._after_write(exchange, rest)
+        except Exception:
+            self.log.exception("finishing an inline answer failed")
+            self._inline_close(exchange)
+
+    def _after_write(self, exchange, rest: bytes | None) -> None:
         conn = exchange.conn
         if rest is None:
             return self._inline_close(exchange)
@@ -198,7 +207,10 @@ class InlineServing:
             self.inline_metrics.declined(exchange.request)
         exchange.conn.head += exchange.request.raw
         exchange.conn.data_ready = True
-        self.enqueue_req(exchange.conn)
+        try:
+            self.enqueue_req(exchange.conn)
+        except RuntimeError:  # the pool is shut down: the worker is stopping
+            self._inline_close(exchange)
 
     def _inline_expire_due(self) -> float | None:
         """Answer the requests past their deadline; seconds to the next."""
