@@ -192,3 +192,17 @@ def test_a_reader_that_stops_reading_loses_the_connection(pair):
     worker.run_until(lambda: conn.closed, timeout=READ_TIMEOUT_S * 10)
     assert time.monotonic() - started >= READ_TIMEOUT_S
     assert worker.nr_conns == 0 and not worker.kept
+
+
+def test_a_failure_after_the_answer_closes_the_connection_not_the_loop(pair):
+    server, client = pair
+    exchanges = []
+    worker, conn, _ = serve(lambda r, e: exchanges.append(e) or True, server)
+
+    def broken(conn):
+        raise ValueError("the poller refused it")
+
+    worker._keep_alive = broken
+    exchanges[0].reply(200, b"{}")
+    worker.run_until(lambda: conn.closed)
+    assert worker.nr_conns == 0
