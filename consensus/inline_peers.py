@@ -71,7 +71,7 @@ def read_index_handler(timeout_body: bytes):
             else:
                 exchange.reply(200, _render({"index": outcome}))
 
-        runtime.read_index_later(confirmed, applied=False)
+        runtime.read_index_later(confirmed)
         return True
 
     return serve

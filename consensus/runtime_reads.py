@@ -83,19 +83,13 @@ class ReadRuntimeMixin:
             raise slot.error
         return slot.value
 
-    def read_index_later(self, then, applied: bool = True) -> None:
+    def read_index_later(self, then) -> None:
         """read_index without waiting: ``then(index)`` on the loop thread
-        once this leader has confirmed its read index (and, if
-        ``applied``, applied through it), or ``then(exc)`` with NotLeader.
-        No timeout: the caller keeps its own deadline."""
-
-        def confirmed(slot):
-            if slot.error is not None or not applied:
-                then(slot.error or slot.value)
-            else:
-                self.when_applied(slot.value, lambda: then(slot.value))
-
-        self._inbox.put(_Read(Then(confirmed, self._due)))
+        once this leader has confirmed its read index, or ``then(exc)`` with
+        NotLeader. No timeout: the caller keeps its own deadline."""
+        self._inbox.put(
+            _Read(Then(lambda slot: then(slot.error or slot.value), self._due))
+        )
 
     def when_applied(self, index: int, fn) -> None:
         """Call ``fn()`` once the state machine has applied through

@@ -84,7 +84,7 @@ def serve_read(request, exchange) -> bool:
     if leading:
         # Dissertation §6.4: the loop confirms leadership with one round of
         # heartbeats for every read waiting, then this node's own apply.
-        runtime.read_index_later(confirmed, applied=False)
+        runtime.read_index_later(confirmed)
     else:
         # A follower asks the leader for the index (consensus/peer_reads.py,
         # batched), then waits for its own apply.
