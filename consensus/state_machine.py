@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 
 from django.db import DatabaseError, connection
 
-from . import access, kv
+from . import access, kv, sqlite_cursor
 from .core.configuration import Configuration
 from .core.messages import Entry, EntryType
 from .eventlog import Streamed
@@ -138,7 +138,7 @@ class StateMachine:
         ]
         if not wanted:
             return answers
-        with connection.cursor() as cursor:
+        with sqlite_cursor.cursor() as cursor:
             sessions = Sessions(cursor, self._limits, self._session_clock_ms)
             sessions.prefetch(client_id for _, client_id, _ in wanted)
             for position, client_id, seq in wanted:
@@ -164,7 +164,8 @@ class StateMachine:
         answers = []
         before = self._mirrors()
         try:
-            with applied_state_transaction(), connection.cursor() as cursor:
+            orm = any(entry.type not in PLAIN_SQL_ENTRIES for entry in entries)
+            with applied_state_transaction(orm) as cursor:
                 sessions = Sessions(cursor, self._limits, self._session_clock_ms)
                 # One statement for the rows of every client in the batch.
                 sessions.prefetch(
@@ -344,6 +345,10 @@ class _Batch:
 
 # The entries the parts apply, with client sessions.
 PART_ENTRIES = frozenset({EntryType.COMMAND, EntryType.KV, EntryType.APP})
+# The entries applied with plain SQL only: a batch of these alone takes the
+# raw connection's transaction. ACCESS and CONFIG entries are applied through
+# the ORM, and a project's part (APP) may use it.
+PLAIN_SQL_ENTRIES = frozenset({EntryType.COMMAND, EntryType.KV, EntryType.NOOP})
 
 
 class MessagesPart(StatePart):

@@ -11,7 +11,7 @@ apply_ready's rule (consensus/ready_path.py).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from django.core.management import call_command
@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from .core.messages import Entry, EntryType
 from .core.ready import HardState
 from .models import LogEntry, PersistentState
+from .sqlite_cursor import write_transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +87,11 @@ class Storage:
         """
         if hard_state is None and not entries:
             return
-        # Plain SQL, one statement per kind per Ready: this is every
-        # command's path on every server, and the ORM's bulk_create built
-        # its query row by row (a fifth of the leader's CPU at 64 clients).
-        with transaction.atomic(), connection.cursor() as cursor:
+        # Plain SQL, one statement per kind per Ready, on the raw connection
+        # (consensus/sqlite_cursor.py): this is every command's path on every
+        # server, and the ORM's bulk_create built its query row by row (a
+        # fifth of the leader's CPU at 64 clients).
+        with write_transaction() as cursor:
             if entries:
                 if entries[0].index <= self._last_index:
                     cursor.execute(_DELETE_FROM, [entries[0].index])
@@ -120,8 +122,7 @@ class Storage:
         connection.close()
 
 
-@contextmanager
-def applied_state_transaction() -> Iterator[None]:
+def applied_state_transaction(orm: bool = False) -> AbstractContextManager:
     """One transaction that records applied state only (the state machine's
     tables and last_applied, never entries, term or vote), with
     synchronous=NORMAL: no fsync of its own.
@@ -143,13 +144,26 @@ def applied_state_transaction() -> Iterator[None]:
     Skipping the fsync keeps one disk flush off every client command on the
     leader, whose commit-only Readys write nothing else. The level is reset
     to FULL at once: every other transaction must stay fully synchronous.
-    SQLite refuses to change it inside a transaction, hence the order.
+    SQLite refuses to change it inside a transaction, hence the order
+    (write_transaction sets it before and resets it after).
+
+    It yields a cursor. With ``orm``, Django's transaction.atomic() and
+    connection.cursor(), for appliers that use the ORM inside it (its
+    nested atomic blocks need Django to know of the transaction); without,
+    the raw connection's, which is cheaper (consensus/sqlite_cursor.py).
     """
+    if orm:
+        return _orm_transaction("NORMAL")
+    return write_transaction(synchronous="NORMAL")
+
+
+@contextmanager
+def _orm_transaction(synchronous: str) -> Iterator:
     with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
     try:
-        with transaction.atomic():
-            yield
+        with transaction.atomic(), connection.cursor() as cursor:
+            yield cursor
     finally:
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA synchronous=FULL")

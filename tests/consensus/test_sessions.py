@@ -7,7 +7,6 @@ import random
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from consensus import sessions as sessions_module
 from consensus.core.messages import Entry, EntryType
@@ -20,6 +19,8 @@ from consensus.models import (
 )
 from consensus.state_machine import Applied, Expired, StateMachine
 from consensus.storage import Storage
+
+from .sql_capture import captured_sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -208,9 +209,9 @@ def test_an_expiry_pass_is_a_few_indexed_statements():
 
     def expiry_statements(at):
         batch = [log.command("m", f"c{log.index}", 1, at=at) for _ in range(50)]
-        with CaptureQueriesContext(connection) as queries:
+        with captured_sql() as statements:
             sm.apply_batch(batch)
-        return [q["sql"] for q in queries.captured_queries if '_ms" <' in q["sql"]]
+        return [sql for sql in statements if '_ms" <' in sql]
 
     sm.apply(log.command("first", "a", 1, at=T0))  # the clock starts: a pass
     assert expiry_statements(T0 + 999) == []
@@ -231,12 +232,12 @@ def test_a_batch_reads_its_clients_sessions_in_one_statement():
     pairs = [(f"c{i}", 2) for i in range(60)]
 
     def session_reads(action):
-        with CaptureQueriesContext(connection) as queries:
+        with captured_sql() as statements:
             action()
         return [
-            q["sql"]
-            for q in queries.captured_queries
-            if q["sql"].startswith("SELECT") and "clientsession" in q["sql"]
+            sql
+            for sql in statements
+            if sql.startswith("SELECT") and "clientsession" in sql
         ]
 
     assert len(session_reads(lambda: sm.lookup_many(pairs))) == 1

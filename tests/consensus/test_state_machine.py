@@ -11,7 +11,6 @@ import tracemalloc
 
 import pytest
 from django.db import OperationalError, connection
-from django.test.utils import CaptureQueriesContext
 
 from consensus import state_machine
 from consensus.core.messages import Entry, EntryType
@@ -24,6 +23,8 @@ from consensus.models import (
 )
 from consensus.state_machine import Applied, StateMachine
 from consensus.storage import Storage
+
+from .sql_capture import captured_sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -239,12 +240,8 @@ def test_a_batch_is_one_synchronous_normal_transaction():
     PRAGMA synchronous=NORMAL and FULL: no fsync of its own on the leader's
     commit-only path, and FULL again for whatever comes next."""
     sm = machine()
-    with CaptureQueriesContext(connection) as queries:
+    with captured_sql() as statements:
         sm.apply_batch([command(1, "a", "c", 1), command(2, "b"), command(3, "count")])
-    # Django records an executemany as "<n> times: <sql>".
-    statements = [
-        re.sub(r"^\d+ times: ", "", q["sql"]) for q in queries.captured_queries
-    ]
     assert statements[0] == "PRAGMA synchronous=NORMAL", statements
     assert statements[1].startswith("BEGIN"), statements
     assert statements[-1] == "PRAGMA synchronous=FULL", statements

@@ -2,12 +2,13 @@
 
 import pytest
 from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from consensus.core.messages import Entry, EntryType
 from consensus.core.ready import HardState
 from consensus.models import LogEntry, PersistentState
 from consensus.storage import Storage, applied_state_transaction
+
+from .sql_capture import captured_sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,22 +77,23 @@ def test_commit_only_save_writes_nothing():
     storage = Storage()
     storage.prepare([])
     storage.save(HardState(1, None), entries(1, 3, 1), last_applied=None)
-    with CaptureQueriesContext(connection) as queries:
+    with captured_sql() as statements:
         storage.save(None, [], last_applied=3)
-    assert queries.captured_queries == []
+    assert statements == []
     assert storage.prepare([]).last_applied == 0
 
 
-def test_applied_state_transaction_is_normal_then_full_again():
+@pytest.mark.parametrize("orm", [False, True], ids=["raw", "orm"])
+def test_applied_state_transaction_is_normal_then_full_again(orm):
     """Applied state is committed with synchronous=NORMAL (never OFF), and
     every other transaction stays FULL, also after a failed one."""
     Storage().prepare([])
     assert synchronous() == 2  # FULL
-    with applied_state_transaction():
+    with applied_state_transaction(orm):
         assert synchronous() == 1  # NORMAL
         PersistentState.objects.filter(pk=1).update(last_applied=4)
     assert synchronous() == 2
-    with pytest.raises(RuntimeError), applied_state_transaction():
+    with pytest.raises(RuntimeError), applied_state_transaction(orm):
         PersistentState.objects.filter(pk=1).update(last_applied=9)
         raise RuntimeError("failed mid-transaction")
     assert synchronous() == 2
