@@ -11,6 +11,7 @@ need not refuse anything: it only recognises.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -153,10 +154,17 @@ def _host_allowed(host: str | None) -> bool:
     # to answer (400).
     if not host:
         return False
-    domain, _port = split_domain_port(host)
     allowed = settings.ALLOWED_HOSTS
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return _host_matches(host, tuple(allowed))
+
+
+@functools.lru_cache(maxsize=64)
+def _host_matches(host: str, allowed: tuple[str, ...]) -> bool:
+    # Every request of a client names the same host: Django's parsing and
+    # pattern matching, once.
+    domain, _port = split_domain_port(host)
     return bool(domain) and validate_host(domain, allowed)
 
 

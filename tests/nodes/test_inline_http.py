@@ -128,3 +128,12 @@ def test_a_body_still_on_its_way_is_awaited():
 )
 def test_only_an_inline_routes_short_body_is_awaited(raw):
     assert not body_pending(raw.split(b"\r\n\r\n")[0] + b"\r\n\r\n", PATHS)
+
+
+def test_the_allowed_hosts_in_force_decide_not_an_earlier_answer(settings):
+    # The Host check is remembered per host and ALLOWED_HOSTS together.
+    assert parse(request(), PATHS) is not None
+    settings.ALLOWED_HOSTS = ["example.org"]
+    assert parse(request(), PATHS) is None
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    assert parse(request(), PATHS) is not None
