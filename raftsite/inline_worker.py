@@ -17,6 +17,7 @@ import selectors
 import socket
 import threading
 import time
+from functools import partial
 from itertools import count
 
 
@@ -83,6 +84,11 @@ class InlineServing:
         # (deadline, n, fn): what the main loop does at each deadline.
         self._inline_deadlines: list = []
         self._inline_order = count()
+        # Held by a thread keeping a connection alive (_keep_alive_here),
+        # and by the main loop while it closes kept-alive connections or
+        # starts to stop; _keepalive_open: until it starts to stop.
+        self._keepalive_lock = threading.Lock()
+        self._keepalive_open = True
 
     def _serve_inline(self, conn) -> bool:
         """Serve the request in ``conn.head`` inline if it is one; False
@@ -138,7 +144,69 @@ class InlineServing:
         except OSError:
             sent = -1
         rest = None if sent < 0 else data[sent:]
+        if rest == b"" and self._keep_alive_here(exchange):
+            return
         self.method_queue.defer(self._inline_written, exchange, rest)
+
+    def _keep_alive_here(self, exchange) -> bool:
+        """Keep the connection of an answer written in full alive from this
+        thread (any); False leaves it to the main loop."""
+        # Handing it to the main loop wakes that loop for every answer (a
+        # pipe write and read, a context switch, a fight for the GIL), on
+        # every node: on two cores, latency for all. It need not be woken:
+        # epoll_ctl may run during another thread's epoll_wait, the
+        # selector's register is a dict insert (atomic under the GIL; the
+        # main loop only looks keys up in it while dispatching), and the
+        # deque takes appends and removes from any thread. The connection is
+        # in keepalived_conns with its timeout before it is registered: the
+        # main loop may find it readable at once and take it out again. The
+        # lock keeps out what would break between the append and the
+        # register: murder_keepalived popping and closing it (a closed
+        # socket, or its fd reused, registered after), a stopping worker
+        # iterating keepalived_conns to cap them or closing the poller. Once
+        # the worker stops, the main loop decides, as before.
+        if not exchange.request.keep_alive:
+            return False
+        conn = exchange.conn
+        with self._keepalive_lock:
+            if not (self._keepalive_open and self.alive):
+                return False
+            try:
+                self._keep_alive(conn)
+                return True
+            except Exception:
+                # Not registered, so no other thread took it out.
+                try:
+                    self.keepalived_conns.remove(conn)
+                except ValueError:
+                    pass
+        self.log.exception("keeping an inline connection alive failed")
+        # nr_conns is the main loop's alone (a -= here could lose its +=):
+        # it closes the connection, as _inline_written would.
+        self.method_queue.defer(self._inline_written, exchange, None)
+        return True
+
+    def _keep_alive(self, conn):
+        # As gthread's finish_request keeps a connection after a response;
+        # the order matters from another thread (_keep_alive_here).
+        conn.set_timeout()
+        self.keepalived_conns.append(conn)
+        self.poller.register(
+            conn.sock,
+            selectors.EVENT_READ,
+            partial(self.on_client_socket_readable, conn),
+        )
+
+    def murder_keepalived(self, force=False):
+        with self._keepalive_lock:
+            super().murder_keepalived(force)
+
+    def _cap_keepalive(self, deadline):
+        # gthread's run() calls this first as it leaves its loop to stop:
+        # from here on only the main loop keeps connections alive.
+        with self._keepalive_lock:
+            self._keepalive_open = False
+            super()._cap_keepalive(deadline)
 
     def _inline_written(self, exchange, rest: bytes | None) -> None:
         # From the method queue, as gthread's finish_request: a failure

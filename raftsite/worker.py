@@ -356,16 +356,6 @@ class RaftThreadWorker(InlineServing, gthread.ThreadWorker):
             conn.data_ready = True
             self.enqueue_req(conn)
 
-    def _keep_alive(self, conn):
-        # As gthread's finish_request keeps a connection after a response.
-        conn.set_timeout()
-        self.keepalived_conns.append(conn)
-        self.poller.register(
-            conn.sock,
-            selectors.EVENT_READ,
-            partial(self.on_client_socket_readable, conn),
-        )
-
     def wait_for_and_dispatch_events(self, timeout):
         # Wake for the next inline request's deadline (gthread: every 1 s).
         due = self._inline_expire_due()

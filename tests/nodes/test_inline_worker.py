@@ -2,21 +2,26 @@
 the rest of the worker (its poller, method queue and connection
 bookkeeping): answered once, declined back to the ordinary path, expired at
 the deadline, and an answer larger than the socket takes written in full
-or given up on when the reader stops."""
+or given up on when the reader stops; a connection kept alive from the
+answering thread without waking the main loop, unless it must."""
 
+import inspect
 import logging
 import selectors
 import socket
 import threading
 import time
+from collections import deque
 from functools import partial
 
 import pytest
+from gunicorn.workers import gthread
 
 from raftsite.inline_http import Responses, Route, Routes
 from raftsite.inline_worker import InlineServing
 
 READ_TIMEOUT_S = 0.5
+KEEPALIVE_S = 75
 REQUEST = b"POST /inline HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}"
 
 
@@ -27,15 +32,31 @@ class Conn:
         self.inline_started = 0.0
         self.inline_rest = b""
         self.inline_write_deadline = 0.0
+        self.timeout = None
         self.closed = False
         self.data_ready = False
+
+    def set_timeout(self):
+        self.timeout = time.monotonic() + KEEPALIVE_S
 
     def close(self):
         self.closed = True
         self.sock.close()
 
 
-class Worker(InlineServing):
+class Kept:
+    """gthread's own handling of kept-alive connections."""
+
+    murder_keepalived = gthread.ThreadWorker.murder_keepalived
+    _cap_keepalive = gthread.ThreadWorker._cap_keepalive
+
+    def on_client_socket_readable(self, conn, client):
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.readable.append(conn)
+
+
+class Worker(InlineServing, Kept):
     """The main loop's share of RaftThreadWorker, run by run_until()."""
 
     def __init__(self, handler):
@@ -46,9 +67,10 @@ class Worker(InlineServing):
         self.method_queue = self
         self.alive = True
         self.nr_conns = 1
+        self.keepalived_conns = deque()
         self.read_timeout_s = READ_TIMEOUT_S
         self.log = logging.getLogger(__name__)
-        self.kept, self.enqueued = [], []
+        self.kept, self.enqueued, self.readable = [], [], []
         routes = Routes()
         routes.add("/inline", Route("/inline", handler, Responses([])))
         self.inline_routes = routes
@@ -58,6 +80,7 @@ class Worker(InlineServing):
             self._callbacks.append(partial(fn, *args))
 
     def _keep_alive(self, conn):
+        super()._keep_alive(conn)
         self.kept.append(conn)
 
     def enqueue_req(self, conn):
@@ -206,3 +229,125 @@ def test_a_failure_after_the_answer_closes_the_connection_not_the_loop(pair):
     exchanges[0].reply(200, b"{}")
     worker.run_until(lambda: conn.closed)
     assert worker.nr_conns == 0
+
+
+def answer_from_a_thread(exchange, body=b"{}"):
+    """Reply as the loop thread does; nothing may escape into it."""
+    answered = []
+    thread = threading.Thread(target=lambda: answered.append(exchange.reply(200, body)))
+    thread.start()
+    thread.join(5)
+    assert answered == [True]
+
+
+def test_a_kept_alive_answer_from_another_thread_wakes_no_main_loop(pair):
+    server, client = pair
+    exchanges = []
+    worker, conn, _ = serve(lambda r, e: exchanges.append(e) or True, server)
+    answer_from_a_thread(exchanges[0])
+    assert not worker._callbacks  # nothing for the main loop to do
+    assert list(worker.keepalived_conns) == [conn]
+    assert conn.timeout > time.monotonic() + KEEPALIVE_S - 5
+    assert worker.poller.get_key(server).events == selectors.EVENT_READ
+    assert read_all(client, 1).startswith(b"HTTP/1.1 200 OK\r\n")
+    client.sendall(REQUEST)  # the next request finds it in the poller
+    worker.run_until(lambda: worker.readable)
+    assert worker.readable == [conn] and not worker.keepalived_conns
+    assert worker.nr_conns == 1 and not conn.closed
+
+
+CLOSE_REQUEST = REQUEST.replace(b"\r\nContent", b"\r\nConnection: close\r\nContent")
+
+
+@pytest.mark.parametrize("case", ["partial", "close", "stopping", "stopped"])
+def test_what_the_main_loop_must_decide_is_left_to_it(pair, case):
+    server, client = pair
+    exchanges = []
+    worker = Worker(lambda r, e: exchanges.append(e) or True)
+    conn = Conn(server)
+    conn.head += CLOSE_REQUEST if case == "close" else REQUEST
+    assert worker._serve_inline(conn)
+    body = b"{}"
+    if case == "partial":
+        small_buffers(server, client)
+        body = b"x" * 1_000_000
+    elif case == "stopping":
+        worker.alive = False
+    elif case == "stopped":  # run() left its loop (alive, if the parent died)
+        worker._cap_keepalive(time.monotonic() + 2)
+    answer_from_a_thread(exchanges[0], body)
+    assert worker._callbacks
+    assert not worker.keepalived_conns and not worker.poller.get_map()
+    if case == "partial":
+        worker.run_until(lambda: conn.inline_rest)
+    elif case == "stopped":
+        worker.run_until(lambda: worker.kept)
+    else:
+        worker.run_until(lambda: conn.closed)
+        assert worker.nr_conns == 0
+
+
+def test_a_registration_that_fails_closes_the_connection_on_the_main_loop(pair):
+    server, _ = pair
+    exchanges = []
+    worker, conn, _ = serve(lambda r, e: exchanges.append(e) or True, server)
+
+    def broken(*args, **kwargs):
+        raise OSError("epoll_ctl refused it")
+
+    worker.poller.register = broken
+    answer_from_a_thread(exchanges[0])
+    assert not worker.keepalived_conns
+    # The main loop's count: not counted down from another thread.
+    assert worker.nr_conns == 1 and not conn.closed
+    worker.run_until(lambda: conn.closed)
+    assert worker.nr_conns == 0
+
+
+@pytest.mark.parametrize(
+    "main_loop",
+    [
+        lambda worker, deadline: worker.murder_keepalived(force=True),
+        lambda worker, deadline: worker._cap_keepalive(deadline),
+    ],
+    ids=["murder_keepalived", "_cap_keepalive"],
+)
+def test_the_main_loop_waits_for_a_registration_under_way(pair, main_loop):
+    server, _ = pair
+    exchanges = []
+    worker, conn, _ = serve(lambda r, e: exchanges.append(e) or True, server)
+    registering, go = threading.Event(), threading.Event()
+    register = worker.poller.register
+
+    def slow_register(*args, **kwargs):
+        registering.set()  # in keepalived_conns, not in the poller yet
+        go.wait(5)
+        return register(*args, **kwargs)
+
+    worker.poller.register = slow_register
+    answering = threading.Thread(target=exchanges[0].reply, args=(200, b"{}"))
+    answering.start()
+    assert registering.wait(5)
+    deadline = time.monotonic()
+    looping = threading.Thread(target=main_loop, args=(worker, deadline))
+    looping.start()
+    looping.join(0.2)
+    assert looping.is_alive()
+    go.set()
+    answering.join(5)
+    looping.join(5)
+    assert not looping.is_alive() and not worker._callbacks
+    if not worker._keepalive_open:  # capped, and only the main loop keeps more
+        assert list(worker.keepalived_conns) == [conn] and conn.timeout <= deadline
+    else:  # closed once registered, and counted down once
+        assert conn.closed and not worker.keepalived_conns
+        assert not worker.poller.get_map() and worker.nr_conns == 0
+
+
+def test_gthread_caps_kept_alive_connections_as_it_stops():
+    # Where the worker stops keeping connections alive from other threads.
+    from raftsite.worker import RaftThreadWorker
+
+    assert "self._cap_keepalive(" in inspect.getsource(gthread.ThreadWorker.run)
+    assert RaftThreadWorker._cap_keepalive is InlineServing._cap_keepalive
+    assert RaftThreadWorker.murder_keepalived is InlineServing.murder_keepalived
