@@ -77,13 +77,36 @@ class PeerExchange:
     def receive(self, max_body: int) -> tuple[int, bytes]:
         """(status, body) of the next response; a body over ``max_body``
         bytes raises PeerProtocolError without reading it all."""
+        while (response := self._take(max_body)) is None:
+            self._fill()
+        return response
+
+    def receive_nowait(self, max_body: int) -> tuple[int, bytes] | None:
+        """receive(), from what has arrived (a plain socket: a TLS one may
+        hold a record without a byte to read yet); None until it is all
+        there."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        # With a timeout, recv waits for data; with none, it takes what is
+        # there. A non-blocking plain socket costs no syscall to switch.
+        sock.settimeout(0)
+        try:
+            self._fill()
+        except BlockingIOError:
+            pass
+        finally:
+            sock.settimeout(timeout)
+        return self._take(max_body)
+
+    def _take(self, max_body: int) -> tuple[int, bytes] | None:
+        """The response in the buffer, removed from it; None if it has
+        not all arrived."""
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n")
-        while end < 0:
+        if end < 0:
             if len(buffer) > MAX_HEAD_BYTES:
                 raise PeerProtocolError("a response head over the bound")
-            self._fill()
-            end = buffer.find(b"\r\n\r\n")
+            return None
         lines = bytes(buffer[:end]).split(b"\r\n")
         status_line = lines[0].split(b" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith(b"HTTP/1."):
@@ -113,8 +136,8 @@ class PeerExchange:
         if length > max_body:
             raise PeerProtocolError(f"a reply of over {max_body} bytes")
         start = end + 4
-        while len(buffer) < start + length:
-            self._fill()
+        if len(buffer) < start + length:
+            return None
         body = bytes(buffer[start : start + length])
         del buffer[: start + length]
         if buffer:

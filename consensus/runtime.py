@@ -31,6 +31,7 @@ from .errors import (
     CommandTimeout,
     NotLeader,
 )
+from .inbox import Inbox
 from .ready_path import apply_ready
 from .runtime_reads import ReadRuntimeMixin, _Read
 from .runtime_snapshots import RoutedTransport, SnapshotRuntimeMixin, core_metadata
@@ -134,7 +135,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
         self._lock = DataDirLock(data_dir) if data_dir is not None else None
         self._cluster = cluster
         self._settings = settings
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._inbox = Inbox()
         if storage is None:
             storage = Storage()
         if transport is None:
@@ -143,6 +144,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
                 self._deliver,
                 settings.secret,
                 ssl_context=settings.tls_context,
+                watcher=self._inbox,
             )
         if state_machine is None:
             state_machine = StateMachine(node_id)
@@ -369,6 +371,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
                 logger.exception("raft loop failed; stopping the node")
             os._exit(STOP_NODE_EXIT_CODE)
         finally:
+            self._inbox.close()
             self._storage.close()
             self._release_lock()
 

@@ -4,9 +4,12 @@ Each peer has its own thread, queue and keep-alive connection, so a dead or
 slow peer stalls only its own queue, never the loop or the other peers. The
 queue keeps the newest message of each kind, votes before AppendEntries.
 
-To an idle peer the loop thread writes a request itself, without waiting,
-and the sender thread reads the answer: handing it the write cost 0.1-0.9 ms
-a command, waiting for the GIL the loop held while it saved its Ready.
+To an idle peer the loop thread writes a request itself, without waiting:
+handing the sender thread the write cost 0.1-0.9 ms a command, waiting for
+the GIL the loop held while it saved its Ready. Over plain HTTP the loop
+thread also reads the answer, when its inbox (consensus/inbox.py) sees the
+socket readable; over TLS, and for what the socket did not take at once,
+the sender thread does.
 
 Peer RPC opens its connections with the standard library's http.client
 (TLS included, consensus/peer_connection.py) and speaks HTTP on the socket
@@ -37,6 +40,7 @@ from .core.messages import (
     TimeoutNow,
     Unreachable,
 )
+from .inbox import Inbox
 from .peer_connection import close_quietly, open_connection
 from .peer_http import PeerExchange
 from .serializers import message_from_dict, message_to_dict
@@ -115,10 +119,14 @@ class PeerSender:
         secret: str,
         timeout: tuple[float, float],
         ssl_context: ssl.SSLContext | None = None,
+        watcher: Inbox | None = None,
     ):
         self.node_id = node_id
         self.peer = peer
         self._ssl_context = ssl_context
+        # The loop thread's inbox, which reads the answers to what the loop
+        # wrote (None: the sender thread reads every answer).
+        self._watcher = watcher if ssl_context is None else None
         self._deliver = deliver
         self._timeout = timeout
         self._ready = threading.Condition()
@@ -128,6 +136,10 @@ class PeerSender:
         # A request the loop thread wrote, whose answer the sender thread
         # has yet to read; taken before anything pending.
         self._written: _Written | None = None
+        # A request the loop thread wrote and reads the answer to itself
+        # (_on_readable); the sender thread leaves the connection alone.
+        self._awaited: _Written | None = None
+        self._awaited_sock = None
         # Whether the sender thread waits for work with nothing pending,
         # nothing written and the connection unused: only then may the loop
         # thread write on the connection (one request on the wire at most).
@@ -152,12 +164,19 @@ class PeerSender:
 
     def send(self, message: Message) -> None:
         with self._ready:
+            if self._awaited is not None and not isinstance(message, AppendEntries):
+                # A vote or a transfer does not wait for the answer to an
+                # AppendEntries (as _await_response): that one is given up.
+                self._give_up_awaited()
             if self._idle and self._exchange is not None and _fits_directly(message):
                 written = self._write_directly(message)
                 if written is not None:
-                    self._written = written
                     self._idle = False
-                    self._ready.notify()
+                    if not written.rest and self._watcher is not None:
+                        self._await_here(written)
+                    else:
+                        self._written = written
+                        self._ready.notify()
                     return
             # A newer AppendEntries replaces a waiting one without an
             # Unreachable for it: the core makes a new one only once it no
@@ -201,7 +220,76 @@ class PeerSender:
         with self._ready:
             self._closed = True
             self._idle = False
+            if self._awaited is not None:
+                # The loop thread's (or, stopped, nobody's): given up.
+                self._watcher.unwatch(self._awaited_sock)
+                self._awaited = None
+                self._disconnect()
             self._ready.notify()
+
+    # --- answers the loop thread reads (loop thread only) -----------------
+
+    def _await_here(self, written: _Written) -> None:
+        self._awaited = written
+        self._awaited_sock = self._exchange.sock
+        deadline = time.monotonic() + self._timeout[1]
+        self._watcher.watch(
+            self._awaited_sock, self._on_readable, deadline, self._on_timeout
+        )
+
+    def _on_readable(self) -> None:
+        written = self._awaited
+        try:
+            response = self._exchange.receive_nowait(MAX_PEER_REPLY_BYTES)
+        except Exception as exc:
+            response, failure = None, exc
+        else:
+            if response is None:
+                return  # the rest is on its way
+            failure = None
+        # Unwatched before anything closes the socket: its number, once
+        # free, may be another file's.
+        self._watcher.unwatch(self._awaited_sock)
+        if failure is None:
+            try:
+                reply = self._reply_to(written.message, written.start, *response)
+            except Exception as exc:
+                reply = self._failed(exc)
+        else:
+            reply = self._failed(failure)
+        self._hand_back()
+        self._deliver_safely(reply)
+
+    def _on_timeout(self) -> None:
+        # The inbox has unwatched the socket already.
+        reply = self._failed(TimeoutError("no answer within the read timeout"))
+        self._hand_back()
+        self._deliver_safely(reply)
+
+    def _give_up_awaited(self) -> None:
+        # With the lock held (from send).
+        self._watcher.unwatch(self._awaited_sock)
+        reply = self._failed(TimeoutError("given up for a RequestVote or TimeoutNow"))
+        self._awaited = None
+        self._deliver_safely(reply)
+
+    def _hand_back(self) -> None:
+        """The connection (unwatched) is the sender's again, or, with
+        nothing for it to send, free for the loop thread's next write."""
+        with self._ready:
+            self._awaited = None
+            if self._pending or self._closed:
+                self._ready.notify()
+            else:
+                self._idle = True
+
+    def _deliver_safely(self, reply: Message | None) -> None:
+        if reply is None:
+            return
+        try:
+            self._deliver(reply)
+        except Exception as exc:
+            self._log_failure(type(reply), exc)
 
     def queued(self) -> int:
         """How many messages wait to be sent."""
@@ -215,10 +303,13 @@ class PeerSender:
         # request is on the wire: its answer comes first, or it is given
         # up for them (_await_response).
         with self._ready:
-            while self._written is None and not self._pending:
-                if self._closed:
-                    return None
-                self._idle = True
+            while True:
+                if self._awaited is None:
+                    if self._written is not None or self._pending:
+                        break
+                    if self._closed:
+                        return None
+                    self._idle = True
                 self._ready.wait()
             self._idle = False
             if self._written is not None:
@@ -298,7 +389,7 @@ class PeerSender:
         return Unreachable(term=0, source=self.peer, dest=self.node_id)
 
     def _call(self, message: Message, written: _Written | None) -> Message | None:
-        endpoint, reply_class = ROUTES[type(message)]
+        endpoint, _ = ROUTES[type(message)]
         if written is None:
             body = _encode(message)
             start = time.perf_counter()
@@ -316,30 +407,39 @@ class PeerSender:
                     exchange.sock.sendall(written.rest)
             self._await_response(exchange.sock)
             status, data = exchange.receive(MAX_PEER_REPLY_BYTES)
-            if exchange.will_close:
-                self._disconnect()  # reconnect through _connect next time
-            if status != 200:
-                raise ValueError(f"HTTP {status}")
-            if reply_class is None:
-                return None
-            reply = message_from_dict(reply_class, json.loads(data))
-            if (reply.source, reply.dest) != (self.peer, self.node_id):
-                raise ValueError(f"a reply from {reply.source} to {reply.dest}")
-            self._rpc_seconds.observe(time.perf_counter() - start)
-            return reply
+            return self._reply_to(message, start, status, data)
         except Exception as exc:  # any failure means "not delivered"
-            self._rpc_errors.inc()
-            logger.debug("send to %s failed: %s", self.peer, exc)
-            if isinstance(exc, ssl.SSLError) and not isinstance(
-                exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
-            ):
-                # Refused, not cut short (a peer going down cuts handshakes).
-                self._log_tls_failure(exc)
-            # A half-read or refused connection cannot be reused.
-            self._disconnect()
-            # The core keeps one AppendEntries in flight per peer; telling
-            # it the send failed lets the next heartbeat try again.
-            return self._unreachable()
+            return self._failed(exc)
+
+    def _reply_to(
+        self, message: Message, start: float, status: int, data: bytes
+    ) -> Message | None:
+        if self._exchange is not None and self._exchange.will_close:
+            self._disconnect()  # reconnect through _connect next time
+        if status != 200:
+            raise ValueError(f"HTTP {status}")
+        _, reply_class = ROUTES[type(message)]
+        if reply_class is None:
+            return None
+        reply = message_from_dict(reply_class, json.loads(data))
+        if (reply.source, reply.dest) != (self.peer, self.node_id):
+            raise ValueError(f"a reply from {reply.source} to {reply.dest}")
+        self._rpc_seconds.observe(time.perf_counter() - start)
+        return reply
+
+    def _failed(self, exc: Exception) -> Unreachable:
+        self._rpc_errors.inc()
+        logger.debug("send to %s failed: %s", self.peer, exc)
+        if isinstance(exc, ssl.SSLError) and not isinstance(
+            exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
+        ):
+            # Refused, not cut short (a peer going down cuts handshakes).
+            self._log_tls_failure(exc)
+        # A half-read or refused connection cannot be reused.
+        self._disconnect()
+        # The core keeps one AppendEntries in flight per peer; telling it
+        # the send failed lets the next heartbeat try again.
+        return self._unreachable()
 
     def _log_tls_failure(self, exc: ssl.SSLError) -> None:
         # Once per reason: a peer whose certificate does not verify fails at
@@ -383,9 +483,13 @@ class Transport:
         secret: str = "",
         timeout: tuple[float, float] = (0.25, 0.5),
         ssl_context: ssl.SSLContext | None = None,
+        watcher: Inbox | None = None,
     ):
+        """``watcher``: the loop thread's inbox, to read the answers to
+        what the loop thread writes (None: the sender threads read all)."""
         self.node_id = node_id
         self._deliver = deliver
+        self._watcher = watcher
         self._secret = secret
         self._timeout = timeout
         # With TLS: HTTPS, verifying each peer's certificate (consensus/tls.py).
@@ -402,6 +506,7 @@ class Transport:
                 self._secret,
                 self._timeout,
                 self._ssl_context,
+                self._watcher,
             )
             self._senders[message.dest] = sender
         sender.send(message)
