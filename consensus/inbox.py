@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -38,6 +39,7 @@ class Inbox:
         self._waiting = False
         # Socket -> (deadline (time.monotonic()), on_timeout).
         self._deadlines: dict = {}
+        self._owner: int | None = None  # the loop thread's ident
 
     def put(self, item) -> None:
         self._items.put(item)
@@ -54,6 +56,10 @@ class Inbox:
 
     def qsize(self) -> int:
         return self._items.qsize()
+
+    def on_loop_thread(self) -> bool:
+        """Whether the caller is the thread that gets from this inbox."""
+        return self._owner == threading.get_ident()
 
     def watch(
         self,
@@ -80,6 +86,7 @@ class Inbox:
         """The next item, waiting as long as it takes; meanwhile, and once
         before taking an item if any socket is watched (a busy loop would
         otherwise never look), the watched sockets' callbacks run."""
+        self._owner = threading.get_ident()
         if self._deadlines:
             self._dispatch(self._selector.select(0))
         while True:

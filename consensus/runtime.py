@@ -303,6 +303,15 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
             raise CommandTimeout("the node did not process the request in time")
         return slot.value
 
+    @property
+    def inbox(self) -> Inbox:
+        """The loop thread's inbox, which also watches sockets for it."""
+        return self._inbox
+
+    def call_in_loop(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the loop thread soon; nobody waits for it."""
+        self._inbox.put(_Call(lambda node: (fn(), Ready()), Slot()))
+
     def step_later(self, message: Message, then: Callable[[Message | None], None]):
         """Step a peer's request without waiting: ``then`` gets the reply on
         the loop thread once it is durable (an inline request's answer,

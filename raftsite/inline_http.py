@@ -35,6 +35,9 @@ class Route:
     # (raftsite/inline_worker.py); responses: the head of its answers.
     handler: object
     responses: Responses
+    # Whether the loop thread keeps the connection once it has answered
+    # (raftsite/loop_peers.py): a leader's AppendEntries.
+    loop_kept: bool = False
 
 
 class Routes:

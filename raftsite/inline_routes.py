@@ -48,7 +48,12 @@ def inline_setup(worker) -> None:
     stalled = _unavailable("the node did not process the request in time")
     routes.add(
         "/raft/append_entries",
-        Route("/raft/append_entries", append_entries_handler(stalled), post),
+        Route(
+            "/raft/append_entries",
+            append_entries_handler(stalled),
+            post,
+            loop_kept=True,
+        ),
     )
     no_index = _unavailable(
         f"no read index here: leadership not confirmed within {timeout_s:g} s"

@@ -20,18 +20,32 @@ import time
 from functools import partial
 from itertools import count
 
+from .loop_peers import LoopPeerConnections
+
 
 class InlineExchange:
     """One inline request on its connection: answered exactly once, by
     ``reply``, by ``decline`` (the ordinary path serves it after all), or
     by the worker at the deadline the handler set."""
 
-    __slots__ = ("_worker", "conn", "request", "_claim", "deadline", "_expired")
+    __slots__ = (
+        "_worker",
+        "conn",
+        "request",
+        "_claim",
+        "deadline",
+        "_expired",
+        "on_loop",
+    )
 
-    def __init__(self, worker, conn, request):
+    def __init__(self, worker, conn, request, on_loop: bool = False):
         self._worker = worker
         self.conn = conn
         self.request = request
+        # Read by the loop thread (raftsite/loop_peers.py), which answers it
+        # in the same turn: no deadline on the main loop's heap, which is
+        # the main loop's alone.
+        self.on_loop = on_loop
         self._claim = threading.Lock()
         self.deadline: float | None = None
         self._expired: tuple[int, bytes] | None = None
@@ -41,7 +55,8 @@ class InlineExchange:
         unless answered before. Call before handing the request on."""
         self.deadline = deadline
         self._expired = (status, body)
-        self._worker._inline_expiring(self)
+        if not self.on_loop:
+            self._worker._inline_expiring(self)
 
     def reply(self, status: int, body: bytes, extra_headers=()) -> bool:
         """Write the answer (any thread); False if it was answered already."""
@@ -69,7 +84,7 @@ class InlineExchange:
             self.reply(*self._expired)
 
 
-class InlineServing:
+class InlineServing(LoopPeerConnections):
     """RaftThreadWorker's inline requests (a mixin: it uses the worker's
     poller, method queue and connection bookkeeping, main loop only unless
     said otherwise)."""
@@ -89,6 +104,7 @@ class InlineServing:
         # starts to stop; _keepalive_open: until it starts to stop.
         self._keepalive_lock = threading.Lock()
         self._keepalive_open = True
+        self._loop_conns = set()
 
     def _serve_inline(self, conn) -> bool:
         """Serve the request in ``conn.head`` inline if it is one; False
@@ -144,7 +160,9 @@ class InlineServing:
         except OSError:
             sent = -1
         rest = None if sent < 0 else data[sent:]
-        if rest == b"" and self._keep_alive_here(exchange):
+        if rest == b"" and (
+            self._keep_on_loop(exchange, status) or self._keep_alive_here(exchange)
+        ):
             return
         self.method_queue.defer(self._inline_written, exchange, rest)
 
@@ -207,6 +225,7 @@ class InlineServing:
         with self._keepalive_lock:
             self._keepalive_open = False
             super()._cap_keepalive(deadline)
+        self._give_back_loop_conns()
 
     def _inline_written(self, exchange, rest: bytes | None) -> None:
         # From the method queue, as gthread's finish_request: a failure

@@ -1,0 +1,169 @@
+"""A leader's AppendEntries connection, served by this node's loop thread.
+
+A follower's main loop read each AppendEntries, decoded it and put it on the
+runtime's inbox, woke the loop thread, and, once the reply was written, took
+the connection back: for every command, its main loop woke, parsed and
+handed over on the command's critical path, then fought the loop thread for
+the GIL while that thread saved and answered. Once the loop thread has
+answered an AppendEntries inline, it keeps the connection instead: its inbox
+(consensus/inbox.py) watches the socket, and the loop thread reads, checks
+and steps the next request itself, through the same inline handler
+(consensus/inline_peers.py), and writes its reply.
+
+Anything else on that connection (a vote, a request the inline handler
+declines, a closed or idle connection) goes back to the main loop, which
+serves it as any kept-alive connection's. The loop thread never closes a
+connection or counts it: that stays the main loop's (gunicorn's nr_conns).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+from .inline_http import MAX_HEAD_BYTES, MAX_INLINE_BODY, body_pending, parse
+
+RECV_BYTES = 64 * 1024
+# The loop thread serves an AppendEntries of up to about this size (a
+# command's, a heartbeat): a larger one, a batch under load, goes to the
+# main loop, which decodes it while the loop thread applies the last one.
+# Decoding on the loop thread serialised the two: at 64 clients it cost a
+# third of the throughput.
+LOOP_MAX_BODY = 1024
+
+
+class LoopPeerConnections:
+    """The worker's side (a mixin of InlineServing's worker). Its methods
+    run on the loop thread unless said otherwise."""
+
+    # The connections the loop thread watches (loop thread only).
+    _loop_conns: set
+
+    # The runtime's inbox when its loop thread may keep connections.
+    def _loop_inbox(self):
+        from consensus.runtime import current_runtime
+
+        runtime = current_runtime()
+        return runtime.inbox if runtime is not None else None
+
+    def _keep_on_loop(self, exchange, status: int) -> bool:
+        """After the loop thread wrote ``exchange``'s answer in full: keep
+        the connection on the loop thread if it carries AppendEntries;
+        False leaves it to the usual keep-alive."""
+        request = exchange.request
+        if not (status == 200 and request.keep_alive and _loop_sized(request)):
+            return False
+        inbox = self._loop_inbox()
+        if inbox is None or not inbox.on_loop_thread():
+            return False  # a 503 at the deadline: the main loop's
+        conn = exchange.conn
+        if conn.sock.gettimeout() != 0.0:
+            conn.sock.setblocking(False)
+        # Under the lock: a worker that starts to stop (_cap_keepalive) then
+        # finds the connection among those to give back, or none is kept.
+        with self._keepalive_lock:
+            if not (self._keepalive_open and self.alive):
+                return False
+            self._loop_conns.add(conn)
+            inbox.watch(
+                conn.sock,
+                partial(self._loop_readable, inbox, conn),
+                time.monotonic() + self._loop_idle_s(),
+                partial(self._loop_give_back, inbox, conn, closed=False),
+            )
+        return True
+
+    def _give_back_loop_conns(self) -> None:
+        """The main loop, as the worker starts to stop: the loop thread
+        hands back the connections it keeps, to be closed."""
+        if not self._loop_conns:
+            return  # none kept (or no Raft runtime in this worker)
+        from consensus.runtime import current_runtime
+
+        runtime = current_runtime()
+        if runtime is not None:
+            runtime.call_in_loop(self._give_back_all)
+
+    def _give_back_all(self) -> None:
+        inbox = self._loop_inbox()
+        for conn in list(self._loop_conns):
+            self._loop_give_back(inbox, conn, closed=False)
+
+    def _loop_idle_s(self) -> float:
+        # A live leader sends a heartbeat every few ticks; an idle
+        # connection goes back to the main loop, whose keep-alive timeout
+        # then closes it.
+        return max(float(self.cfg.keepalive), 1.0)
+
+    def _loop_readable(self, inbox, conn) -> None:
+        # On the loop thread, from the inbox: must not raise.
+        try:
+            self._loop_read(inbox, conn)
+        except Exception:
+            self.log.exception("serving a peer connection on the loop failed")
+            self._loop_give_back(inbox, conn, closed=True)
+
+    def _loop_read(self, inbox, conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            return self._loop_give_back(inbox, conn, closed=True)
+        conn.head += data
+        routes = self.inline_routes
+        if not conn.head_complete() or body_pending(conn.head, routes):
+            if len(conn.head) > MAX_HEAD_BYTES + MAX_INLINE_BODY:
+                self._loop_give_back(inbox, conn, closed=False)
+            return
+        request = parse(conn.head, routes)
+        if request is None or not _loop_sized(request):
+            return self._loop_give_back(inbox, conn, closed=False)
+        inbox.unwatch(conn.sock)
+        self._loop_conns.discard(conn)
+        if not self._serve_on_loop(conn, request):
+            conn.head += request.raw
+            self._loop_give_back(inbox, conn, closed=False)
+
+    def _serve_on_loop(self, conn, request) -> bool:
+        from .inline_worker import InlineExchange
+
+        exchange = InlineExchange(self, conn, request, on_loop=True)
+        conn.head.clear()
+        conn.inline_started = time.perf_counter()
+        metrics = self.inline_metrics
+        if metrics is not None:
+            metrics.taken(request)
+        try:
+            taken = request.route.handler(request, exchange)
+        except Exception:
+            self.log.exception("inline handler failed")
+            taken = False
+        if not taken and metrics is not None:
+            metrics.declined(request)
+        return taken
+
+    def _loop_give_back(self, inbox, conn, closed: bool) -> None:
+        inbox.unwatch(conn.sock)
+        self._loop_conns.discard(conn)
+        self.method_queue.defer(self._loop_returned, conn, closed)
+
+    def _loop_returned(self, conn, closed: bool) -> None:
+        # The main loop: as on_client_socket_readable, with what the loop
+        # thread read already in conn.head.
+        if closed or not self.alive:
+            self.nr_conns -= 1
+            conn.close()
+        elif not conn.head:
+            self._keep_alive(conn)
+        elif not conn.head_complete() or self._inline_body_pending(conn):
+            self._await_head(conn)
+        elif not self._serve_inline(conn):
+            conn.data_ready = True
+            self.enqueue_req(conn)
+
+
+def _loop_sized(request) -> bool:
+    return request.route.loop_kept and len(request.body) <= LOOP_MAX_BODY
