@@ -202,10 +202,12 @@ def clock_overhead() -> float:
 
 def measure(benches: list[Bench], repeats: int, commands: int, record: bool):
     """Per bench, per step: the median ns of each repeat. The benches take
-    turns, one repeat each, so a busy moment of the machine falls on all."""
+    turns, one repeat each, so a busy moment of the machine falls on all;
+    the order alternates (A B B A ...) so neither always goes first."""
     medians = [[[] for _ in STEPS] for _ in benches]
-    for _ in range(repeats):
-        for bench, bench_medians in zip(benches, medians, strict=True):
+    turns = list(zip(benches, medians, strict=True))
+    for repeat in range(repeats):
+        for bench, bench_medians in turns if repeat % 2 == 0 else turns[::-1]:
             times: list[list[int]] = [[] for _ in STEPS]
             for _ in range(commands):
                 bench.command(times, record)
@@ -265,6 +267,16 @@ def main() -> None:
         )
         row += f"{total / 1000:13.2f}          "
     print(f"  {'one command, all nodes':30s}{row}")
+    if len(benches) == 2:
+        # Paired: each repeat of one against the same repeat of the other.
+        print("  this / against, median of the repeats' ratios:")
+        for n, step in enumerate(STEPS):
+            per = PER.get(step, 1)
+            ratios = [
+                (a / per - overhead) / (b / per - overhead)
+                for a, b in zip(medians[0][n], medians[1][n], strict=True)
+            ]
+            print(f"    {step:30s} {statistics.median(ratios):6.3f}")
     if record:
         for name, bench in zip(names, benches, strict=True):
             print(f"digest {bench.digest.hexdigest()}  {name}")
