@@ -304,6 +304,24 @@ def test_adding_a_server_catches_it_up_and_makes_it_a_member():
     assert net.commands("d") == ["x"]
 
 
+def test_the_leader_tracks_and_sends_to_exactly_the_other_members():
+    """LeaderState keeps its peers in address order (broadcast's order) as
+    the configuration changes (§4.1): added, removed, added back."""
+    net, leader = elected()
+    net.add("d")
+    for voters, peers in [("abcd", "bcd"), ("abc", "bc"), ("abcd", "bcd")]:
+        ready = net.handle("a", leader.propose([change(voters)]))
+        state = leader.leader_state
+        assert state.peers == sorted(state.progress) == list(peers)
+        assert [m.dest for m in ready.messages] == list(peers)
+        net.deliver()
+        net.heartbeat("a")
+        assert leader.commit_index == leader.log.last_index
+        net.tick("a", leader.config.heartbeat_ticks)
+        assert [m.dest for m in net.pending] == list(peers)
+        net.deliver()
+
+
 def test_one_configuration_change_at_a_time():
     net, leader = elected()
     net.handle("a", leader.propose([change("abcd")]))
