@@ -26,7 +26,7 @@ prints a hash of every Ready and Status its run produced, which match when
 the two behave identically (``--digest`` prints it for one core).
 
     .venv/bin/python bench/core_steps.py
-    .venv/bin/python bench/core_steps.py --log 5000 --commands 3000 --repeats 9
+    .venv/bin/python bench/core_steps.py --log 5000 --commands 1000 --repeats 31
     .venv/bin/python bench/core_steps.py --against /tmp/main-checkout
     .venv/bin/python bench/core_steps.py --profile propose   # cProfile one step
 """
@@ -221,8 +221,8 @@ def measure(benches: list[Bench], repeats: int, commands: int, record: bool):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--log", type=int, default=2000, help="entries beforehand")
-    parser.add_argument("--commands", type=int, default=2000, help="per repeat")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--commands", type=int, default=500, help="per repeat")
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--digest", action="store_true")
     parser.add_argument("--against", type=Path, metavar="DIR")
