@@ -75,6 +75,8 @@ class LeaderState:
             # Raft Figure 2: next_index starts just after the leader's last
             # entry; the peer's rejections walk it back.
             self.progress[peer] = Progress(next_index=self.log.last_index + 1)
+        # The order broadcast sends in; the peers change only here.
+        self.peers = sorted(self.progress)
         if self.transfer_target not in configuration.voters:
             # The CONFIG entry that did this already outdates any
             # TimeoutNow sent (see transfer.py).
@@ -99,9 +101,15 @@ class LeaderState:
         each Ready before the next call. A leader outside the voters (being
         removed, §4.2.2) does not count itself.
         """
-        match = {peer: pr.match_index for peer, pr in self.progress.items()}
-        match[self.id] = self.log.last_index
-        return quorum.committed_index(self.configuration.voters, match)
+        # Runs after every append and accepted reply: the voters' match
+        # indexes go straight into a list, not through a dict of them all.
+        # set_configuration tracks every voter but this server.
+        progress, last_index = self.progress, self.log.last_index
+        matches = [
+            last_index if voter == self.id else progress[voter].match_index
+            for voter in self.configuration.voters
+        ]
+        return quorum.majority_index(matches)
 
     # Sending.
 
@@ -158,7 +166,7 @@ class LeaderState:
         """The next request (AppendEntries or InstallSnapshot) to every
         peer with nothing in flight."""
         messages = []
-        for peer in sorted(self.progress):
+        for peer in self.peers:
             message = self.replicate(peer, commit_index)
             if message is not None:
                 messages.append(message)

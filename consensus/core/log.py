@@ -25,26 +25,26 @@ class RaftLog:
         # (dissertation chapter 5); that entry's term and the configuration
         # as of it are kept (Figure 5.1). It may precede the node's latest
         # snapshot: the runtime may keep a trailing window (RaftNode.compact).
-        self.snapshot = snapshot
         # invariant: self._entries[i].index == snapshot_index + 1 + i
         self._entries: list[Entry] = []
+        self._set_snapshot(snapshot)
         self.append(entries)
 
-    @property
-    def snapshot_index(self) -> int:
-        return self.snapshot.last_included_index
+    # snapshot_index, snapshot_term, first_index and last_index are plain
+    # attributes, read many times in every step: only _set_snapshot,
+    # append and truncate_from change them, with the entries.
+    # invariant: last_index == snapshot_index + len(self._entries)
+
+    def _set_snapshot(self, snapshot: SnapshotMetadata) -> None:
+        self._snapshot = snapshot
+        self.snapshot_index = snapshot.last_included_index
+        self.snapshot_term = snapshot.last_included_term
+        self.first_index = self.snapshot_index + 1
+        self.last_index = self.snapshot_index + len(self._entries)
 
     @property
-    def snapshot_term(self) -> int:
-        return self.snapshot.last_included_term
-
-    @property
-    def first_index(self) -> int:
-        return self.snapshot_index + 1
-
-    @property
-    def last_index(self) -> int:
-        return self.snapshot_index + len(self._entries)
+    def snapshot(self) -> SnapshotMetadata:
+        return self._snapshot
 
     @property
     def last_term(self) -> int:
@@ -62,10 +62,11 @@ class RaftLog:
         Index 0 (before the first entry) has term 0, as Figure 2's
         consistency check for prev_log_index = 0 needs.
         """
-        if index == self.snapshot_index:
+        offset = index - self.snapshot_index
+        if offset == 0:
             return self.snapshot_term
-        if self.snapshot_index < index <= self.last_index:
-            return self._entries[index - self.first_index].term
+        if 0 < offset <= len(self._entries):
+            return self._entries[offset - 1].term
         return None
 
     def entry(self, index: int) -> Entry:
@@ -86,6 +87,8 @@ class RaftLog:
         command text, but always at least one so a large entry still
         moves."""
         batch = self.slice(lo, lo + max(max_count, 1))
+        if len(batch) <= 1:
+            return batch  # at least one, whatever its size
         size = 0
         for n, entry in enumerate(batch):
             size += len(entry.command.encode())
@@ -95,16 +98,19 @@ class RaftLog:
 
     def append(self, entries: Iterable[Entry]) -> None:
         """Append entries that directly follow last_index."""
+        last_term = self.last_term
         for entry in entries:
             if entry.index != self.last_index + 1:
                 raise ValueError(
                     f"entry {entry.index} does not follow last index "
                     f"{self.last_index}"
                 )
-            if entry.term < self.last_term:
+            if entry.term < last_term:
                 # Raft §5.3: terms never decrease along a log.
                 raise ValueError(f"entry {entry.index} has a decreasing term")
             self._entries.append(entry)
+            self.last_index = entry.index
+            last_term = entry.term
 
     def compact(self, snapshot: SnapshotMetadata) -> bool:
         """Start the log after ``snapshot``'s last included entry.
@@ -121,7 +127,7 @@ class RaftLog:
             del self._entries[: index - self.snapshot_index]
         else:
             self._entries = []
-        self.snapshot = snapshot
+        self._set_snapshot(snapshot)
         return retained
 
     def truncate_from(self, index: int) -> None:
@@ -129,6 +135,7 @@ class RaftLog:
         if index <= self.snapshot_index:
             raise ValueError(f"cannot truncate compacted index {index}")
         del self._entries[index - self.first_index :]
+        self.last_index = self.snapshot_index + len(self._entries)
 
     def is_up_to_date(self, last_log_index: int, last_log_term: int) -> bool:
         """Raft §5.4.1: is a log ending at (last_log_index, last_log_term)

@@ -396,9 +396,17 @@ class RaftNode(
         ready.entries_to_persist = [
             e for e in ready.entries_to_persist if e.index < first
         ] + entries
-        self._log_changed(first)
+        self._log_changed(first, entries)
 
-    def _log_changed(self, first_changed: int) -> None:
+    def _log_changed(self, first_changed: int, written: list[Entry]) -> None:
+        """The log holds ``written`` from ``first_changed`` on, to its end."""
+        if self.configuration_index < first_changed and not any(
+            e.type is EntryType.CONFIG for e in written
+        ):
+            # Dissertation §4.1: only appending a CONFIG entry, or
+            # truncating the latest one away, changes the configuration in
+            # force; the common append of commands leaves it as it is.
+            return
         self._set_configuration(
             *membership.latest_configuration(
                 self.log, self.configuration_index, first_changed

@@ -36,10 +36,15 @@ def committed_index(voters: Collection[str], match_index: Mapping[str, int]) -> 
     Raft §5.3 / Figure 2 leader rule; the caller still applies §5.4.2's
     current-term check. Voters missing from ``match_index`` count as 0.
     """
-    if not voters:
+    return majority_index([match_index.get(v, 0) for v in voters])
+
+
+def majority_index(matches: Collection[int]) -> int:
+    """The highest N that a majority of ``matches`` (one per voter) reach;
+    0 for no voters."""
+    if not matches:
         return 0
-    matches = sorted((match_index.get(v, 0) for v in voters), reverse=True)
-    return matches[majority(len(voters)) - 1]
+    return sorted(matches, reverse=True)[majority(len(matches)) - 1]
 
 
 def vote_result(voters: Collection[str], votes: Mapping[str, bool]) -> VoteResult:

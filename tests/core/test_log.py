@@ -141,3 +141,41 @@ def test_conflict_hint():
     log = RaftLog(entries(1, 2, 2, 2))
     assert log.conflict_hint(3) == (2, 2)
     assert log.conflict_hint(7) == (0, 5)
+
+
+def assert_bounds_hold(log):
+    """snapshot_index, first_index and last_index are kept as attributes
+    (read in every step); they must agree with the entries held."""
+    held = list(log)
+    assert log.snapshot_index == log.snapshot.last_included_index
+    assert log.snapshot_term == log.snapshot.last_included_term
+    assert log.first_index == log.snapshot_index + 1
+    assert log.last_index == log.snapshot_index + len(held)
+    assert [e.index for e in held] == list(range(log.first_index, log.last_index + 1))
+    assert log.last_term == (held[-1].term if held else log.snapshot_term)
+
+
+def test_bounds_follow_every_change_of_the_log():
+    log = RaftLog(entries(1, 1, 2, 2, 3))
+    assert_bounds_hold(log)
+    log.truncate_from(4)  # §5.3
+    assert_bounds_hold(log)
+    log.append(entries(4, 4, start=4))
+    assert_bounds_hold(log)
+    assert log.maybe_append(2, 1, entries(5, start=3), commit_index=0)
+    assert_bounds_hold(log)
+    assert log.last_index == 3
+    # Figure 5.3 rules 6-7: keep what follows a matching entry, or all goes.
+    assert log.compact(SnapshotMetadata(2, 1))
+    assert_bounds_hold(log)
+    assert log.last_index == 3
+    assert not log.compact(SnapshotMetadata(9, 7))
+    assert_bounds_hold(log)
+    assert (log.first_index, log.last_index, log.term_at(9)) == (10, 9, 7)
+    log.append(entries(7, 8, start=10))
+    assert_bounds_hold(log)
+    # An append refused halfway keeps what it appended before.
+    with pytest.raises(ValueError):
+        log.append([Entry(12, 8), Entry(14, 8)])
+    assert_bounds_hold(log)
+    assert log.last_index == 12

@@ -3,6 +3,7 @@
 
 import pytest
 
+from consensus.core import membership
 from consensus.core.configuration import Configuration
 from consensus.core.messages import (
     AppendEntries,
@@ -303,6 +304,24 @@ def test_adding_a_server_catches_it_up_and_makes_it_a_member():
     assert net.commands("d") == ["x"]
 
 
+def test_the_leader_tracks_and_sends_to_exactly_the_other_members():
+    """LeaderState keeps its peers in address order (broadcast's order) as
+    the configuration changes (§4.1): added, removed, added back."""
+    net, leader = elected()
+    net.add("d")
+    for voters, peers in [("abcd", "bcd"), ("abc", "bc"), ("abcd", "bcd")]:
+        ready = net.handle("a", leader.propose([change(voters)]))
+        state = leader.leader_state
+        assert state.peers == sorted(state.progress) == list(peers)
+        assert [m.dest for m in ready.messages] == list(peers)
+        net.deliver()
+        net.heartbeat("a")
+        assert leader.commit_index == leader.log.last_index
+        net.tick("a", leader.config.heartbeat_ticks)
+        assert [m.dest for m in net.pending] == list(peers)
+        net.deliver()
+
+
 def test_one_configuration_change_at_a_time():
     net, leader = elected()
     net.handle("a", leader.propose([change("abcd")]))
@@ -424,6 +443,41 @@ def test_configuration_reverts_when_its_entry_is_truncated():
     assert node.configuration.voters == set("abcd")
     node.step(AppendEntries(2, "b", "c", 1, 0, (Entry(2, 2, EntryType.NOOP),)))
     assert node.configuration.voters == set(ABC)
+
+
+def assert_configuration_as_if_recomputed(node):
+    """The configuration a node keeps across log changes (RaftNode
+    _log_changed skips appends without a CONFIG entry) is the one its
+    whole log gives, recomputed from scratch."""
+    recomputed = membership.latest_configuration(node.log, 0, node.log.first_index)
+    assert (node.configuration_index, node.configuration) == recomputed
+
+
+def test_configuration_follows_appends_and_truncations_above_and_below_it():
+    """Dissertation §4.1 through every kind of log change a follower sees."""
+    node = make_node("c", [config_entry(ABC)])
+
+    def append(term, leader, prev_index, prev_term, *entries):
+        return AppendEntries(term, leader, "c", prev_index, prev_term, entries)
+
+    steps = [
+        # Commands after the CONFIG entry leave it in force.
+        (append(1, "a", 1, 0, Entry(2, 1), Entry(3, 1)), ABC, 1),
+        (append(1, "a", 3, 1, config_entry("abcd", index=4, term=1)), "abcd", 4),
+        (append(1, "a", 4, 1, Entry(5, 1), Entry(6, 1)), "abcd", 4),
+        # A truncation after the CONFIG entry keeps it.
+        (append(2, "b", 4, 1, Entry(5, 2)), "abcd", 4),
+        # A truncation at it reverts to the one before; commands follow.
+        (append(3, "a", 3, 1, Entry(4, 3)), ABC, 1),
+        (append(3, "a", 4, 3, Entry(5, 3)), ABC, 1),
+        # A truncation of commands by a CONFIG entry.
+        (append(4, "b", 4, 3, config_entry("ab", index=5, term=4)), "ab", 5),
+    ]
+    for request, voters, index in steps:
+        node.step(request)
+        assert node.configuration.voters == set(voters), request
+        assert node.configuration_index == index, request
+        assert_configuration_as_if_recomputed(node)
 
 
 def test_a_learner_promoted_to_voter_becomes_a_follower():

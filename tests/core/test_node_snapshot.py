@@ -16,6 +16,7 @@ from consensus.core.messages import (
 from consensus.core.ready import HardState, Ready, Role
 
 from .test_node_helpers import ELECTION_TICKS, Net, config_entry, log_of, make_node
+from .test_node_leadership import assert_configuration_as_if_recomputed
 
 ABC = ["a", "b", "c"]
 VOTERS = ["leader", "f", "g"]
@@ -144,6 +145,23 @@ def test_the_configuration_is_the_snapshots_until_the_log_holds_a_later_one():
     assert node.status().configuration_index == 7
     node.step(AppendEntries(4, "b", "a", 6, 2, (Entry(7, 4),)))
     assert (node.configuration, node.configuration_index) == (abc, 3)
+    # Commands appended after it leave the snapshot's in force.
+    node.step(AppendEntries(4, "b", "a", 7, 4, (Entry(8, 4),)))
+    assert (node.configuration, node.configuration_index) == (abc, 3)
+    assert_configuration_as_if_recomputed(node)
+
+
+def test_the_configuration_restored_from_a_snapshot_stays_as_entries_follow():
+    node = follower([1, 1, 2, 2, 3])
+    node.step(install_snapshot(4, 4, 4))
+    node.step(AppendEntries(4, "leader", "f", 4, 4, (Entry(5, 4), Entry(6, 4))))
+    assert (node.configuration, node.configuration_index) == (CONFIGURATION, 1)
+    assert_configuration_as_if_recomputed(node)
+    node.step(
+        AppendEntries(4, "leader", "f", 6, 4, (config_entry(ABC, index=7, term=4),))
+    )
+    assert (node.configuration.voters, node.configuration_index) == (set(ABC), 7)
+    assert_configuration_as_if_recomputed(node)
 
 
 def test_a_node_starts_from_a_snapshot_and_the_entries_after_it():
@@ -174,6 +192,11 @@ def test_compact_keeps_a_trailing_window_and_the_configuration_as_of_it():
     assert (a.log.snapshot_index, a.log.first_index, a.snapshot) == (3, 4, snapshot)
     assert a.log.term_at(3) == 1 and a.log.term_at(2) is None
     assert a.status().snapshot_index == 5
+    # The configuration's entry is compacted away; appends leave it in force.
+    net.propose("a", "four")
+    net.deliver()
+    assert (a.configuration_index, a.status().configuration_term) == (1, 0)
+    assert_configuration_as_if_recomputed(a)
     # An older snapshot changes nothing; one past last_applied is refused.
     assert not a.compact(SnapshotMetadata(2, 1, 1, snapshot.configuration))
     assert a.log.snapshot_index == 3

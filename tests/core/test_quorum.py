@@ -37,6 +37,14 @@ def test_committed_index_ignores_non_voters_and_missing_count_as_zero():
     assert quorum.committed_index(set(), {"a": 9}) == 0
 
 
+@pytest.mark.parametrize(
+    "matches, index",
+    [([], 0), ([5], 5), ([1, 5, 3], 3), ([5, 1, 5, 1], 1), ([0, 7, 2, 9, 7], 7)],
+)
+def test_majority_index_is_the_highest_a_majority_reach(matches, index):
+    assert quorum.majority_index(matches) == index
+
+
 def test_vote_result():
     voters = {"a", "b", "c"}
     assert quorum.vote_result(voters, {"a": True}) is VoteResult.PENDING
