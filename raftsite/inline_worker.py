@@ -114,7 +114,13 @@ class InlineServing(LoopPeerConnections):
         request = parse(conn.head, self.inline_routes)
         if request is None:
             return False
-        exchange = InlineExchange(self, conn, request)
+        return self._hand_to_route(conn, request)
+
+    def _hand_to_route(self, conn, request, on_loop: bool = False) -> bool:
+        """Give ``request`` (parsed from ``conn.head``) to its route's
+        handler; False if it did not take it, ``conn.head`` then holding
+        the request again."""
+        exchange = InlineExchange(self, conn, request, on_loop)
         conn.head.clear()
         conn.inline_started = time.perf_counter()
         metrics = self.inline_metrics

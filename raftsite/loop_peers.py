@@ -123,27 +123,8 @@ class LoopPeerConnections:
             return self._loop_give_back(inbox, conn, closed=False)
         inbox.unwatch(conn.sock)
         self._loop_conns.discard(conn)
-        if not self._serve_on_loop(conn, request):
-            conn.head += request.raw
+        if not self._hand_to_route(conn, request, on_loop=True):
             self._loop_give_back(inbox, conn, closed=False)
-
-    def _serve_on_loop(self, conn, request) -> bool:
-        from .inline_worker import InlineExchange
-
-        exchange = InlineExchange(self, conn, request, on_loop=True)
-        conn.head.clear()
-        conn.inline_started = time.perf_counter()
-        metrics = self.inline_metrics
-        if metrics is not None:
-            metrics.taken(request)
-        try:
-            taken = request.route.handler(request, exchange)
-        except Exception:
-            self.log.exception("inline handler failed")
-            taken = False
-        if not taken and metrics is not None:
-            metrics.declined(request)
-        return taken
 
     def _loop_give_back(self, inbox, conn, closed: bool) -> None:
         inbox.unwatch(conn.sock)

@@ -180,3 +180,15 @@ def app_forwarder(monkeypatch):
     fresh = Forwarder(connect_timeout_s=2.0, read_margin_s=0.0)
     monkeypatch.setattr(apps.get_app_config("nodes"), "forwarder", fresh)
     return fresh
+
+
+@pytest.fixture
+def pair():
+    """A connected (server, client) socket pair: the server's side
+    non-blocking, as the worker's main loop holds it."""
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    client.settimeout(5)
+    yield server, client
+    client.close()
+    server.close()

@@ -99,16 +99,6 @@ class Worker(InlineServing, Kept):
             self._inline_expire_due()
 
 
-@pytest.fixture
-def pair():
-    server, client = socket.socketpair()
-    server.setblocking(False)
-    client.settimeout(5)
-    yield server, client
-    client.close()
-    server.close()
-
-
 def serve(handler, server):
     worker = Worker(handler)
     conn = Conn(server)

@@ -3,7 +3,6 @@ AppendEntries inline, it keeps the connection and serves the next small
 ones itself; anything else on it goes back to the main loop, which alone
 closes connections."""
 
-import socket
 import threading
 from types import SimpleNamespace
 
@@ -63,16 +62,6 @@ class LoopWorker(Worker):
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback()
-
-
-@pytest.fixture
-def pair():
-    server, client = socket.socketpair()
-    server.setblocking(False)
-    client.settimeout(5)
-    yield server, client
-    client.close()
-    server.close()
 
 
 @pytest.fixture
@@ -213,10 +202,10 @@ def test_a_failure_on_the_loop_gives_the_connection_back_closed(
 ):
     worker, conn, client = kept(inbox, pair)
 
-    def broken(self, conn, request):
+    def broken(self, conn, request, on_loop=False):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(LoopWorker, "_serve_on_loop", broken)
+    monkeypatch.setattr(LoopWorker, "_hand_to_route", broken)
     client.sendall(request())
     loop_turn(inbox)  # the loop thread goes on
     worker.main_loop_turn()
