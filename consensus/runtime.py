@@ -310,7 +310,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
 
     def call_in_loop(self, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the loop thread soon; nobody waits for it."""
-        self._inbox.put(_Call(lambda node: (fn(), Ready()), Slot()))
+        self._post(lambda _node: fn() or Ready())
 
     def step_later(self, message: Message, then: Callable[[Message | None], None]):
         """Step a peer's request without waiting: ``then`` gets the reply on

@@ -153,14 +153,14 @@ def applied_state_transaction(orm: bool = False) -> AbstractContextManager:
     the raw connection's, which is cheaper (consensus/sqlite_cursor.py).
     """
     if orm:
-        return _orm_transaction("NORMAL")
+        return _orm_transaction()
     return write_transaction(synchronous="NORMAL")
 
 
 @contextmanager
-def _orm_transaction(synchronous: str) -> Iterator:
+def _orm_transaction() -> Iterator:
     with connection.cursor() as cursor:
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             yield cursor

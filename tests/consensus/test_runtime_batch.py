@@ -512,3 +512,12 @@ def test_ready_path_types():
     )
     assert answers == [Applied(1, 0)]
     assert kinds(events) == ["save", "apply"]
+
+
+def test_call_in_loop_runs_on_the_loop_with_its_batch():
+    h = Harness()
+    ran = []
+    h.runtime.call_in_loop(lambda: ran.append("ran"))
+    assert ran == []  # nothing runs until the loop takes it
+    assert h.runtime._run_once()
+    assert ran == ["ran"]
