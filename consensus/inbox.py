@@ -127,7 +127,17 @@ class Inbox:
                     self._wake_read.recv(4096)
                 except BlockingIOError:
                     pass
-            elif key.fileobj in self._deadlines:
+        # With the loop idle, the first socket that gives it work is served
+        # alone: the loop steps that at once, and the other sockets, still
+        # readable, wait for the next get(). At one client both followers'
+        # replies often arrive together, and parsing the second delayed the
+        # commit the first one made. Under load (work already queued) all
+        # are served in one turn, so that the loop steps them in one Ready.
+        idle = self._items.empty()
+        for key, _ in events:
+            if key.data is not None and key.fileobj in self._deadlines:
+                if idle and not self._items.empty():
+                    break
                 key.data()
         if self._deadlines:
             now = time.monotonic()

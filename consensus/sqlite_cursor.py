@@ -23,7 +23,7 @@ import functools
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 
 
@@ -74,6 +74,10 @@ class Cursor:
         return iter(self.fetchall())
 
     @property
+    def in_transaction(self) -> bool:
+        return self._cursor.connection.in_transaction
+
+    @property
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
@@ -89,20 +93,24 @@ class Cursor:
         self._cursor.close()
 
 
-def _raw():
-    connection.ensure_connection()
-    if connection.in_atomic_block or not connection.get_autocommit():
+def _open_cursor() -> Cursor:
+    """A Cursor on this thread's connection, opened if need be."""
+    # One look-up of the thread's connection: each attribute read through
+    # django.db.connection resolves it again (a few microseconds each).
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.connection is None:
+        db.ensure_connection()
+    if db.in_atomic_block or not db.autocommit:
         # Nesting in Django's transaction would commit it from under it.
         raise RuntimeError("a raw write transaction inside an atomic block")
-    return connection.connection
+    return Cursor(db.connection.cursor(), db.wrap_database_errors)
 
 
 @contextmanager
 def cursor() -> Iterator[Cursor]:
     """A Cursor outside any transaction (each statement commits alone): for
     reads, as connection.cursor()."""
-    raw = _raw()
-    wrapped = Cursor(raw.cursor(), connection.wrap_database_errors)
+    wrapped = _open_cursor()
     try:
         yield wrapped
     finally:
@@ -114,8 +122,7 @@ def write_transaction(synchronous: str = "FULL") -> Iterator[Cursor]:
     """One BEGIN IMMEDIATE ... COMMIT on the connection; rolled back if the
     block raises. ``synchronous`` other than FULL holds for this transaction
     only (SQLite refuses to change it inside one, hence before and after)."""
-    raw = _raw()
-    wrapped = Cursor(raw.cursor(), connection.wrap_database_errors)
+    wrapped = _open_cursor()
     try:
         if synchronous != "FULL":
             wrapped.execute(f"PRAGMA synchronous={synchronous}")
@@ -127,7 +134,7 @@ def write_transaction(synchronous: str = "FULL") -> Iterator[Cursor]:
             except BaseException:
                 # Whatever failed, the next transaction must not start
                 # inside this one (a failed COMMIT can leave it open).
-                if raw.in_transaction:
+                if wrapped.in_transaction:
                     wrapped.execute("ROLLBACK")
                 raise
         finally:

@@ -79,13 +79,19 @@ class InlineMetrics:
 
     def __init__(self):
         self._latency = RequestLatency(CLIENT_REQUEST_SECONDS)
+        # Route name -> its counter (labels() takes a lock and builds a key).
+        self._served = {}
 
     def taken(self, request) -> None:
         if not request.path.startswith(PEER_PREFIX):
             CLIENT_REQUESTS.inc()
 
     def answered(self, request, status: int, seconds: float) -> None:
-        INLINE_REQUESTS.labels(request.route.name).inc()
+        name = request.route.name
+        served = self._served.get(name)
+        if served is None:
+            served = self._served[name] = INLINE_REQUESTS.labels(name)
+        served.inc()
         if not request.path.startswith(PEER_PREFIX):
             CLIENT_REQUESTS.dec()
             self._latency.observe(request.method, request.path, str(status), seconds)

@@ -115,12 +115,17 @@ class LoopPeerConnections:
             return self._loop_give_back(inbox, conn, closed=True)
         conn.head += data
         routes = self.inline_routes
-        if not conn.head_complete() or body_pending(conn.head, routes):
-            if len(conn.head) > MAX_HEAD_BYTES + MAX_INLINE_BODY:
-                self._loop_give_back(inbox, conn, closed=False)
-            return
+        # Nearly always the whole request came in one read (the leader
+        # writes it in one send): parsed once, and only a request that is
+        # not there yet pays for the look at what is missing.
         request = parse(conn.head, routes)
-        if request is None or not _loop_sized(request):
+        if request is None:
+            if not conn.head_complete() or body_pending(conn.head, routes):
+                if len(conn.head) > MAX_HEAD_BYTES + MAX_INLINE_BODY:
+                    self._loop_give_back(inbox, conn, closed=False)
+                return
+            return self._loop_give_back(inbox, conn, closed=False)
+        if not _loop_sized(request):
             return self._loop_give_back(inbox, conn, closed=False)
         inbox.unwatch(conn.sock)
         self._loop_conns.discard(conn)

@@ -86,6 +86,50 @@ def test_a_busy_inbox_still_serves_watched_sockets(inbox, pair):
     assert order == [b"answer"]
 
 
+def two_replying_sockets(inbox):
+    """Two watched sockets, each with an answer waiting, whose callbacks
+    read it and put it on the inbox; and the log of callbacks run."""
+    ran = []
+    pairs = [socket.socketpair() for _ in range(2)]
+    for name, (a, b) in zip("AB", pairs, strict=True):
+
+        def readable(name=name, a=a):
+            ran.append(name)
+            inbox.unwatch(a)
+            inbox.put(a.recv(100))
+
+        inbox.watch(a, readable, time.monotonic() + 60, ran.clear)
+        b.send(name.encode())
+    return ran, pairs
+
+
+def test_an_idle_loop_gets_the_first_readable_socket_alone(inbox):
+    # The loop steps one peer's reply before it parses the next.
+    ran, pairs = two_replying_sockets(inbox)
+    try:
+        first = get_within(inbox)
+        assert len(ran) == 1 and first == ran[0].encode()
+        second = get_within(inbox)  # the other is still readable
+        assert {first, second} == {b"A", b"B"} and len(ran) == 2
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_a_busy_loop_serves_every_readable_socket_in_one_turn(inbox):
+    ran, pairs = two_replying_sockets(inbox)
+    try:
+        inbox.put("work")  # queued before the sockets are looked at
+        assert get_within(inbox) == "work"
+        assert sorted(ran) == ["A", "B"]
+        assert sorted([inbox.get_nowait(), inbox.get_nowait()]) == [b"A", b"B"]
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
 def test_a_socket_not_readable_by_its_deadline_times_out(inbox, pair):
     a, _ = pair
     timed_out = []
