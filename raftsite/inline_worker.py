@@ -20,7 +20,7 @@ import time
 from functools import partial
 from itertools import count
 
-from .loop_peers import LoopPeerConnections
+from .loop_conns import LoopConnections
 
 
 class InlineExchange:
@@ -42,7 +42,7 @@ class InlineExchange:
         self._worker = worker
         self.conn = conn
         self.request = request
-        # Read by the loop thread (raftsite/loop_peers.py), which answers it
+        # Read by the loop thread (raftsite/loop_conns.py), which answers it
         # in the same turn: no deadline on the main loop's heap, which is
         # the main loop's alone.
         self.on_loop = on_loop
@@ -84,7 +84,7 @@ class InlineExchange:
             self.reply(*self._expired)
 
 
-class InlineServing(LoopPeerConnections):
+class InlineServing(LoopConnections):
     """RaftThreadWorker's inline requests (a mixin: it uses the worker's
     poller, method queue and connection bookkeeping, main loop only unless
     said otherwise)."""

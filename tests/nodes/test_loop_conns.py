@@ -1,4 +1,4 @@
-"""raftsite/loop_peers.py: once the loop thread has answered an
+"""raftsite/loop_conns.py: once the loop thread has answered an
 AppendEntries inline, it keeps the connection and serves the next small
 ones itself; anything else on it goes back to the main loop, which alone
 closes connections."""
@@ -10,7 +10,7 @@ import pytest
 
 from consensus.inbox import Inbox
 from raftsite.inline_http import Responses, Route, Routes
-from raftsite.loop_peers import LOOP_MAX_BODY
+from raftsite.loop_conns import LOOP_MAX_BODY
 
 from .test_inline_worker import Conn, Worker
 

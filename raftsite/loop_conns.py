@@ -33,7 +33,7 @@ RECV_BYTES = 64 * 1024
 LOOP_MAX_BODY = 1024
 
 
-class LoopPeerConnections:
+class LoopConnections:
     """The worker's side (a mixin of InlineServing's worker). Its methods
     run on the loop thread unless said otherwise."""
 
