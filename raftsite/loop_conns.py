@@ -74,6 +74,12 @@ class LoopConnections:
             )
         return True
 
+    def _loop_expiring(self, exchange) -> None:
+        # The loop thread, for a request it read (InlineExchange.expire_at).
+        if self._loop_deadlines.add(exchange.deadline, exchange):
+            # The main loop's wait ends after this deadline: it must look.
+            self.method_queue.defer(_look_again)
+
     def _give_back_loop_conns(self) -> None:
         """The main loop, as the worker starts to stop: the loop thread
         hands back the connections it keeps, to be closed."""
@@ -149,3 +155,9 @@ class LoopConnections:
 
 def _loop_sized(request) -> bool:
     return request.route.loop_kept and len(request.body) <= LOOP_MAX_BODY
+
+
+def _look_again() -> None:
+    # Run on the main loop, which then looks at the deadlines before it
+    # waits again.
+    pass
