@@ -113,6 +113,7 @@ class InlineServing(LoopConnections):
         self._keepalive_lock = threading.Lock()
         self._keepalive_open = True
         self._loop_conns = set()
+        self._loop_clients = set()
         self._loop_deadlines = LoopDeadlines()
 
     def _serve_inline(self, conn) -> bool:
