@@ -1,6 +1,8 @@
 """POST /api/commands served inline on the leader (raftsite/inline_http.py):
-the worker's main loop proposes the command, the loop thread answers it once
-applied, and no pool thread or Django request cycle is involved.
+the worker's main loop proposes the command (the loop thread itself, on a
+client connection it keeps: raftsite/loop_conns.py), the loop thread
+answers it once applied, and no pool thread or Django request cycle is
+involved.
 
 Inline serving takes only what the view would answer with the leader's
 plain 200 or a write error: a plain single command (nodes.serializers.

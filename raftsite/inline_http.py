@@ -36,7 +36,7 @@ class Route:
     handler: object
     responses: Responses
     # Whether the loop thread keeps the connection once it has answered
-    # (raftsite/loop_peers.py): a leader's AppendEntries.
+    # (raftsite/loop_conns.py): a leader's AppendEntries, a client's command.
     loop_kept: bool = False
 
 

@@ -41,7 +41,10 @@ def inline_setup(worker) -> None:
     get = Responses([("Allow", "GET, PUT, DELETE, HEAD, OPTIONS"), *SECURITY_HEADERS])
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
     routes = Routes()
-    routes.add("/api/commands", Route("/api/commands", serve_command, post))
+    routes.add(
+        "/api/commands",
+        Route("/api/commands", serve_command, post, loop_kept=True),
+    )
     routes.add(PREFIX, Route("/api/kv/{key}", serve_read, get), prefix=True)
     # The views' 503s when the loop does not answer in time (PeerView,
     # ReadIndexView).

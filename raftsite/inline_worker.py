@@ -20,7 +20,8 @@ import time
 from functools import partial
 from itertools import count
 
-from .loop_peers import LoopPeerConnections
+from .loop_conns import LoopConnections
+from .loop_deadlines import LoopDeadlines
 
 
 class InlineExchange:
@@ -42,8 +43,8 @@ class InlineExchange:
         self._worker = worker
         self.conn = conn
         self.request = request
-        # Read by the loop thread (raftsite/loop_peers.py), which answers it
-        # in the same turn: no deadline on the main loop's heap, which is
+        # Read by the loop thread (raftsite/loop_conns.py): its deadline
+        # goes to the worker's LoopDeadlines, the main loop's heap being
         # the main loop's alone.
         self.on_loop = on_loop
         self._claim = threading.Lock()
@@ -55,8 +56,15 @@ class InlineExchange:
         unless answered before. Call before handing the request on."""
         self.deadline = deadline
         self._expired = (status, body)
-        if not self.on_loop:
+        if self.on_loop:
+            self._worker._loop_expiring(self)
+        else:
             self._worker._inline_expiring(self)
+
+    @property
+    def answered(self) -> bool:
+        """Whether it was answered or declined already (any thread)."""
+        return self._claim.locked()
 
     def reply(self, status: int, body: bytes, extra_headers=()) -> bool:
         """Write the answer (any thread); False if it was answered already."""
@@ -84,7 +92,7 @@ class InlineExchange:
             self.reply(*self._expired)
 
 
-class InlineServing(LoopPeerConnections):
+class InlineServing(LoopConnections):
     """RaftThreadWorker's inline requests (a mixin: it uses the worker's
     poller, method queue and connection bookkeeping, main loop only unless
     said otherwise)."""
@@ -105,6 +113,8 @@ class InlineServing(LoopPeerConnections):
         self._keepalive_lock = threading.Lock()
         self._keepalive_open = True
         self._loop_conns = set()
+        self._loop_clients = set()
+        self._loop_deadlines = LoopDeadlines()
 
     def _serve_inline(self, conn) -> bool:
         """Serve the request in ``conn.head`` inline if it is one; False
@@ -305,10 +315,26 @@ class InlineServing(LoopPeerConnections):
         except RuntimeError:  # the pool is shut down: the worker is stopping
             self._inline_close(exchange)
 
-    def _inline_expire_due(self) -> float | None:
-        """Answer the requests past their deadline; seconds to the next."""
-        deadlines = self._inline_deadlines
+    def _inline_wait_s(self, timeout: float) -> float:
+        """The main loop, about to wait up to ``timeout`` s: answer the
+        requests past their deadline; how long to wait."""
         now = time.monotonic()
+        loop_deadlines = self._loop_deadlines
+        # Published before the look at the loop thread's deadlines
+        # (raftsite/loop_deadlines.py), then brought forward.
+        loop_deadlines.wake_at = wake_at = now + timeout
+        first = self._inline_expire_due(now)
+        if first is not None and first < wake_at:
+            loop_deadlines.wake_at = wake_at = first
+        return max(0.0, wake_at - time.monotonic())
+
+    def _inline_expire_due(self, now: float) -> float | None:
+        """Answer the requests past their deadline at ``now``; the next
+        deadline (time.monotonic()), or None."""
+        deadlines = self._inline_deadlines
         while deadlines and deadlines[0][0] <= now:
             heapq.heappop(deadlines)[2]()
-        return deadlines[0][0] - now if deadlines else None
+        first = self._loop_deadlines.expire_due(now)
+        if deadlines and (first is None or deadlines[0][0] < first):
+            first = deadlines[0][0]
+        return first

@@ -358,10 +358,7 @@ class RaftThreadWorker(InlineServing, gthread.ThreadWorker):
 
     def wait_for_and_dispatch_events(self, timeout):
         # Wake for the next inline request's deadline (gthread: every 1 s).
-        due = self._inline_expire_due()
-        if due is not None:
-            timeout = min(timeout, due)
-        super().wait_for_and_dispatch_events(timeout)
+        super().wait_for_and_dispatch_events(self._inline_wait_s(timeout))
 
     def _drop(self, conn):
         self.reading_conns.pop(conn, None)

@@ -94,31 +94,50 @@ def post(body: bytes, *extra: bytes) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        post(b'{"command": "inline"}'),
-        post(b'{"command": "with a pair", "client_id": "c1", "seq": 1}'),
-        post(b'{"command": "with a pair", "client_id": "c1", "seq": 1}'),  # repeat
-        post(b'{"command": "x"}', b"Accept: */*"),
-        post(b'{"command": "x"}', b"Connection: close"),
-        # Left to the view: what it says of these is the answer.
-        post(b'{"command": 5}'),
-        post(b'{"command": "x"'),
-        post(b'{"commands": ["a", "b"]}'),
-        post(b'{"command": "x"}', b"Accept: text/html"),
-        post(b'{"command": "x"}').replace(
-            b"/api/commands", b"/api/commands?format=xml"
-        ),
-        post(b'{"command": "x"}').replace(b"application/json", b"text/plain"),
-        post(b'{"command": "x"}', b"Authorization: Token nonsense"),
-        post(b'{"command": "x"}').replace(b"HTTP/1.1", b"HTTP/1.0"),
-    ],
-)
+COMMANDS = [
+    post(b'{"command": "inline"}'),
+    post(b'{"command": "with a pair", "client_id": "c1", "seq": 1}'),
+    post(b'{"command": "with a pair", "client_id": "c1", "seq": 1}'),  # repeat
+    post(b'{"command": "x"}', b"Accept: */*"),
+    post(b'{"command": "x"}', b"Connection: close"),
+    # Left to the view: what it says of these is the answer.
+    post(b'{"command": 5}'),
+    post(b'{"command": "x"'),
+    post(b'{"commands": ["a", "b"]}'),
+    post(b'{"command": "x"}', b"Accept: text/html"),
+    post(b'{"command": "x"}').replace(b"/api/commands", b"/api/commands?format=xml"),
+    post(b'{"command": "x"}').replace(b"application/json", b"text/plain"),
+    post(b'{"command": "x"}', b"Authorization: Token nonsense"),
+    post(b'{"command": "x"}').replace(b"HTTP/1.1", b"HTTP/1.0"),
+]
+
+
+@pytest.mark.parametrize("raw", COMMANDS)
 def test_the_same_answers_as_the_ordinary_path(clusters, raw):
     inline, ordinary = clusters
     a, b = inline.nodes[0], ordinary.nodes[0]
     assert normalised(exchange(a, raw), a) == normalised(exchange(b, raw), b)
+
+
+def after_a_command(node, raw: bytes) -> bytes:
+    """``raw``'s answer on a connection whose plain command was answered
+    just before: with inline serving, the node's loop thread keeps that
+    connection and reads ``raw`` itself (raftsite/loop_conns.py)."""
+    host = node.address.encode()
+    with socket.create_connection((node.host, node.port), timeout=10) as sock:
+        sock.sendall(post(b'{"command": "first"}').replace(b"{host}", host))
+        assert read_response(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+        sock.sendall(raw.replace(b"{host}", host))
+        return read_response(sock)
+
+
+@pytest.mark.parametrize("raw", COMMANDS)
+def test_the_same_answers_on_a_connection_the_loop_thread_keeps(clusters, raw):
+    inline, ordinary = clusters
+    a, b = inline.nodes[0], ordinary.nodes[0]
+    assert normalised(after_a_command(a, raw), a) == normalised(
+        after_a_command(b, raw), b
+    )
 
 
 def append_entries(body: bytes) -> bytes:
@@ -283,21 +302,39 @@ def test_a_command_that_cannot_commit_gets_the_views_504(
     tmp_path_factory, inline_requests
 ):
     env = {"RAFT_COMMAND_TIMEOUT_S": "1", "RAFT_INLINE_REQUESTS": inline_requests}
-    with running_cluster(tmp_path_factory, "stalled", size=3, env=env) as cluster:
+    with (
+        running_cluster(tmp_path_factory, "stalled", size=3, env=env) as cluster,
+        contextlib.ExitStack() as stack,
+    ):
         leader = cluster.leader()
+        host = leader.address.encode()
+
+        def connection():
+            address = (leader.host, leader.port)
+            return stack.enter_context(socket.create_connection(address, timeout=30))
+
+        # Inline, the loop thread keeps this one, and reads "stuck" itself:
+        # the main loop keeps its deadline all the same.
+        kept, new = connection(), connection()
+        kept.sendall(post(b'{"command": "before"}').replace(b"{host}", host))
+        assert read_response(kept).startswith(b"HTTP/1.1 200 OK\r\n")
         for other in cluster.others(leader):
             cluster.pause(other)
         started = time.monotonic()
-        response = exchange(leader, post(b'{"command": "stuck"}'), timeout=30)
-        waited = time.monotonic() - started
-        status, _, body = response.partition(b"\r\n")
-        assert status == b"HTTP/1.1 504 Gateway Timeout", response
-        answer = json.loads(response.partition(b"\r\n\r\n")[2])
-        assert answer == {
-            "error": "timeout",
-            "detail": "Not committed within 1 s; the command may or may not commit.",
-        }
-        assert waited >= 1.0
+        for sock in (kept, new):
+            sock.sendall(post(b'{"command": "stuck"}').replace(b"{host}", host))
+        for sock in (kept, new):
+            response = read_response(sock)
+            waited = time.monotonic() - started
+            status, _, body = response.partition(b"\r\n")
+            assert status == b"HTTP/1.1 504 Gateway Timeout", response
+            answer = json.loads(response.partition(b"\r\n\r\n")[2])
+            assert answer == {
+                "error": "timeout",
+                "detail": "Not committed within 1 s; the command may or may not "
+                "commit.",
+            }
+            assert waited >= 1.0
         for other in cluster.others(leader):
             cluster.resume(other)
         # The stalled entry commits after all, or is replaced: either way
@@ -423,3 +460,34 @@ def test_a_token_with_the_permission_is_served_inline(secured):
     answer = exchange(node, post(b'{"command": "by token"}', writer))
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
     assert inline_count(inline, node, "/api/commands") == before + 1
+
+
+def test_a_kept_connection_to_a_leader_that_stepped_down_is_forwarded(
+    shared_cluster,
+):
+    """The loop thread keeps a client's connection on the leader; once
+    leadership has moved, its next command goes back to the main loop, and
+    the view forwards it to the new leader."""
+    cluster = shared_cluster
+    leader = cluster.leader()
+    target = cluster.others(leader)[0]
+    host = leader.address.encode()
+    with socket.create_connection((leader.host, leader.port), timeout=30) as sock:
+
+        def command(name: bytes) -> dict:
+            sock.sendall(post(b'{"command": "%s"}' % name).replace(b"{host}", host))
+            response = read_response(sock)
+            assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
+            return json.loads(response.partition(b"\r\n\r\n")[2])
+
+        assert command(b"before")["forwarded"] is False
+        assert command(b"on the loop")["forwarded"] is False
+        moved = cluster.post(leader, "/api/leader", {"to": target.address})
+        assert moved.status_code == 200, moved.text
+        wait_until(
+            lambda: cluster.status(leader)["leader"] == target.address,
+            10,
+            "the old leader to follow the new one",
+        )
+        after = command(b"after")
+    assert after["forwarded"] is True and after["leader"] == target.address

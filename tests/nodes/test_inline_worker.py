@@ -96,7 +96,7 @@ class Worker(InlineServing, Kept):
                 callback()
             for key, _ in self.poller.select(0.01):
                 key.data(key.fileobj)
-            self._inline_expire_due()
+            self._inline_expire_due(time.monotonic())
 
 
 def serve(handler, server):

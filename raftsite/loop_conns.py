@@ -1,19 +1,23 @@
-"""A leader's AppendEntries connection, served by this node's loop thread.
+"""Connections served by this node's loop thread: a leader's AppendEntries
+on a follower, and one client's commands on the leader.
 
-A follower's main loop read each AppendEntries, decoded it and put it on the
-runtime's inbox, woke the loop thread, and, once the reply was written, took
-the connection back: for every command, its main loop woke, parsed and
-handed over on the command's critical path, then fought the loop thread for
-the GIL while that thread saved and answered. Once the loop thread has
-answered an AppendEntries inline, it keeps the connection instead: its inbox
-(consensus/inbox.py) watches the socket, and the loop thread reads, checks
-and steps the next request itself, through the same inline handler
-(consensus/inline_peers.py), and writes its reply.
+A main loop read each such request, parsed it and put it on the runtime's
+inbox, woke the loop thread, and, once the reply was written, took the
+connection back: for every command, on the follower and on the leader, a
+main loop woke, parsed and handed over on the command's critical path, then
+fought the loop thread for the GIL while that thread saved, applied and
+answered. Once the loop thread has answered such a request inline, it keeps
+the connection instead: its inbox (consensus/inbox.py) watches the socket,
+and the loop thread reads and checks the next request itself, hands it to
+the same inline handler (consensus/inline_peers.py, nodes/inline_commands.py)
+and writes its reply. The main loop keeps their deadlines
+(raftsite/loop_deadlines.py).
 
-Anything else on that connection (a vote, a request the inline handler
-declines, a closed or idle connection) goes back to the main loop, which
-serves it as any kept-alive connection's. The loop thread never closes a
-connection or counts it: that stays the main loop's (gunicorn's nr_conns).
+Anything else on such a connection (another route, a request the inline
+handler declines, a client's credentials, a closed or idle connection) goes
+back to the main loop, which serves it as any kept-alive connection's. The
+loop thread never closes a connection or counts it: that stays the main
+loop's (gunicorn's nr_conns).
 """
 
 from __future__ import annotations
@@ -21,24 +25,39 @@ from __future__ import annotations
 import time
 from functools import partial
 
+from .client_limit import PEER_PREFIX
 from .inline_http import MAX_HEAD_BYTES, MAX_INLINE_BODY, body_pending, parse
 
 RECV_BYTES = 64 * 1024
 # The loop thread serves an AppendEntries of up to about this size (a
-# command's, a heartbeat): a larger one, a batch under load, goes to the
-# main loop, which decodes it while the loop thread applies the last one.
+# command's, a heartbeat), and a client's command: a larger one, a batch
+# under load, goes to the main loop, which decodes it while the loop thread
+# applies the last one.
 # Decoding on the loop thread serialised the two: at 64 clients, without a
 # bound it cost a third of the throughput, with 4 KiB a tenth; with 1 KiB
 # nothing measurable.
 LOOP_MAX_BODY = 1024
+# At most this many client connections (not /raft/) are watched by the
+# loop thread at once; peers' are not counted. At many clients, parsing
+# every client's request on the loop thread would serialise it with the
+# apply, as 4 KiB AppendEntries did (a tenth of the throughput at 64
+# clients): one connection is the one-client case this is for. A
+# connection whose request is being served is no longer watched: its place
+# may go meanwhile to another client whose answer the loop thread writes.
+LOOP_MAX_CLIENTS = 1
+# A client quiet for this long gives its place up to the next one, and its
+# connection back to the main loop's keep-alive.
+LOOP_CLIENT_IDLE_S = 1.0
 
 
-class LoopPeerConnections:
+class LoopConnections:
     """The worker's side (a mixin of InlineServing's worker). Its methods
     run on the loop thread unless said otherwise."""
 
-    # The connections the loop thread watches (loop thread only).
+    # The connections the loop thread watches, and those of them that are
+    # clients' (loop thread only).
     _loop_conns: set
+    _loop_clients: set
 
     # The runtime's inbox when its loop thread may keep connections.
     def _loop_inbox(self):
@@ -49,14 +68,18 @@ class LoopPeerConnections:
 
     def _keep_on_loop(self, exchange, status: int) -> bool:
         """After the loop thread wrote ``exchange``'s answer in full: keep
-        the connection on the loop thread if it carries AppendEntries;
-        False leaves it to the usual keep-alive."""
+        the connection on the loop thread if its route is loop_kept (and,
+        for a client's, a place is free); False leaves it to the usual
+        keep-alive."""
         request = exchange.request
-        if not (status == 200 and request.keep_alive and _loop_sized(request)):
+        if not (status == 200 and request.keep_alive and _loop_servable(request)):
             return False
         inbox = self._loop_inbox()
         if inbox is None or not inbox.on_loop_thread():
             return False  # a 503 at the deadline: the main loop's
+        client = not request.path.startswith(PEER_PREFIX)
+        if client and len(self._loop_clients) >= LOOP_MAX_CLIENTS:
+            return False
         conn = exchange.conn
         if conn.sock.gettimeout() != 0.0:
             conn.sock.setblocking(False)
@@ -66,13 +89,22 @@ class LoopPeerConnections:
             if not (self._keepalive_open and self.alive):
                 return False
             self._loop_conns.add(conn)
+            if client:
+                self._loop_clients.add(conn)
+            idle_s = LOOP_CLIENT_IDLE_S if client else self._loop_idle_s()
             inbox.watch(
                 conn.sock,
                 partial(self._loop_readable, inbox, conn),
-                time.monotonic() + self._loop_idle_s(),
+                time.monotonic() + idle_s,
                 partial(self._loop_give_back, inbox, conn, closed=False),
             )
         return True
+
+    def _loop_expiring(self, exchange) -> None:
+        # The loop thread, for a request it read (InlineExchange.expire_at).
+        if self._loop_deadlines.add(exchange.deadline, exchange):
+            # The main loop's wait ends after this deadline: it must look.
+            self.method_queue.defer(_look_again)
 
     def _give_back_loop_conns(self) -> None:
         """The main loop, as the worker starts to stop: the loop thread
@@ -101,7 +133,7 @@ class LoopPeerConnections:
         try:
             self._loop_read(inbox, conn)
         except Exception:
-            self.log.exception("serving a peer connection on the loop failed")
+            self.log.exception("serving a connection on the loop failed")
             self._loop_give_back(inbox, conn, closed=True)
 
     def _loop_read(self, inbox, conn) -> None:
@@ -125,16 +157,18 @@ class LoopPeerConnections:
                     self._loop_give_back(inbox, conn, closed=False)
                 return
             return self._loop_give_back(inbox, conn, closed=False)
-        if not _loop_sized(request):
+        if not _loop_servable(request):
             return self._loop_give_back(inbox, conn, closed=False)
         inbox.unwatch(conn.sock)
         self._loop_conns.discard(conn)
+        self._loop_clients.discard(conn)
         if not self._hand_to_route(conn, request, on_loop=True):
             self._loop_give_back(inbox, conn, closed=False)
 
     def _loop_give_back(self, inbox, conn, closed: bool) -> None:
         inbox.unwatch(conn.sock)
         self._loop_conns.discard(conn)
+        self._loop_clients.discard(conn)
         self.method_queue.defer(self._loop_returned, conn, closed)
 
     def _loop_returned(self, conn, closed: bool) -> None:
@@ -152,5 +186,22 @@ class LoopPeerConnections:
             self.enqueue_req(conn)
 
 
-def _loop_sized(request) -> bool:
-    return request.route.loop_kept and len(request.body) <= LOOP_MAX_BODY
+def _loop_servable(request) -> bool:
+    """Whether the loop thread may read ``request``, and the like of it
+    that usually follows on its connection, itself."""
+    if not request.route.loop_kept or len(request.body) > LOOP_MAX_BODY:
+        return False
+    # A client's token is looked up through the ORM (consensus/access.py
+    # authenticate), a cookie is Django's session: no query may run on the
+    # loop thread. Such a request goes back to the main loop, and its
+    # connection is not kept, since the next request would carry the same.
+    headers = request.headers
+    return request.path.startswith(PEER_PREFIX) or not (
+        "authorization" in headers or "cookie" in headers
+    )
+
+
+def _look_again() -> None:
+    # Run on the main loop, which then looks at the deadlines before it
+    # waits again.
+    pass
