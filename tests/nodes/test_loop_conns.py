@@ -376,3 +376,60 @@ def test_an_unanswered_command_read_on_the_loop_gets_its_504_from_the_main_loop(
     response = read_all(client, 1)
     assert response.startswith(b"HTTP/1.1 504") and response.endswith(TIMED_OUT)
     assert not exchange.reply(200, b"{}")  # too late: answered
+
+
+@pytest.fixture
+def yields(monkeypatch):
+    """The loop thread's sched_yield calls, counted instead of made."""
+    calls = []
+    monkeypatch.setattr(
+        "raftsite.inline_worker.os.sched_yield", lambda: calls.append(True)
+    )
+    return calls
+
+
+def test_an_idle_loop_thread_yields_its_core_after_each_answer(inbox, pair, yields):
+    # The answer woke whoever waits for it: it runs before the rest of the
+    # loop thread's turn (a follower's apply, the leader's bookkeeping).
+    worker, conn, client = kept(inbox, pair)
+    assert len(yields) == 1
+
+    def answer_then_step(request, exchange):
+        exchange.reply(200, b"{}")
+        inbox.put("stepped")  # what the loop thread does after the answer
+        return True
+
+    routes = Routes()
+    routes.add(PEER, Route(PEER, answer_then_step, Responses([]), loop_kept=True))
+    worker.inline_routes = routes
+    client.sendall(request())
+    assert inbox.get() == "stepped"  # the loop thread read and answered it
+    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    assert len(yields) == 2
+
+
+def test_a_busy_loop_thread_keeps_its_core(inbox, pair, yields):
+    # Under load the loop thread bounds throughput.
+    server, client = pair
+    worker = LoopWorker(inbox)
+    conn = LoopConn(server)
+    conn.head += request()
+    inbox.put("queued work")
+    assert worker._serve_inline(conn)
+    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    assert yields == []
+    assert inbox.get_nowait() == "queued work"
+
+
+def test_no_other_thread_yields_after_an_answer(inbox, pair, yields):
+    # The main loop (or a pool thread) answering: nothing of a command's
+    # path waits behind it.
+    server, client = pair
+    worker = LoopWorker(inbox)
+    conn = LoopConn(server)
+    conn.head += request()
+    thread = threading.Thread(target=worker._serve_inline, args=(conn,))
+    thread.start()
+    thread.join(10)
+    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    assert yields == []
