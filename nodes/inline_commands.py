@@ -10,7 +10,7 @@ plain_command), JSON, a caller the view would let write (no token on an open
 API, or a valid token with the write permission; no cookie or follower's
 vouching), no content negotiation, on the leader. Anything
 else, and a command the runtime refuses as NotLeader (nothing appended),
-goes to CommandsView as before. tests/nodes/test_inline_commands.py holds
+goes to CommandsView as before. tests/cluster/test_inline.py holds
 the two paths to the same answers.
 """
 
