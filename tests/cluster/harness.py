@@ -196,9 +196,13 @@ class LocalCluster:
         ports: list[int] | None = None,
         python: str = sys.executable,
         members: int | None = None,
+        root: Path = ROOT,
     ):
         """``members``: only the first so many nodes are in --cluster (all
-        by default); the others start as non-members, to be added."""
+        by default); the others start as non-members, to be added.
+        ``root``: the checkout whose manage.py runs (bench/ab.py compares
+        two)."""
+        self.root = Path(root)
         self.base_dir = Path(base_dir)
         self.members = size if members is None else members
         self.host = host
@@ -263,7 +267,7 @@ class LocalCluster:
         ):
             node.proc = subprocess.Popen(
                 self.argv(node),
-                cwd=ROOT,
+                cwd=self.root,
                 env=self.node_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
