@@ -177,30 +177,20 @@ class InlineServing(LoopConnections):
         except OSError:
             sent = -1
         rest = None if sent < 0 else data[sent:]
-        if sent > 0:
-            self._yield_if_idle()
+        # The loop thread's inbox if this is the loop thread, else None: an
+        # answer written elsewhere (the main loop's 503 or 504 at a
+        # deadline) is never kept on the loop thread, nor followed by a yield.
+        inbox = self._loop_inbox()
+        if inbox is not None and not inbox.on_loop_thread():
+            inbox = None
+        if sent > 0 and inbox is not None:
+            _yield_if_idle(inbox)
         if rest == b"" and (
-            self._keep_on_loop(exchange, status) or self._keep_alive_here(exchange)
+            (inbox is not None and self._keep_on_loop(inbox, exchange, status))
+            or self._keep_alive_here(exchange)
         ):
             return
         self.method_queue.defer(self._inline_written, exchange, rest)
-
-    def _yield_if_idle(self) -> None:
-        """On an idle loop thread, just after an answer went out: let the
-        process it woke run first (any thread)."""
-        # The answer wakes the thread that waits for it (the leader's loop
-        # thread for an AppendEntries reply, the client for a command's
-        # answer). A socket's wake-up tells the scheduler the writer will
-        # sleep soon (a "sync" wake-up), so the woken thread tends to be
-        # queued on the writer's core, behind the rest of this turn (a
-        # follower's apply, the leader's bookkeeping): with the servers on
-        # one machine, each hop of a command's path waited for that. At
-        # one client the p50 fell by a tenth (two clusters side by side,
-        # twelve interleaved runs each). Under load the loop thread bounds
-        # throughput and keeps its core: its inbox has work.
-        inbox = self._loop_inbox()
-        if inbox is not None and inbox.on_loop_thread() and not inbox.qsize():
-            os.sched_yield()
 
     def _keep_alive_here(self, exchange) -> bool:
         """Keep the connection of an answer written in full alive from this
@@ -358,3 +348,20 @@ class InlineServing(LoopConnections):
         if deadlines and (first is None or deadlines[0][0] < first):
             first = deadlines[0][0]
         return first
+
+
+def _yield_if_idle(inbox) -> None:
+    """On the loop thread, just after an answer went out: unless work is
+    queued, let the process the answer woke run first."""
+    # The answer wakes the thread that waits for it (the leader's loop
+    # thread for an AppendEntries reply, the client for a command's
+    # answer). A socket's wake-up tells the scheduler the writer will
+    # sleep soon (a "sync" wake-up), so the woken thread tends to be
+    # queued on the writer's core, behind the rest of this turn (a
+    # follower's apply, the leader's bookkeeping): with the servers on
+    # one machine, each hop of a command's path waited for that. At
+    # one client the p50 fell by a tenth (two clusters side by side,
+    # twelve interleaved runs each). Under load the loop thread bounds
+    # throughput and keeps its core: its inbox has work.
+    if not inbox.qsize():
+        os.sched_yield()

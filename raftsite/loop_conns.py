@@ -66,17 +66,14 @@ class LoopConnections:
         runtime = current_runtime()
         return runtime.inbox if runtime is not None else None
 
-    def _keep_on_loop(self, exchange, status: int) -> bool:
-        """After the loop thread wrote ``exchange``'s answer in full: keep
-        the connection on the loop thread if its route is loop_kept (and,
-        for a client's, a place is free); False leaves it to the usual
-        keep-alive."""
+    def _keep_on_loop(self, inbox, exchange, status: int) -> bool:
+        """After the loop thread (whose ``inbox`` it is) wrote ``exchange``'s
+        answer in full: keep the connection on the loop thread if its route
+        is loop_kept (and, for a client's, a place is free); False leaves it
+        to the usual keep-alive."""
         request = exchange.request
         if not (status == 200 and request.keep_alive and _loop_servable(request)):
             return False
-        inbox = self._loop_inbox()
-        if inbox is None or not inbox.on_loop_thread():
-            return False  # a 503 at the deadline: the main loop's
         client = not request.path.startswith(PEER_PREFIX)
         if client and len(self._loop_clients) >= LOOP_MAX_CLIENTS:
             return False
@@ -151,13 +148,13 @@ class LoopConnections:
         # writes it in one send): parsed once, and only a request that is
         # not there yet pays for the look at what is missing.
         request = parse(conn.head, routes)
-        if request is None:
-            if not conn.head_complete() or body_pending(conn.head, routes):
-                if len(conn.head) > MAX_HEAD_BYTES + MAX_INLINE_BODY:
-                    self._loop_give_back(inbox, conn, closed=False)
-                return
-            return self._loop_give_back(inbox, conn, closed=False)
-        if not _loop_servable(request):
+        if request is None and (
+            not conn.head_complete() or body_pending(conn.head, routes)
+        ):
+            if len(conn.head) > MAX_HEAD_BYTES + MAX_INLINE_BODY:
+                self._loop_give_back(inbox, conn, closed=False)
+            return
+        if request is None or not _loop_servable(request):
             return self._loop_give_back(inbox, conn, closed=False)
         inbox.unwatch(conn.sock)
         self._loop_conns.discard(conn)
