@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import metrics
+from .core.api import THRIFTY_MAX_LAG
 from .core.messages import NO_SNAPSHOT, REPLIES, Message, Unreachable
 from .core.node import RaftConfig, RaftNode, bootstrap_entries
 from .core.ready import Ready, Role
@@ -96,6 +97,8 @@ class RuntimeSettings:
     tick_seconds: float = 0.05
     heartbeat_ticks: int = 2
     election_timeout_ticks: int = 10
+    # Thrifty replication (consensus/core/leader.py).
+    thrifty: bool = True
     secret: str = ""
     # With TLS, for every call to a peer (consensus/tls.py); None: plain HTTP.
     tls_context: ssl.SSLContext | None = None
@@ -240,6 +243,8 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
                 id=self.node_id,
                 election_timeout_ticks=self._settings.election_timeout_ticks,
                 heartbeat_ticks=self._settings.heartbeat_ticks,
+                thrifty=self._settings.thrifty,
+                thrifty_max_lag=self._thrifty_max_lag(),
             ),
             rng,
             restored.hard_state,
@@ -462,6 +467,14 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
         ):
             self._watch(entry, item.slot)
         return ready
+
+    def _thrifty_max_lag(self) -> int:
+        # Half the entries a snapshot leaves in the log: a voter that waits
+        # for heartbeats is caught up from the log, never sent a snapshot.
+        policy = self._settings.snapshot_policy
+        if policy is None:
+            return THRIFTY_MAX_LAG
+        return max(1, min(THRIFTY_MAX_LAG, policy.trailing // 2))
 
     def _lookup(self, items: list[_Propose]) -> list:
         pairs = [(item.proposal.client_id, item.proposal.seq) for item in items]

@@ -40,6 +40,9 @@ RAFT_HEARTBEAT_TICKS = int(os.environ.get("RAFT_HEARTBEAT_TICKS", "2"))
 # 0.57-0.75 s from run to run. The core's own default (RaftConfig) stays
 # 10, the simulation's unit.
 RAFT_ELECTION_TIMEOUT_TICKS = int(os.environ.get("RAFT_ELECTION_TIMEOUT_TICKS", "8"))
+# "0": a leader sends new entries to every follower at once (Raft §5.3),
+# not only to the majority a commit needs (consensus/core/leader.py).
+RAFT_THRIFTY = os.environ.get("RAFT_THRIFTY", "1") != "0"
 # "0" serves every request through a pool thread and Django, none inline
 # in the worker's main loop (raftsite/inline_routes.py).
 RAFT_INLINE_REQUESTS = os.environ.get("RAFT_INLINE_REQUESTS", "1") != "0"

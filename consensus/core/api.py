@@ -14,6 +14,10 @@ from .configuration import Configuration
 from .messages import Entry, EntryType
 from .ready import Role
 
+# RaftConfig.thrifty_max_lag's default: a waiting voter's catch-up fits in
+# one AppendEntries of max_append_entries.
+THRIFTY_MAX_LAG = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class RaftConfig:
@@ -27,6 +31,14 @@ class RaftConfig:
     max_append_bytes: int = 1 << 20
     pre_vote: bool = True
     check_quorum: bool = True
+    # Thrifty replication (leader.py, "Thrifty replication"): new entries go
+    # at once only to as many voters as a commit needs; the others get them
+    # with the next heartbeat. Off: every peer at once, as in Raft §5.3.
+    thrifty: bool = False
+    # How far behind the leader's log a voter may fall while it waits: the
+    # runtime keeps it within the entries a snapshot leaves in the log, so
+    # that a waiting voter is never sent a snapshot.
+    thrifty_max_lag: int = THRIFTY_MAX_LAG
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,21 @@
 
 Per-peer replication progress, heartbeats, check quorum (dissertation
 §6.2) and leadership transfer (§3.10). Standard library only.
+
+Thrifty replication (RaftConfig.thrifty; a departure from Raft §5.3, which
+sends to every follower at once): a commit needs a majority, so new entries
+go at once only to the first voters to answer this term, as many as make a
+majority with the leader (``eager``); the other voters get them with the
+next heartbeat, everything since the last in one AppendEntries. On a small
+machine each follower's share of a command (decode, fsync, reply, apply) is
+CPU the committing majority waits behind; a follower a heartbeat behind
+costs one request per heartbeat instead. Safety does not depend on when
+AppendEntries are sent. An eager voter that falls behind for a heartbeat
+interval without progress loses its place; while a place is free, every
+peer gets entries at once, and the first to answer takes it. Learners, a
+transfer's target, a peer a read waits for, a peer still catching up or
+probing for the point where its log matches, and one ``thrifty_max_lag``
+entries behind are sent to at once as before.
 """
 
 from __future__ import annotations
@@ -43,6 +58,10 @@ class LeaderState:
         # log no longer holds (Raft §7). RaftNode.compact updates it.
         self.snapshot = snapshot
         self.progress: dict[str, Progress] = {}
+        # Thrifty replication: the voters sent new entries at once; filled
+        # by the first to answer this term, up to ``eager_needed``.
+        self.eager: set[str] = set()
+        self.eager_needed = 0
         # The last request_id used in this term.
         self.last_request_id = 0
         # Reads waiting for a majority's word (dissertation §6.4).
@@ -77,6 +96,11 @@ class LeaderState:
             self.progress[peer] = Progress(next_index=self.log.last_index + 1)
         # The order broadcast sends in; the peers change only here.
         self.peers = sorted(self.progress)
+        voters = configuration.voters
+        # A commit needs a majority of the voters, this server among them
+        # only while it is one (§4.2.2).
+        self.eager_needed = quorum.majority(len(voters)) - (self.id in voters)
+        self.eager = set(sorted(self.eager & voters)[: self.eager_needed])
         if self.transfer_target not in configuration.voters:
             # The CONFIG entry that did this already outdates any
             # TimeoutNow sent (see transfer.py).
@@ -132,6 +156,7 @@ class LeaderState:
         )
         self.last_request_id += 1
         progress.sent(self.last_request_id)
+        progress.catching_up = bool(entries) and entries[-1].index < self.log.last_index
         return AppendEntries(
             term=self.term,
             source=self.id,
@@ -151,6 +176,7 @@ class LeaderState:
         snapshot = self.snapshot
         self.last_request_id += 1
         progress.sent(self.last_request_id, snapshot.last_included_index)
+        progress.catching_up = True
         return InstallSnapshot(
             term=self.term,
             source=self.id,
@@ -162,15 +188,35 @@ class LeaderState:
             request_id=self.last_request_id,
         )
 
-    def broadcast(self, commit_index: int) -> list[Message]:
+    def broadcast(self, commit_index: int, everyone: bool = False) -> list[Message]:
         """The next request (AppendEntries or InstallSnapshot) to every
-        peer with nothing in flight."""
+        peer with nothing in flight, but those that may wait for the next
+        heartbeat (thrifty replication) unless ``everyone``."""
         messages = []
+        progress = self.progress
         for peer in self.peers:
+            if not everyone and self._may_wait(peer, progress[peer]):
+                continue
             message = self.replicate(peer, commit_index)
             if message is not None:
                 messages.append(message)
         return messages
+
+    def _may_wait(self, peer: str, progress: Progress) -> bool:
+        """Thrifty replication: whether ``peer`` may get new entries with
+        the next heartbeat rather than at once (see the module's doc)."""
+        return (
+            self.config.thrifty
+            and len(self.eager) >= self.eager_needed
+            and peer not in self.eager
+            and peer in self.configuration.voters
+            and peer != self.transfer_target
+            and not progress.round_wanted
+            and not progress.catching_up
+            # Probing (§5.3): where the logs match is not known yet.
+            and progress.next_index == progress.match_index + 1
+            and self.log.last_index - progress.match_index < self.config.thrifty_max_lag
+        )
 
     def handle_reply(self, reply: AppendEntriesReply) -> bool:
         """Update ``reply.source``'s progress; False if the reply is stale
@@ -196,6 +242,11 @@ class LeaderState:
             # Even a late success is true of this term (one leader per
             # term, §5.2), and match_index never decreases.
             progress.maybe_update(reply.match_index)
+            if (
+                len(self.eager) < self.eager_needed
+                and reply.source in self.configuration.voters
+            ):
+                self.eager.add(reply.source)
             return True
         if not answers_in_flight:
             return False  # rejects an earlier request; the next one differs
@@ -240,7 +291,9 @@ class LeaderState:
             timeout_now = self.maybe_timeout_now()
             if timeout_now is not None:
                 return [timeout_now]
-        if progress.next_index <= self.log.last_index or progress.round_wanted:
+        if (
+            progress.next_index <= self.log.last_index or progress.round_wanted
+        ) and not self._may_wait(peer, progress):
             message = self.replicate(peer, commit_index)
             return [message] if message is not None else []
         return []
@@ -312,9 +365,15 @@ class LeaderState:
         check quorum finds no active majority (dissertation §6.2)."""
         self.heartbeat_elapsed += 1
         self.quorum_elapsed += 1
+        last_index = self.log.last_index
         for progress in self.progress.values():
             if progress.in_flight:
                 progress.in_flight_ticks += 1
+            if progress.match_index < last_index:
+                progress.stalled_ticks += 1
+            else:
+                progress.stalled_ticks = 0
+        self._free_stalled_places()
         if self.transfer_target is not None:
             self.transfer_elapsed += 1
             if self.transfer_elapsed >= self.config.election_timeout_ticks:
@@ -337,7 +396,19 @@ class LeaderState:
                 and progress.in_flight_ticks >= self.resend_after_ticks
             ):
                 progress.answered()
-        return True, self.broadcast(commit_index)
+        return True, self.broadcast(commit_index, everyone=True)
+
+    def _free_stalled_places(self) -> None:
+        """Thrifty replication: drop from ``eager`` the voters that have
+        been behind for a heartbeat interval without progress (down, slow,
+        cut off). A heartbeat has sent the others what they lack by then;
+        until one answers, new entries go to every voter at once."""
+        stalled = [
+            peer
+            for peer in self.eager
+            if self.progress[peer].stalled_ticks >= self.config.heartbeat_ticks
+        ]
+        self.eager.difference_update(stalled)
 
     def quorum_active(self) -> bool:
         active = {peer for peer, pr in self.progress.items() if pr.recent_active}

@@ -32,6 +32,13 @@ class Progress:
     # Reads wait for a request sent after them (read_index.py): one goes
     # out as soon as nothing is in flight, even with no entries to carry.
     round_wanted: bool = False
+    # The last request left entries behind it (a full batch) or was a
+    # snapshot: the peer is catching up, and thrifty replication sends it
+    # the next one as soon as it answers.
+    catching_up: bool = False
+    # Ticks the peer has been behind the leader's log without its
+    # match_index growing: a thrifty leader's sign that it is stalled.
+    stalled_ticks: int = 0
 
     def sent(self, request_id: int, pending_snapshot: int = 0) -> None:
         self.round_wanted = False
@@ -53,6 +60,7 @@ class Progress:
         grew = match_index > self.match_index
         if grew:
             self.match_index = match_index
+            self.stalled_ticks = 0
         # Raft Figure 2: on success update next_index and match_index.
         self.next_index = self.match_index + 1
         return grew

@@ -520,6 +520,11 @@ def run_seed(seed: int) -> Cluster:
         # apart from its own (Figure 8) and followers catch up in rounds.
         "max_append_entries": rng.choice([1, 2, 4, 1024]),
         "heartbeat_ticks": rng.choice([1, 2, 3]),
+        # Odd seeds: thrifty replication (core/leader.py), as the runtime
+        # runs; even ones: every follower at once, as the paper. By parity,
+        # so that a seed draws the same numbers either way.
+        "thrifty": seed % 2 == 1,
+        "thrifty_max_lag": (2, 8, 1024)[seed // 2 % 3],
     }
     if rng.random() < 0.25:
         # Membership changes: five servers, three of them voters at first.

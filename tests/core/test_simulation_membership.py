@@ -296,7 +296,11 @@ def run_seed(seed: int) -> tuple[Cluster, Operator]:
     ids = server_ids(5)
     members = ids[:3]
     logs = {id: bootstrap_entries(members) if id in members else [] for id in ids}
-    config = {"max_append_entries": rng.choice([2, 8, 1024])}
+    config = {
+        "max_append_entries": rng.choice([2, 8, 1024]),
+        # Odd seeds: thrifty replication, as in test_simulation.run_seed.
+        "thrifty": seed % 2 == 1,
+    }
     cluster = Cluster(n=5, seed=seed, rng=rng, logs=logs, **config)
     operator, faults = Operator(cluster, rng), Faults(cluster, rng)
     proposals = rng.choice([0.03, 0.1])
