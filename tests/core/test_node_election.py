@@ -256,6 +256,41 @@ def test_a_pre_vote_refusal_with_a_newer_term_is_adopted():
     assert only_message(b.step(to_b)).vote_granted
 
 
+def test_a_voter_ahead_of_a_pre_voter_campaigns_at_once():
+    """Departure 12: c refuses b's pre-vote because c's log is ahead, and,
+    out of touch with the leader too, campaigns then rather than at its
+    own timeout: b cannot win, c can."""
+    net = Net(ABC)
+    net.elect("a")
+    net.propose("a", "x")
+    net.deliver(drop=lambda m: "b" in (m.source, m.dest))
+    b, c = net.nodes["b"], net.nodes["c"]
+    assert c.log.last_index > b.log.last_index
+    net.down.add("a")
+    b.timer.timeout, c.timer.timeout = ELECTION_TICKS, 2 * ELECTION_TICKS - 1
+    for _ in range(ELECTION_TICKS):
+        net.tick("c")
+        net.tick("b")
+    assert c.campaign is None  # c's own timeout is far off
+    pre_vote = next(m for m in net.pending if m.source == "b" and m.dest == "c")
+    assert pre_vote.pre_vote
+    net.deliver()
+    assert c.role is Role.LEADER and b.leader_id == "c"
+
+
+def test_a_voter_in_touch_with_the_leader_does_not_campaign_on_a_pre_vote():
+    net = Net(ABC)
+    net.elect("a")
+    net.propose("a", "x")
+    net.deliver(drop=lambda m: "b" in (m.source, m.dest))
+    c = net.nodes["c"]
+    request = request_vote(
+        source="b", dest="c", term=2, last_log_index=1, last_log_term=1, pre_vote=True
+    )
+    reply = only_message(c.step(request))
+    assert not reply.vote_granted and c.campaign is None
+
+
 # Leader stickiness (dissertation §4.2.3).
 
 
