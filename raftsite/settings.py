@@ -36,9 +36,9 @@ RAFT_TICK_MS = int(os.environ.get("RAFT_TICK_MS", "50"))
 RAFT_HEARTBEAT_TICKS = int(os.environ.get("RAFT_HEARTBEAT_TICKS", "2"))
 # Raft §5.2: drawn from [T, 2T) ticks, so 400-750 ms, four heartbeats or
 # more. A failover (a crashed leader to the first write after) takes the
-# earlier of the followers' draws, a median about 0.5 s; with T = 10 it was
-# 0.57-0.75 s from run to run. The core's own default (RaftConfig) stays
-# 10, the simulation's unit.
+# earlier of the followers' draws (core README, departure 12), a median
+# about 0.5 s; with T = 10 it was 0.57-0.75 s from run to run. The core's
+# own default (RaftConfig) stays 10, the simulation's unit.
 RAFT_ELECTION_TIMEOUT_TICKS = int(os.environ.get("RAFT_ELECTION_TIMEOUT_TICKS", "8"))
 # "0": a leader sends new entries to every follower at once (Raft §5.3),
 # not only to the majority a commit needs (consensus/core/leader.py).
