@@ -243,7 +243,8 @@ class LeaderState:
             # term, §5.2), and match_index never decreases.
             progress.maybe_update(reply.match_index)
             if (
-                len(self.eager) < self.eager_needed
+                self.config.thrifty
+                and len(self.eager) < self.eager_needed
                 and reply.source in self.configuration.voters
             ):
                 self.eager.add(reply.source)

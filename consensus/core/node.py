@@ -293,9 +293,9 @@ class RaftNode(
         own timeout would leave the cluster without a leader that long.
         (Core README, departure 12: with thrifty replication the voter
         that times out first is often one a heartbeat behind.)"""
+        # A leader is always in its own lease (_in_lease).
         return (
             self.campaign is None
-            and self.role is not Role.LEADER
             and request.term > self.current_term
             and not self._in_lease()
             and not self.log.is_up_to_date(
