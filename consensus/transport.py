@@ -21,7 +21,6 @@ one such call. Client commands and forwarding still use requests.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import select
 import ssl
@@ -29,6 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import orjson
 
 from . import metrics
 from .core.messages import (
@@ -93,7 +94,9 @@ class _Written:
 
 
 def _encode(message: Message) -> bytes:
-    return json.dumps(message_to_dict(message)).encode()
+    # orjson: every AppendEntries of every command, and its reply below, in
+    # a tenth of the json module's time (README, Dependencies).
+    return orjson.dumps(message_to_dict(message))
 
 
 def _fits_directly(message: Message) -> bool:
@@ -421,7 +424,7 @@ class PeerSender:
         _, reply_class = ROUTES[type(message)]
         if reply_class is None:
             return None
-        reply = message_from_dict(reply_class, json.loads(data))
+        reply = message_from_dict(reply_class, orjson.loads(data))
         if (reply.source, reply.dest) != (self.peer, self.node_id):
             raise ValueError(f"a reply from {reply.source} to {reply.dest}")
         self._rpc_seconds.observe(time.perf_counter() - start)

@@ -17,10 +17,10 @@ the two paths to the same answers.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 
+import orjson
 from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
@@ -79,7 +79,7 @@ def serve_command(request, exchange) -> bool:
     if status is None or status.role != "leader":
         return False
     try:
-        plain = plain_command(json.loads(request.body))
+        plain = plain_command(orjson.loads(request.body))
     except ValueError:
         return False
     if plain is None:
@@ -101,7 +101,8 @@ def _answer(exchange, leader: str, outcome, timeout_s: float) -> None:
             "leader": leader,
             "forwarded": False,
         }
-        exchange.reply(200, _render(body))
+        # orjson writes what DRF's renderer would (compact, UTF-8), faster.
+        exchange.reply(200, orjson.dumps(body))
     elif isinstance(outcome, NotLeader):
         exchange.decline()  # nothing appended: the view forwards it
     else:
