@@ -150,3 +150,127 @@ def test_a_put_after_close_is_harmless():
     inbox._waiting = True  # as if a loop were waiting: the wake-up fails
     inbox.put("late")
     assert inbox.get_nowait() == "late"
+
+
+class RecordingSelector:
+    """The inbox's selector, noting the timeout of every select()."""
+
+    def __init__(self, selector):
+        self._selector = selector
+        self.timeouts: list = []
+
+    def select(self, timeout=None):
+        self.timeouts.append(timeout)
+        return self._selector.select(timeout)
+
+    def __getattr__(self, name):
+        return getattr(self._selector, name)
+
+
+def polling_inbox(poll_s: float) -> tuple[Inbox, RecordingSelector]:
+    inbox = Inbox(poll_s=poll_s)
+    inbox._selector = recording = RecordingSelector(inbox._selector)
+    return inbox, recording
+
+
+def test_get_polls_for_a_due_answer_without_sleeping(pair):
+    a, b = pair
+    inbox, selector = polling_inbox(poll_s=30.0)
+    polling = threading.Event()
+    inbox.watch(
+        a,
+        lambda: inbox.put(a.recv(16)),
+        deadline=time.monotonic() + 60,
+        on_timeout=lambda: None,
+        due=True,
+    )
+
+    def answer():
+        # Once the loop polls (a select that does not wait), the answer.
+        deadline = time.monotonic() + 10
+        while 0 not in selector.timeouts[1:] and time.monotonic() < deadline:
+            time.sleep(0.001)
+        polling.set()
+        b.send(b"reply")
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        assert get_within(inbox) == b"reply"
+    finally:
+        thread.join(10)
+        inbox.close()
+    assert polling.is_set()
+    # It never waited in the selector: every look was a poll.
+    assert set(selector.timeouts) == {0}
+
+
+def test_a_put_during_the_poll_is_taken_at_once(pair):
+    a, _ = pair
+    inbox, selector = polling_inbox(poll_s=30.0)
+    inbox.watch(a, lambda: None, time.monotonic() + 60, lambda: None, due=True)
+
+    def put_once_polling():
+        deadline = time.monotonic() + 10
+        while len(selector.timeouts) < 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        inbox.put("work")
+
+    thread = threading.Thread(target=put_once_polling)
+    thread.start()
+    try:
+        assert get_within(inbox) == "work"
+    finally:
+        thread.join(10)
+        inbox.close()
+    assert set(selector.timeouts) == {0}
+
+
+def test_the_poll_ends_after_poll_s_and_get_sleeps(pair):
+    a, _ = pair
+    inbox, selector = polling_inbox(poll_s=0.005)
+    inbox.watch(a, lambda: None, time.monotonic() + 60, lambda: None, due=True)
+    timer = threading.Timer(0.2, inbox.put, ["late"])
+    timer.start()
+    try:
+        assert get_within(inbox) == "late"
+    finally:
+        timer.cancel()
+        inbox.close()
+    assert selector.timeouts[0] == 0
+    # Then it waited, up to the watched socket's deadline.
+    assert selector.timeouts[-1] > 1
+
+
+@pytest.mark.parametrize("due", [False, True])
+def test_no_poll_without_a_due_socket_or_poll_s(pair, due):
+    a, _ = pair
+    inbox, selector = polling_inbox(poll_s=30.0 if not due else 0.0)
+    inbox.watch(a, lambda: None, time.monotonic() + 60, lambda: None, due=due)
+    timer = threading.Timer(0.05, inbox.put, ["work"])
+    timer.start()
+    try:
+        assert get_within(inbox) == "work"
+    finally:
+        timer.cancel()
+        inbox.close()
+    # One look before waiting (get()'s first), then a wait.
+    assert selector.timeouts[0] == 0
+    assert all(timeout > 1 for timeout in selector.timeouts[1:])
+    assert len(selector.timeouts) >= 2
+
+
+def test_an_unwatched_socket_is_no_longer_due(pair):
+    a, _ = pair
+    inbox, selector = polling_inbox(poll_s=30.0)
+    inbox.watch(a, lambda: None, time.monotonic() + 60, lambda: None, due=True)
+    inbox.unwatch(a)
+    timer = threading.Timer(0.05, inbox.put, ["work"])
+    timer.start()
+    try:
+        assert get_within(inbox) == "work"
+    finally:
+        timer.cancel()
+        inbox.close()
+    # Nothing watched: straight to the wait, without a deadline.
+    assert selector.timeouts == [None]
