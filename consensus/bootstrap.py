@@ -24,7 +24,6 @@ def start_runtime(owner_pid: int | None = None) -> NodeRuntime:
             heartbeat_ticks=settings.RAFT_HEARTBEAT_TICKS,
             election_timeout_ticks=settings.RAFT_ELECTION_TIMEOUT_TICKS,
             thrifty=settings.RAFT_THRIFTY,
-            poll_s=settings.RAFT_POLL_US / 1e6,
             secret=settings.RAFT_CLUSTER_SECRET,
             tls_context=tls.client_context() if tls is not None else None,
             catchup_timeout_s=settings.RAFT_CATCHUP_TIMEOUT_S,

@@ -9,10 +9,6 @@ loop thread applied the entry it committed (the two fought for the GIL on
 the command's critical path), and handed it over through this queue, a third
 wake-up. So the loop thread waits in a selector: on a pipe that a put from
 another thread writes to while it waits, and on the watched sockets.
-
-When an answer is due within a round trip (a peer's reply to a request the
-loop wrote, a kept client's next command), the loop thread polls for it for
-up to ``poll_s`` before it sleeps: see Inbox.get.
 """
 
 from __future__ import annotations
@@ -29,12 +25,8 @@ class Inbox:
     """A queue (put from any thread) whose get() also serves the watched
     sockets' callbacks, on the loop thread."""
 
-    def __init__(self, poll_s: float = 0.0):
+    def __init__(self):
         self._items: queue.SimpleQueue = queue.SimpleQueue()
-        # The loop thread may change it between gets (NodeRuntime).
-        self.poll_s = poll_s
-        # The watched sockets whose answer is due within a round trip.
-        self._due: set = set()
         self._selector = selectors.DefaultSelector()
         # Sockets, not a pipe: closed when the inbox is collected (tests
         # make many runtimes and stop few).
@@ -75,21 +67,15 @@ class Inbox:
         on_readable: Callable[[], None],
         deadline: float,
         on_timeout: Callable[[], None],
-        *,
-        due: bool = False,
     ) -> None:
         """Loop thread: call ``on_readable`` from get() whenever ``sock`` is
         readable, until unwatch(); ``on_timeout`` at ``deadline`` if it is
-        still watched then. Neither may raise. ``due``: its data is
-        expected within a round trip (get() polls for it a while)."""
+        still watched then. Neither may raise."""
         self._selector.register(sock, selectors.EVENT_READ, on_readable)
         self._deadlines[sock] = (deadline, on_timeout)
-        if due:
-            self._due.add(sock)
 
     def unwatch(self, sock) -> None:
         """Loop thread (or any thread once the loop has stopped)."""
-        self._due.discard(sock)
         if self._deadlines.pop(sock, None) is not None:
             try:
                 self._selector.unregister(sock)
@@ -108,10 +94,6 @@ class Inbox:
                 return self._items.get_nowait()
             except queue.Empty:
                 pass
-            if self._due and self.poll_s:
-                item = self._poll()
-                if item is not None:
-                    return item
             self._waiting = True
             try:
                 try:
@@ -124,29 +106,6 @@ class Inbox:
                 # Before the callbacks: what they put needs no wake-up.
                 self._waiting = False
             self._dispatch(events)
-
-    def _poll(self):
-        """Poll the watched sockets and the queue, without sleeping, while an
-        answer is due, for up to poll_s: the next item, or None."""
-        # A thread that sleeps until a socket wakes it pays for the wake-up
-        # and finds its caches cold: on a two-core machine whose three nodes
-        # and client take turns, the same parsing and stepping cost several
-        # times what they cost in a loop. A leader that polls from the end
-        # of its own disk write to the follower's reply, and from its answer
-        # to the client's next command, stays on its core, warm (bench/ab.py,
-        # README's Benchmarks: one client's p50 and the CPU it costs).
-        end = time.monotonic() + self.poll_s
-        while self._due:
-            events = self._selector.select(0)
-            if events:
-                self._dispatch(events)
-            try:
-                return self._items.get_nowait()
-            except queue.Empty:
-                pass
-            if time.monotonic() >= end:
-                break
-        return None
 
     def close(self) -> None:
         """The loop thread, as it ends."""

@@ -103,9 +103,6 @@ class RuntimeSettings:
     # With TLS, for every call to a peer (consensus/tls.py); None: plain HTTP.
     tls_context: ssl.SSLContext | None = None
     max_batch: int = 4096  # inbox items folded into one Ready
-    # How long the loop thread polls for an answer due within a round trip
-    # before it sleeps (consensus/inbox.py); 0: never.
-    poll_s: float = 0.0
     rng_seed: int | None = None
     # Dissertation §4.2.1: how long a new server may take to catch up.
     catchup_timeout_s: float = 30.0
@@ -141,7 +138,7 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
         self._lock = DataDirLock(data_dir) if data_dir is not None else None
         self._cluster = cluster
         self._settings = settings
-        self._inbox = Inbox(poll_s=settings.poll_s)
+        self._inbox = Inbox()
         if storage is None:
             storage = Storage()
         if transport is None:
@@ -440,11 +437,6 @@ class NodeRuntime(SnapshotRuntimeMixin, ReadRuntimeMixin, SubmitRuntimeMixin):
                 return False
         self._handle(ready, answers)
         run_due(self._due)
-        # Poll (consensus/inbox.py) only while one entry at most awaits its
-        # commit: one client's commands, not a load, whose clients and
-        # other nodes need the CPU a poll would take on a small machine
-        # (and whose work keeps the loop thread busy anyway).
-        self._inbox.poll_s = self._settings.poll_s if len(self._waiters) <= 1 else 0.0
         return True
 
     def _propose(self, items: list[_Propose]) -> Ready:

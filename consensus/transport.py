@@ -237,11 +237,7 @@ class PeerSender:
         self._awaited_sock = self._exchange.sock
         deadline = time.monotonic() + self._timeout[1]
         self._watcher.watch(
-            self._awaited_sock,
-            self._on_readable,
-            deadline,
-            self._on_timeout,
-            due=True,
+            self._awaited_sock, self._on_readable, deadline, self._on_timeout
         )
 
     def _on_readable(self) -> None:

@@ -94,9 +94,6 @@ class LoopConnections:
                 partial(self._loop_readable, inbox, conn),
                 time.monotonic() + idle_s,
                 partial(self._loop_give_back, inbox, conn, closed=False),
-                # A client that sent one command after another sends the
-                # next as soon as it has this answer.
-                due=client,
             )
         return True
 

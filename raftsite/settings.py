@@ -43,12 +43,6 @@ RAFT_ELECTION_TIMEOUT_TICKS = int(os.environ.get("RAFT_ELECTION_TIMEOUT_TICKS", 
 # "0": a leader sends new entries to every follower at once (Raft §5.3),
 # not only to the majority a commit needs (consensus/core/leader.py).
 RAFT_THRIFTY = os.environ.get("RAFT_THRIFTY", "1") != "0"
-# How long (microseconds) the loop thread polls, rather than sleeps, for an
-# answer due within a round trip (a peer's reply, a kept client's next
-# command) while one entry at most awaits its commit (consensus/inbox.py).
-# "0": it always sleeps. At one client 200 gave the p50 that 400 and 1000
-# did, for less CPU (bench/ab.py).
-RAFT_POLL_US = max(0, int(os.environ.get("RAFT_POLL_US", "200")))
 # "0" serves every request through a pool thread and Django, none inline
 # in the worker's main loop (raftsite/inline_routes.py).
 RAFT_INLINE_REQUESTS = os.environ.get("RAFT_INLINE_REQUESTS", "1") != "0"

@@ -128,13 +128,13 @@ class RecordingSlot(_Slot):
 
 
 class Harness:
-    def __init__(self, cluster: Sequence[str] = CLUSTER, **settings):
+    def __init__(self, cluster: Sequence[str] = CLUSTER):
         self.events: list = []
         self.storage = FakeStorage(self.events)
         self.runtime = NodeRuntime(
             A,
             list(cluster),
-            RuntimeSettings(rng_seed=1, **settings),
+            RuntimeSettings(rng_seed=1),
             storage=self.storage,
             transport=FakeTransport(self.events),
             state_machine=RecordingStateMachine(self.events),
@@ -315,21 +315,6 @@ def test_a_committed_entry_wakes_its_waiter():
     assert h.storage.last_applied == index
     assert item.slot.value == Applied(index, h.status.term)
     assert index not in h.runtime._waiters
-
-
-def test_the_loop_polls_only_while_one_entry_at_most_awaits_its_commit():
-    h = Harness(poll_s=0.002)
-    h.elect()
-    inbox = h.runtime._inbox
-    first = sent(h.run(h.propose("one")), AppendEntries)
-    assert inbox.poll_s == 0.002  # one client's command: its reply is polled for
-    second = sent(h.run(h.propose("two")), AppendEntries)
-    assert inbox.poll_s == 0  # a load: the CPU is the clients' and the peers'
-    appends = first + second
-    while h.status.commit_index < h.status.last_log_index:
-        assert appends, "nothing sent: the entries cannot commit"
-        appends = sent(h.acknowledge(appends), AppendEntries)
-    assert inbox.poll_s == 0.002
 
 
 def test_a_call_runs_on_the_loop_and_its_ready_is_carried_out():
