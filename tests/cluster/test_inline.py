@@ -109,6 +109,11 @@ COMMANDS = [
     post(b'{"command": "x"}').replace(b"application/json", b"text/plain"),
     post(b'{"command": "x"}', b"Authorization: Token nonsense"),
     post(b'{"command": "x"}').replace(b"HTTP/1.1", b"HTTP/1.0"),
+    # What the inline path's codec (orjson) reads otherwise than the view's
+    # (json): refused (NaN, a lone surrogate), or a float past 64 bits.
+    post(b'{"command": "x", "n": NaN}'),
+    post(b'{"command": "\\ud800"}'),
+    post(b'{"command": "x", "client_id": "c2", "seq": 18446744073709551616}'),
 ]
 
 
@@ -158,6 +163,10 @@ STALE_HEARTBEAT = (
         append_entries(STALE_HEARTBEAT.replace(b'"term": 0', b'"term": -1')),
         append_entries(STALE_HEARTBEAT.replace(b'"{host}"', b'"127.0.0.1:2"')),
         append_entries(b"[]"),
+        append_entries(STALE_HEARTBEAT.replace(b'"term": 0', b'"term": NaN')),
+        append_entries(
+            STALE_HEARTBEAT.replace(b'"term": 0', b'"term": 18446744073709551616')
+        ),
     ],
 )
 def test_peers_get_the_same_answers_as_from_the_view(clusters, raw):
