@@ -124,24 +124,33 @@ class VouchedCallerAuthentication(authentication.BaseAuthentication):
                 "credentials."
             )
         try:
-            vouched = json.loads(header)
-            name = vouched["name"]
-            given = vouched["permissions"]
-            # A first admin's request holds none (TokensView).
-            permissions = access.parse_permissions(given) if given else ()
-            bootstrap = vouched.get("bootstrap", False)
-            if not (
-                isinstance(name, str)
-                and 0 < len(name) <= MAX_CALLER_NAME_CHARS
-                and isinstance(bootstrap, bool)
-            ):
-                raise ValueError(name)
-        except (ValueError, KeyError, TypeError):
+            return (vouched_user(header), None)
+        except ValueError:
             raise AuthenticationFailed(f"Malformed {CALLER_HEADER} header.") from None
-        return (ClientUser(name, frozenset(permissions), bootstrap), None)
 
     def authenticate_header(self, request):
         return "Token"
+
+
+def vouched_user(header: str) -> ClientUser:
+    """The caller in a peer's X-Raft-Caller header (Caller.headers);
+    ValueError if it is malformed."""
+    try:
+        vouched = json.loads(header)
+        name = vouched["name"]
+        given = vouched["permissions"]
+        # A first admin's request holds none (TokensView).
+        permissions = access.parse_permissions(given) if given else ()
+        bootstrap = vouched.get("bootstrap", False)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"malformed {CALLER_HEADER}") from None
+    if not (
+        isinstance(name, str)
+        and 0 < len(name) <= MAX_CALLER_NAME_CHARS
+        and isinstance(bootstrap, bool)
+    ):
+        raise ValueError(f"malformed {CALLER_HEADER}")
+    return ClientUser(name, frozenset(permissions), bootstrap)
 
 
 def is_peer(request) -> bool:

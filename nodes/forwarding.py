@@ -169,6 +169,9 @@ def leader_or_forward(runtime, action, write, *, forwarder, caller) -> Answer:
     known, or a forwarded request reaching a node that does not lead.
     """
     try:
+        following = _followed_leader(runtime)
+        if following is not None:
+            raise NotLeader(following)
         return Answer(200, action(runtime), None)
     except NotLeader as exc:
         leader = exc.leader_id
@@ -210,6 +213,20 @@ def leader_or_forward(runtime, action, write, *, forwarder, caller) -> Answer:
         caller=caller,
     )
     return replace(answer, body={**answer.body, "forwarded": True})
+
+
+def _followed_leader(runtime) -> str | None:
+    """The leader this node follows, by its published status, when that is
+    another server: the write goes there without asking the loop thread,
+    which would only answer NotLeader (a hand-over to the loop thread and
+    back on every forwarded write). A status a step behind the loop costs
+    what the loop's own answer could: the leader named may have lost its
+    place, and answers so."""
+    status = runtime.status()
+    if status is None or status.role == "leader":
+        return None
+    leader = status.leader
+    return leader if leader is not None and leader != runtime.node_id else None
 
 
 def relay(answer: Answer) -> Response:

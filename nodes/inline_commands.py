@@ -7,8 +7,10 @@ involved.
 Inline serving takes only what the view would answer with the leader's
 plain 200 or a write error: a plain single command (nodes.serializers.
 plain_command), JSON, a caller the view would let write (no token on an open
-API, or a valid token with the write permission; no cookie or follower's
-vouching), no content negotiation, on the leader. Anything
+API, or a valid token with the write permission; no cookie), or a
+follower's forwarding of such a write (nobody vouched for on an open API,
+or a vouched caller with the permission under the cluster secret), no
+content negotiation, on the leader. Anything
 else, and a command the runtime refuses as NotLeader (nothing appended),
 goes to CommandsView as before. tests/cluster/test_inline.py holds
 the two paths to the same answers.
@@ -17,6 +19,7 @@ the two paths to the same answers.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import time
 
@@ -30,29 +33,30 @@ from consensus.errors import CommandTimeout, NotLeader
 from consensus.runtime import current_runtime
 from consensus.status import CommandResult
 
+from .auth import vouched_user
 from .errors import error_answer, internal_error_body
 from .serializers import plain_command
 from .write_errors import COMMAND, write_errors
 
 # Headers that make the request the view's: a session, a follower's
-# vouching, a wish for another representation.
+# vouching (unless the caller takes it, as serve_command does).
 _VIEW_HEADERS = ("cookie", "x-raft-caller", "x-raft-forwarded")
 _ACCEPTED = (None, "*/*", "application/json")
 _render = JSONRenderer().render
 logger = logging.getLogger("nodes.api")
 
 
-def caller_may(request, permission: str) -> bool:
+def caller_may(request, permission: str, forwarded: bool = False) -> bool:
     """Whether the request's caller may do what needs ``permission`` as the
     view's authentication and permission classes would let it (nodes/auth.py),
     and wants the JSON answer. False leaves the request to the view, which
-    words any refusal (401, 403, 406)."""
+    words any refusal (401, 403, 406). With ``forwarded``, a write a
+    follower sent on may be served too (_forwarder_may)."""
     headers = request.headers
-    if (
-        any(name in headers for name in _VIEW_HEADERS)
-        or headers.get("accept") not in _ACCEPTED
-    ):
+    if headers.get("accept") not in _ACCEPTED:
         return False
+    if any(name in headers for name in _VIEW_HEADERS):
+        return forwarded and _forwarder_may(headers, permission)
     authorization = headers.get("authorization")
     if authorization is None:
         return not settings.RAFT_AUTH_REQUIRED
@@ -64,13 +68,42 @@ def caller_may(request, permission: str) -> bool:
     return credential is not None and permission in credential.permissions
 
 
+def _forwarder_may(headers, permission: str) -> bool:
+    """caller_may for a write a follower sent on (nodes/forwarding.py): as
+    VouchedCallerAuthentication and HasPermission judge it, where that needs
+    only the headers. The view answers the rest: a cookie, a token beside
+    the vouching, a vouching without the cluster secret to check it by."""
+    if (
+        headers.get("x-raft-forwarded") != "1"
+        or "cookie" in headers
+        or "authorization" in headers
+    ):
+        return False
+    vouched = headers.get("x-raft-caller")
+    if vouched is None:
+        # Nobody vouched for: the open API's caller without a token.
+        return not settings.RAFT_AUTH_REQUIRED
+    secret = settings.RAFT_CLUSTER_SECRET
+    if not secret or not hmac.compare_digest(
+        headers.get("x-raft-secret", "").encode(), secret.encode()
+    ):
+        # Without a secret, a peer is known by its certificate or address
+        # (nodes.auth.is_peer): the view's to judge.
+        return False
+    try:
+        user = vouched_user(vouched)
+    except (ValueError, RecursionError):
+        return False
+    return not settings.RAFT_AUTH_REQUIRED or user.may(permission)
+
+
 def serve_command(request, exchange) -> bool:
     """Take the request if it is one to serve inline; False leaves it to
     CommandsView."""
     if (
         request.method != "POST"
         or request.query
-        or not caller_may(request, "write")
+        or not caller_may(request, "write", forwarded=True)
         or request.headers.get("content-type", "").lower() != "application/json"
     ):
         return False

@@ -114,6 +114,10 @@ COMMANDS = [
     post(b'{"command": "x", "n": NaN}'),
     post(b'{"command": "\\ud800"}'),
     post(b'{"command": "x", "client_id": "c2", "seq": 18446744073709551616}'),
+    # A follower's forwarding of an open API's command: served inline too.
+    post(b'{"command": "forwarded"}', b"X-Raft-Forwarded: 1"),
+    post(b'{"command": "x"}', b"X-Raft-Forwarded: 2"),
+    post(b'{"command": "x"}', b"X-Raft-Forwarded: 1", b"Cookie: a=b"),
 ]
 
 
@@ -468,6 +472,67 @@ def test_a_token_with_the_permission_is_served_inline(secured):
     before = inline_count(inline, node, "/api/commands")
     answer = exchange(node, post(b'{"command": "by token"}', writer))
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert inline_count(inline, node, "/api/commands") == before + 1
+
+
+SECRET = "inline-test-secret"
+VOUCHED_WRITER = (
+    b'X-Raft-Caller: {"name":"w","permissions":["write"],"bootstrap":false}'
+)
+VOUCHED_READER = b'X-Raft-Caller: {"name":"r","permissions":["read"],"bootstrap":false}'
+FORWARDED = b"X-Raft-Forwarded: 1"
+WITH_SECRET = b"X-Raft-Secret: " + SECRET.encode()
+
+
+@pytest.fixture(scope="module")
+def vouched(tmp_path_factory):
+    """Two one-node clusters with RAFT_AUTH=required and a cluster secret,
+    inline serving on and off: a follower's forwarding vouches for its
+    caller with the secret (nodes/auth.py)."""
+    env = {"RAFT_AUTH": "required", "RAFT_CLUSTER_SECRET": SECRET}
+    with inline_and_ordinary(tmp_path_factory, "vouched", env) as both:
+        yield both
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        post(b'{"command": "x"}', FORWARDED, WITH_SECRET, VOUCHED_WRITER),
+        # The view's: its refusals, and what inline serving leaves to it.
+        post(b'{"command": "x"}', FORWARDED, WITH_SECRET, VOUCHED_READER),
+        post(b'{"command": "x"}', FORWARDED, b"X-Raft-Secret: wrong", VOUCHED_WRITER),
+        post(b'{"command": "x"}', FORWARDED, VOUCHED_WRITER),
+        post(b'{"command": "x"}', FORWARDED, WITH_SECRET, b"X-Raft-Caller: {"),
+        post(
+            b'{"command": "x"}', FORWARDED, WITH_SECRET, b'X-Raft-Caller: {"name":""}'
+        ),
+        post(b'{"command": "x"}', FORWARDED, WITH_SECRET),
+        post(b'{"command": "x"}', WITH_SECRET, VOUCHED_WRITER),
+        post(
+            b'{"command": "x"}',
+            FORWARDED,
+            WITH_SECRET,
+            VOUCHED_WRITER,
+            b"Authorization: Token nonsense",
+        ),
+    ],
+)
+def test_forwarded_writes_get_the_same_answers_as_from_the_view(vouched, raw):
+    inline, ordinary = vouched
+    answers = [normalised(exchange(c.nodes[0], raw), c.nodes[0]) for c in vouched]
+    assert answers[0] == answers[1]
+
+
+def test_a_forwarded_write_with_the_permission_is_served_inline(vouched):
+    inline, _ = vouched
+    node = inline.nodes[0]
+    before = inline_count(inline, node, "/api/commands")
+    raw = post(b'{"command": "vouched"}', FORWARDED, WITH_SECRET, VOUCHED_WRITER)
+    answer = exchange(node, raw)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert inline_count(inline, node, "/api/commands") == before + 1
+    refused = exchange(node, raw.replace(b'"write"', b'"read"'))
+    assert refused.startswith(b"HTTP/1.1 403 "), refused
     assert inline_count(inline, node, "/api/commands") == before + 1
 
 

@@ -2,6 +2,8 @@
 (commands and membership), and nodes.local's LocalNode, which takes that
 path in process: against a FakeRuntime and a recording forwarder."""
 
+import dataclasses
+
 import pytest
 from django.apps import apps
 
@@ -81,6 +83,36 @@ def test_a_follower_forwards_once_and_relays_the_answer(runtime):
     assert answer == Answer(
         503, {"error": "no_leader", "detail": "busy", "forwarded": True}, "3"
     )
+
+
+def never_called(runtime):
+    raise AssertionError("the loop was asked, though the status names the leader")
+
+
+def test_a_follower_that_knows_its_leader_forwards_without_asking_its_loop(runtime):
+    runtime.node_status = dataclasses.replace(
+        runtime.node_status, role="follower", leader=LEADER
+    )
+    forwarder = RecordingForwarder()
+    answer = leader_or_forward(
+        runtime, never_called, WRITE, forwarder=forwarder, caller=Caller()
+    )
+    assert [call[0] for call in forwarder.calls] == [LEADER]
+    assert answer.body == {"done": True, "forwarded": True}
+
+
+@pytest.mark.parametrize("leader", [None, "127.0.0.1:9990"])
+def test_a_follower_without_another_leader_in_its_status_asks_its_loop(runtime, leader):
+    # No leader known, or (a status a step behind) itself: the loop decides.
+    runtime.node_status = dataclasses.replace(
+        runtime.node_status, role="candidate", leader=leader
+    )
+    forwarder = RecordingForwarder()
+    answer = leader_or_forward(
+        runtime, lambda rt: {"by": "loop"}, WRITE, forwarder=forwarder, caller=Caller()
+    )
+    assert answer == Answer(200, {"by": "loop"}, None)
+    assert forwarder.calls == []
 
 
 @pytest.mark.parametrize(
