@@ -27,6 +27,10 @@ class PeerProtocolError(ValueError):
     """The peer's answer is not the HTTP/1.1 response expected."""
 
 
+class PeerClosed(PeerProtocolError):
+    """The peer closed the connection before its answer was complete."""
+
+
 class PeerExchange:
     """Requests and responses, one at a time, over ``sock`` (connected,
     with its read timeout set: a recv that times out raises TimeoutError)."""
@@ -41,14 +45,21 @@ class PeerExchange:
         self._buffer = bytearray()
         # Set once a response said it closes the connection.
         self.will_close = False
+        # The last response's Retry-After, if it had one.
+        self.retry_after: str | None = None
 
-    def request(self, path: str, body: bytes) -> bytes:
+    def request(
+        self, path: str, body: bytes, method: str = "POST", headers: bytes = b""
+    ) -> bytes:
         """One request's bytes, head and body: written in one send, a small
         request goes in one segment (the socket has TCP_NODELAY), so the
-        peer reads head and body at once."""
-        head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (
+        peer reads head and body at once. ``headers``: more header lines,
+        each ending in CRLF."""
+        head = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n" % (
+            method.encode("ascii"),
             path.encode("ascii"),
             self._fixed,
+            headers,
             len(body),
         )
         return head + body
@@ -118,6 +129,7 @@ class PeerExchange:
                 f"a status that is no number: {lines[0]!r}"
             ) from None
         length = None
+        retry_after = None
         close = status_line[0] == b"HTTP/1.0"
         for line in lines[1:]:
             name, _, value = line.partition(b":")
@@ -131,6 +143,8 @@ class PeerExchange:
                 close = value.strip().lower() == b"close"
             elif name == b"transfer-encoding":
                 raise PeerProtocolError("a response body not of a known length")
+            elif name == b"retry-after":
+                retry_after = value.strip().decode("latin-1")
         if length is None:
             raise PeerProtocolError("a response without Content-Length")
         if length > max_body:
@@ -144,10 +158,11 @@ class PeerExchange:
             # Nothing may follow a response we did not ask for.
             raise PeerProtocolError("bytes after the response")
         self.will_close = close
+        self.retry_after = retry_after
         return status, body
 
     def _fill(self) -> None:
         data = self.sock.recv(RECV_BYTES)
         if not data:
-            raise PeerProtocolError("the peer closed the connection")
+            raise PeerClosed("the peer closed the connection")
         self._buffer += data

@@ -193,7 +193,7 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
-def _ssl_reason(error: ssl.SSLError) -> str:
+def ssl_reason(error: ssl.SSLError) -> str:
     if isinstance(error, ssl.SSLCertVerificationError) and error.verify_message:
         return f"TLS: certificate verify failed ({error.verify_message})"
     return f"TLS: {(error.reason or str(error)).lower().replace('_', ' ')}"
@@ -204,7 +204,7 @@ def _reason(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectTimeout):
         return "connection timed out"
     if (ssl_error := _ssl_cause(exc)) is not None:
-        return _ssl_reason(ssl_error)
+        return ssl_reason(ssl_error)
     if isinstance(exc, requests.Timeout):
         return "no answer in time"
     cause = _urllib3_cause(exc)

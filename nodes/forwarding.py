@@ -2,6 +2,8 @@
 leads; a follower sends it on to the leader once and relays the answer.
 """
 
+import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -13,6 +15,7 @@ from rest_framework.response import Response
 from consensus.addresses import InvalidAddress, normalise_address
 from consensus.errors import NotLeader
 from consensus.membership import LeadershipMoved
+from consensus.tls import TLSFiles
 from consensus.transport import SECRET_HEADER
 
 from .client import (
@@ -20,12 +23,10 @@ from .client import (
     Answer,
     ConnectionLost,
     ServerUnreachable,
-    new_session,
-    node_url,
     relayable_retry_after,
-    request_json,
 )
 from .errors import TimedOut, Unavailable, error_answer
+from .leader_link import LeaderLink
 
 # The leader's answer to a forwarded write is a small JSON object; one
 # longer than this is not read further and counts as no answer (504).
@@ -36,9 +37,8 @@ class Forwarder:
     """Sends client writes (commands, membership changes) to the leader.
 
     One instance serves a process (process_forwarder()). Each request
-    thread keeps its own requests.Session, since Session is not documented
-    as thread-safe, and that session keeps the connection to the leader
-    alive from one forwarded write to the next.
+    thread keeps its own connection to the leader alive from one forwarded
+    write to the next (nodes/leader_link.py).
     """
 
     def __init__(
@@ -61,13 +61,22 @@ class Forwarder:
         # The leader answers within its own command timeout (200 or 504);
         # waiting a little longer lets that answer, not a read timeout, win.
         self.read_margin_s = read_margin_s
-        self._local = threading.local()
+        self._link: LeaderLink | None = None
+        self._link_lock = threading.Lock()
 
-    def _session(self):
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = new_session(self.ca, self.cert)
-        return session
+    def _leader_link(self) -> LeaderLink:
+        # Made on first use: the TLS context reads the node's files.
+        with self._link_lock:
+            if self._link is None:
+                context = None
+                if self.ca:
+                    context = (
+                        TLSFiles(self.cert[0], self.cert[1], self.ca).client_context()
+                        if self.cert
+                        else ssl.create_default_context(cafile=self.ca)
+                    )
+                self._link = LeaderLink(self.connect_timeout_s, context)
+            return self._link
 
     def forward(
         self, leader_id, method, path, body, timeout_s, accept=None, caller=None
@@ -81,20 +90,23 @@ class Forwarder:
         """
         accept = accept or _is_json_200
         headers = {FORWARDED_HEADER: "1"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         if caller is not None:
             headers.update(caller.headers())
         if self.secret:
             # Only ever to a member (member_leader): the secret goes where
             # every peer message already takes it.
             headers[SECRET_HEADER] = self.secret
+        data = b"" if body is None else json.dumps(body, allow_nan=False).encode()
         try:
-            answer = request_json(
-                self._session(),
+            answer, content = self._leader_link().request(
+                leader_id,
                 method,
-                node_url(leader_id, path, self.ca),
-                json=body,
-                headers=headers,
-                timeout=(self.connect_timeout_s, timeout_s + self.read_margin_s),
+                path,
+                data,
+                headers,
+                read_timeout_s=timeout_s + self.read_margin_s,
                 max_bytes=MAX_ANSWER_BYTES,
             )
         except ServerUnreachable as exc:
@@ -109,6 +121,11 @@ class Forwarder:
                 f"({exc.reason}); the command may or may not commit.",
                 leader=leader_id,
             ) from None
+        try:
+            decoded = json.loads(content)
+        except (ValueError, RecursionError):
+            decoded = None
+        answer = replace(answer, body=decoded if isinstance(decoded, dict) else None)
         if accept(answer) or _is_api_error(answer):
             # Relayed to the client: bounded whole seconds only.
             return replace(
