@@ -136,12 +136,27 @@ def apply(cursor, entry: Entry) -> Refused | None:
     return None
 
 
-def forget_history(cursor, last_applied: int, window: int) -> None:
-    """Keep the events of the last ``window`` log indexes (the same on
-    every server: it depends on the applied index alone)."""
-    floor = last_applied - window
+# Events are forgotten in steps of this many log indexes (at most the
+# window): one DELETE per step, not one with every applied batch.
+FORGET_STEP = 1024
+
+
+def forget_floor(last_applied: int, window: int) -> int:
+    """The revision at and below which the stored events are deleted once
+    ``last_applied`` is applied: the history's floor (``last_applied -
+    window``) rounded down to a step. The same on every server, since it
+    depends on the applied index alone; the events between the two are
+    kept but never read (events() reads above the history's floor)."""
+    step = max(1, min(FORGET_STEP, window))
+    return max(0, last_applied - window) // step * step
+
+
+def forget_history(cursor, last_applied: int, window: int) -> int:
+    """Delete the events at and below forget_floor(); that floor."""
+    floor = forget_floor(last_applied, window)
     if floor > 0:
         cursor.execute(_FORGET, [floor])
+    return floor
 
 
 # --- reads (request threads) --------------------------------------------------
@@ -213,22 +228,23 @@ def events(
 ) -> tuple[list[Event], int, int]:
     """Changes under ``prefix`` with revision above ``after``, in order (at
     most ``limit``), the revision they cover up to, and the history's
-    floor: events at or below it may be gone (forget_history runs with
-    every applied batch, so it is the applied index minus ``window``)."""
+    floor, the applied index minus ``window``: events at or below it may be
+    gone (forget_history), and none of them is read."""
     with read_transaction() as cursor:
         cursor.execute(APPLIED_QUERY)
         (applied,) = cursor.fetchone() or (0,)
+        floor = max(0, applied - window)
         cursor.execute(
             f'SELECT "type", "key", "value", "revision" FROM {_EVENTS}'
             f' WHERE "revision" > %s AND "key" >= %s AND "key" < %s'
             ' ORDER BY "revision" LIMIT %s',
-            [after, prefix, prefix + MAX_CHAR, limit],
+            [max(after, floor), prefix, prefix + MAX_CHAR, limit],
         )
         rows = cursor.fetchall()
     found = [Event(*row) for row in rows]
     # With a full page the answer covers up to its last event only.
     covered = found[-1].revision if len(found) == limit else applied
-    return found, covered, max(0, applied - window)
+    return found, covered, floor
 
 
 class KvPart(StatePart):
@@ -239,9 +255,22 @@ class KvPart(StatePart):
 
     def __init__(self, history_entries: int = HISTORY_ENTRIES):
         self.history_entries = history_entries
+        # The floor the stored events were last deleted to (None: unknown,
+        # after a start, a snapshot's restore or a failed batch).
+        self._forgotten: int | None = None
+
+    def load(self) -> None:
+        self._forgotten = None
+
+    def rollback(self) -> None:
+        self._forgotten = None
 
     def apply(self, cursor, entry: Entry, data) -> Refused | None:
         return apply(cursor, entry)
 
     def finish(self, cursor, last_applied: int) -> None:
-        forget_history(cursor, last_applied, self.history_entries)
+        # Once per step, and once after a start: the floor is a function
+        # of the applied index, so what is stored is too.
+        floor = forget_floor(last_applied, self.history_entries)
+        if floor != self._forgotten:
+            self._forgotten = forget_history(cursor, last_applied, self.history_entries)

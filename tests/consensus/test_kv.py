@@ -108,3 +108,39 @@ def test_list_in_byte_order_with_prefix_and_after():
 def test_check_key_refuses(key):
     with pytest.raises(kv.InvalidKey):
         kv.check_key(key)
+
+
+def test_history_is_forgotten_in_steps_and_never_read_below_its_floor(monkeypatch):
+    monkeypatch.setattr(kv, "FORGET_STEP", 4)
+    log = Log(window=5)
+    for n in range(12):
+        log.apply(kv.put_op(f"k{n}", "v"))
+    # Applied 12, window 5: the floor is 7, the stored events start above
+    # the step below it (4); the reads start above the floor all the same.
+    assert sorted(KeyEvent.objects.values_list("revision", flat=True)) == list(
+        range(5, 13)
+    )
+    events, covered, floor = kv.events("", 0, 100, 5)
+    assert [e.revision for e in events] == [8, 9, 10, 11, 12]
+    assert (covered, floor) == (12, 7)
+    # One DELETE per step: none while the floor stays in a step.
+    deletes = []
+    real = kv.forget_history
+    monkeypatch.setattr(
+        kv, "forget_history", lambda *a: deletes.append(a[1]) or real(*a)
+    )
+    for n in range(12, 20):
+        log.apply(kv.put_op(f"k{n}", "v"))
+    assert deletes == [13, 17]  # applied 13 (floor 8) and 17 (floor 12)
+
+
+def test_a_restart_forgets_to_the_same_floor(monkeypatch):
+    monkeypatch.setattr(kv, "FORGET_STEP", 4)
+    log = Log(window=5)
+    for n in range(10):
+        log.apply(kv.put_op(f"k{n}", "v"))
+    KeyEvent.objects.create(revision=1, type="put", key="stale", value="x")
+    log.sm.load()  # what a start or a snapshot's restore runs
+    log.apply(kv.put_op("k10", "v"))
+    # Applied 11: floor 6, step floor 4, whatever this process did before.
+    assert min(KeyEvent.objects.values_list("revision", flat=True)) == 5
