@@ -101,11 +101,13 @@ def _plain_peer_call(request) -> bool:
         and not settings.RAFT_TLS_CA
         and headers.get("content-type", "").lower() == "application/json"
         and headers.get("accept") in (None, "*/*", "application/json")
-        and _secret_matches(headers.get("x-raft-secret"))
+        and secret_matches(headers.get("x-raft-secret"))
     )
 
 
-def _secret_matches(given: str | None) -> bool:
+def secret_matches(given: str | None) -> bool:
+    """Whether ``given`` (an X-Raft-Secret header) is the cluster secret;
+    True when there is none."""
     secret = settings.RAFT_CLUSTER_SECRET
     if not secret:
         return True

@@ -19,7 +19,6 @@ the two paths to the same answers.
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import time
 
@@ -30,6 +29,7 @@ from rest_framework.renderers import JSONRenderer
 
 from consensus import access
 from consensus.errors import CommandTimeout, NotLeader
+from consensus.inline_peers import secret_matches
 from consensus.runtime import current_runtime
 from consensus.status import CommandResult
 
@@ -83,9 +83,8 @@ def _forwarder_may(headers, permission: str) -> bool:
     if vouched is None:
         # Nobody vouched for: the open API's caller without a token.
         return not settings.RAFT_AUTH_REQUIRED
-    secret = settings.RAFT_CLUSTER_SECRET
-    if not secret or not hmac.compare_digest(
-        headers.get("x-raft-secret", "").encode(), secret.encode()
+    if not settings.RAFT_CLUSTER_SECRET or not secret_matches(
+        headers.get("x-raft-secret")
     ):
         # Without a secret, a peer is known by its certificate or address
         # (nodes.auth.is_peer): the view's to judge.
