@@ -33,8 +33,9 @@ from consensus.inline_peers import secret_matches
 from consensus.runtime import current_runtime
 from consensus.status import CommandResult
 
-from .auth import vouched_user
+from .auth import NOBODY, Caller, ClientUser, vouched_user
 from .errors import error_answer, internal_error_body
+from .inline_forwarding import forward_command
 from .serializers import plain_command
 from .write_errors import COMMAND, write_errors
 
@@ -53,19 +54,33 @@ def caller_may(request, permission: str, forwarded: bool = False) -> bool:
     words any refusal (401, 403, 406). With ``forwarded``, a write a
     follower sent on may be served too (_forwarder_may)."""
     headers = request.headers
+    if forwarded and headers.get("accept") in _ACCEPTED:
+        if any(name in headers for name in _VIEW_HEADERS):
+            return _forwarder_may(headers, permission)
+    return direct_caller(request, permission) is not None
+
+
+def direct_caller(request, permission: str) -> Caller | None:
+    """The caller of a request sent straight to this node, as the view would
+    know it, if the view would let it do what needs ``permission`` and the
+    caller wants the JSON answer: NOBODY (no token, on an open API) or a
+    token's user. None leaves the request to the view."""
+    headers = request.headers
     if headers.get("accept") not in _ACCEPTED:
-        return False
+        return None
     if any(name in headers for name in _VIEW_HEADERS):
-        return forwarded and _forwarder_may(headers, permission)
+        return None
     authorization = headers.get("authorization")
     if authorization is None:
-        return not settings.RAFT_AUTH_REQUIRED
+        return None if settings.RAFT_AUTH_REQUIRED else NOBODY
     # DRF's TokenAuthentication: "Token <token>", the keyword in any case.
     parts = authorization.split()
     if len(parts) != 2 or parts[0].lower() != "token":
-        return False
+        return None
     credential = access.authenticate(parts[1])
-    return credential is not None and permission in credential.permissions
+    if credential is None or permission not in credential.permissions:
+        return None
+    return Caller(ClientUser(credential.username, credential.permissions))
 
 
 def _forwarder_may(headers, permission: str) -> bool:
@@ -102,18 +117,24 @@ def serve_command(request, exchange) -> bool:
     if (
         request.method != "POST"
         or request.query
-        or not caller_may(request, "write", forwarded=True)
         or request.headers.get("content-type", "").lower() != "application/json"
     ):
         return False
     runtime = current_runtime()
     status = runtime.status() if runtime is not None else None
-    if status is None or status.role != "leader":
+    if status is None:
         return False
-    try:
-        plain = plain_command(orjson.loads(request.body))
-    except ValueError:
+    if status.role != "leader":
+        # A follower's: sent on to the leader from a pool thread, unless the
+        # request was forwarded already (the view refuses to again).
+        caller = direct_caller(request, "write")
+        plain = None if caller is None else inline_plain_command(request.body)
+        return plain is not None and forward_command(
+            exchange, runtime, status, plain, caller
+        )
+    if not caller_may(request, "write", forwarded=True):
         return False
+    plain = inline_plain_command(request.body)
     if plain is None:
         return False
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
@@ -122,6 +143,15 @@ def serve_command(request, exchange) -> bool:
         *plain, lambda outcome: _answer(exchange, runtime.node_id, outcome, timeout_s)
     )
     return True
+
+
+def inline_plain_command(body: bytes) -> tuple | None:
+    """(command, client_id, seq) of a plain single command (nodes.
+    serializers.plain_command), or None: the view's to read."""
+    try:
+        return plain_command(orjson.loads(body))
+    except ValueError:
+        return None
 
 
 def _answer(exchange, leader: str, outcome, timeout_s: float) -> None:

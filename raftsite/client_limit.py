@@ -68,6 +68,15 @@ class ClientRequestLimit:
             raise
         return _release_on_close(result, served.done, environ)
 
+    def hold(self) -> bool:
+        """Take a slot for a client request served beside this middleware
+        (an inline one handed to a pool thread); False if none is free."""
+        return self._slots.acquire(blocking=False)
+
+    def let_go(self) -> None:
+        """Give back a slot hold() took."""
+        self._slots.release()
+
     def _release(self) -> None:
         self.in_flight.dec()
         self._slots.release()

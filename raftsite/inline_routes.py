@@ -14,7 +14,7 @@ from rest_framework.renderers import JSONRenderer
 
 from consensus.metrics import CLIENT_REQUEST_SECONDS, CLIENT_REQUESTS, INLINE_REQUESTS
 
-from .client_limit import PEER_PREFIX
+from .client_limit import PEER_PREFIX, ClientRequestLimit
 from .inline_http import Responses, Route, Routes
 from .request_metrics import RequestLatency
 
@@ -66,6 +66,8 @@ def inline_setup(worker) -> None:
         Route("/raft/read_index", read_index_handler(no_index), post),
     )
     worker.inline_routes = routes
+    if isinstance(worker.wsgi, ClientRequestLimit):
+        worker.client_limit = worker.wsgi
     worker.inline_metrics = InlineMetrics()
 
 

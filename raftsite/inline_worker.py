@@ -84,6 +84,12 @@ class InlineExchange:
         self._worker.method_queue.defer(self._worker._inline_declined, self)
         return True
 
+    def in_pool(self, fn) -> bool:
+        """Run ``fn()`` on a pool thread, as a client request in flight
+        (raftsite/client_limit.py); False if none may start now: nothing
+        was run, and the request is still the handler's to decline."""
+        return self._worker._inline_in_pool(fn)
+
     def later(self, fn, *args) -> None:
         """Run ``fn(*args)`` on the worker's main loop (from any thread)."""
         self._worker.method_queue.defer(fn, *args)
@@ -103,6 +109,11 @@ class InlineServing(LoopConnections):
     # What /metrics counts: taken(request), answered(request, status,
     # seconds), declined(request); None counts nothing.
     inline_metrics = None
+
+    # raftsite.client_limit.ClientRequestLimit: the slots that requests a
+    # handler hands to a pool thread take (InlineExchange.in_pool); None:
+    # no limit.
+    client_limit = None
 
     def _inline_init(self):
         # (deadline, n, fn): what the main loop does at each deadline.
@@ -155,6 +166,29 @@ class InlineServing(LoopConnections):
         from .inline_http import body_pending
 
         return bool(self.inline_routes) and body_pending(conn.head, self.inline_routes)
+
+    def _inline_in_pool(self, fn) -> bool:
+        # Any thread.
+        limit = self.client_limit
+        if limit is not None and not limit.hold():
+            return False
+
+        def run():
+            try:
+                fn()
+            except Exception:
+                self.log.exception("an inline request failed on a pool thread")
+            finally:
+                if limit is not None:
+                    limit.let_go()
+
+        try:
+            self.tpool.submit(run)
+        except RuntimeError:  # the pool is shut down: the worker is stopping
+            if limit is not None:
+                limit.let_go()
+            return False
+        return True
 
     def _inline_expiring(self, exchange):
         self._at(exchange.deadline, exchange.expire)

@@ -149,6 +149,59 @@ def test_the_same_answers_on_a_connection_the_loop_thread_keeps(clusters, raw):
     )
 
 
+@pytest.fixture(scope="module")
+def followed(tmp_path_factory):
+    """Two three-server clusters alike but for inline serving, and a
+    follower of each: (inline, ordinary), each (cluster, follower)."""
+    env = {"RAFT_READ_TIMEOUT_S": str(READ_TIMEOUT_S)}
+    off = {**env, "RAFT_INLINE_REQUESTS": "0"}
+    with (
+        running_cluster(tmp_path_factory, "followed", env=env) as inline,
+        running_cluster(tmp_path_factory, "followed-off", env=off) as ordinary,
+    ):
+        yield tuple((c, c.others(c.leader())[0]) for c in (inline, ordinary))
+
+
+def from_a_follower(cluster, follower, raw: bytes):
+    """``raw``'s answer from ``follower``, normalised, the other servers'
+    addresses (the leader's among them) alike."""
+    response = exchange(follower, raw)
+    for node in cluster.others(follower):
+        response = response.replace(node.address.encode(), b"another server")
+    return normalised(response, follower)
+
+
+# What a follower sends on to the leader itself (nodes/inline_forwarding.py),
+# and what it leaves to the view.
+FOLLOWER_COMMANDS = [
+    *COMMANDS[:5],
+    post(b'{"command": "x", "client_id": "c3", "seq": 2}', b"Accept: */*"),
+    *COMMANDS[5:16],
+    # Sent on once only: the view's 503.
+    post(b'{"command": "x"}', b"X-Raft-Forwarded: 1"),
+    post(b'{"command": "x"}', b"Cookie: a=b"),
+]
+
+
+@pytest.mark.parametrize("raw", FOLLOWER_COMMANDS)
+def test_a_follower_gives_the_same_answers_as_the_ordinary_path(followed, raw):
+    (inline, a), (ordinary, b) = followed
+    assert from_a_follower(inline, a, raw) == from_a_follower(ordinary, b, raw)
+
+
+def test_a_follower_sends_a_plain_command_on_without_the_view(followed):
+    (cluster, follower), _ = followed
+    before = inline_count(cluster, follower, "/api/commands")
+    answer = exchange(follower, post(b'{"command": "sent on"}'))
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    body = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert body["forwarded"] is True and body["leader"] == cluster.leader().address
+    assert inline_count(cluster, follower, "/api/commands") == before + 1
+    # The view's: a batch.
+    exchange(follower, post(b'{"commands": ["a"]}'))
+    assert inline_count(cluster, follower, "/api/commands") == before + 1
+
+
 def append_entries(body: bytes) -> bytes:
     return post(body).replace(b"/api/commands", b"/raft/append_entries")
 

@@ -341,3 +341,50 @@ def test_gthread_caps_kept_alive_connections_as_it_stops():
     assert "self._cap_keepalive(" in inspect.getsource(gthread.ThreadWorker.run)
     assert RaftThreadWorker._cap_keepalive is InlineServing._cap_keepalive
     assert RaftThreadWorker.murder_keepalived is InlineServing.murder_keepalived
+
+
+def test_work_handed_to_a_pool_thread_holds_a_client_request_slot(pair):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from raftsite.client_limit import ClientRequestLimit
+
+    server, client = pair
+    exchanges = []
+    worker, conn, taken = serve(lambda r, e: exchanges.append(e) or True, server)
+    worker.client_limit = ClientRequestLimit(None, limit=1)
+    worker.tpool = ThreadPoolExecutor(1)
+    release = threading.Event()
+    try:
+        ran = []
+
+        def held():
+            assert release.wait(5)
+            ran.append(threading.current_thread())
+            exchanges[0].reply(200, b"{}")
+
+        assert exchanges[0].in_pool(held)
+        # The one slot is taken until held() has returned: nothing runs.
+        assert not exchanges[0].in_pool(lambda: ran.append("second"))
+        release.set()
+        worker.run_until(lambda: worker.kept)
+        assert read_all(client, 1).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert ran and ran[0] is not threading.current_thread()
+        # Given back once held() returned, even by work that raises.
+        deadline = time.monotonic() + 5
+        while not worker.client_limit.hold():
+            assert time.monotonic() < deadline, "the slot never came back"
+        worker.client_limit.let_go()
+        assert exchanges[0].in_pool(lambda: 1 / 0)
+        deadline = time.monotonic() + 5
+        while not worker.client_limit.hold():
+            assert time.monotonic() < deadline, "a failing job kept its slot"
+        worker.client_limit.let_go()
+        # A pool already shut down (the worker stopping) runs nothing, and
+        # keeps no slot.
+        worker.tpool.shutdown(wait=True)
+        assert not exchanges[0].in_pool(lambda: ran.append("late"))
+        assert worker.client_limit.hold()
+        assert "late" not in ran and "second" not in ran
+    finally:
+        release.set()
+        worker.tpool.shutdown(wait=True)
