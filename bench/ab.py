@@ -79,10 +79,12 @@ def sequential(port: int, commands: int, tag: str) -> list[float]:
     return latencies
 
 
-def one_run(cluster, commands: int, tag: str) -> dict:
-    leader = cluster.leader(timeout=20)
+def one_run(cluster, commands: int, tag: str, via_follower: bool = False) -> dict:
+    target = cluster.leader(timeout=20)
+    if via_follower:
+        target = cluster.others(target)[0]
     cpu_before = cluster_cpu_s(cluster)
-    latencies = sequential(leader.port, commands, tag)
+    latencies = sequential(target.port, commands, tag)
     cpu = cluster_cpu_s(cluster) - cpu_before
     return {
         "p50_ms": statistics.median(latencies) * 1000,
@@ -173,6 +175,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--client", choices=("httpclient", "requests"), default="httpclient"
     )
+    parser.add_argument(
+        "--via-follower",
+        action="store_true",
+        help="one client's commands to a follower, which forwards them",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.commands < 1 or args.clients < 1:
         parser.error("--rounds, --commands and --clients must be at least 1")
@@ -208,7 +215,9 @@ def main(argv=None) -> int:
                         )
                         first = f"{run['ops_per_s']:.0f} commands/s"
                     else:
-                        run = one_run(clusters[name], args.commands, f"r{r}")
+                        run = one_run(
+                            clusters[name], args.commands, f"r{r}", args.via_follower
+                        )
                         first = f"p50 {run['p50_ms']:.3f} ms"
                     runs[name].append(run)
                     print(
