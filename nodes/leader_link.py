@@ -18,6 +18,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 
 from consensus.peer_connection import close_quietly, open_connection
 from consensus.peer_http import PeerClosed, PeerExchange, PeerProtocolError
@@ -25,6 +26,12 @@ from consensus.peer_http import PeerClosed, PeerExchange, PeerProtocolError
 from .client import Answer, ConnectionLost, ServerUnreachable, ssl_reason
 
 LOST = "the connection was lost before an answer came"
+# A kept connection idle this long is not used again. The leader's worker
+# closes one idle for its keep-alive timeout (raftsite/gunicorn_conf.py,
+# 75 s); a request sent just as it closes may or may not have reached it,
+# which the client hears as a 504, where a new connection costs a
+# handshake.
+IDLE_REUSE_S = 60.0
 
 
 class LeaderLink:
@@ -33,10 +40,14 @@ class LeaderLink:
     and again when the leader has closed it)."""
 
     def __init__(
-        self, connect_timeout_s: float, ssl_context: ssl.SSLContext | None = None
+        self,
+        connect_timeout_s: float,
+        ssl_context: ssl.SSLContext | None = None,
+        clock=time.monotonic,
     ):
         self.connect_timeout_s = connect_timeout_s
         self.ssl_context = ssl_context
+        self._clock = clock
         self._local = threading.local()
 
     def request(
@@ -74,22 +85,29 @@ class LeaderLink:
             raise ConnectionLost(LOST, timed_out=False) from None
         if exchange.will_close:
             self._drop(leader)
+        else:
+            self._local.used[leader] = self._clock()
         return Answer(status, None, exchange.retry_after), data
 
     def _connection(self, leader: str):
         kept = getattr(self._local, "kept", None)
         if kept is None:
             kept = self._local.kept = {}
+            self._local.used = {}
         held = kept.get(leader)
-        if held is not None and _dropped(held[0].sock):
-            # The leader closed it while it was idle (keep-alive timeout):
-            # nothing was sent on it, so a new one is as good.
+        if held is not None and (
+            self._clock() - self._local.used[leader] >= IDLE_REUSE_S
+            or _dropped(held[0].sock)
+        ):
+            # Idle long enough for the leader to be closing it, or closed
+            # already: nothing was sent on it, so a new one is as good.
             self._drop(leader)
             held = None
         if held is None:
             connection = self._open(leader)
             exchange = PeerExchange(connection.sock, leader, {})
             held = kept[leader] = (connection, exchange)
+            self._local.used[leader] = self._clock()
         return held
 
     def _open(self, leader: str):

@@ -3,13 +3,16 @@ against a raw socket server whose every connection and byte the test sees."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from nodes.client import Answer, ConnectionLost, ServerUnreachable
-from nodes.leader_link import LeaderLink
+from nodes.leader_link import IDLE_REUSE_S, LeaderLink
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -160,3 +163,25 @@ def test_no_usable_answer_is_a_lost_connection(server, answer, reason):
         post(LeaderLink(5), leader.address)
     assert reason in raised.value.reason
     assert not raised.value.timed_out
+
+
+def test_a_connection_idle_near_the_leaders_keep_alive_is_not_reused(server):
+    leader = server(OK, OK, OK)
+    now = [1000.0]
+    link = LeaderLink(connect_timeout_s=5, clock=lambda: now[0])
+    assert post(link, leader.address)[0].status == 200
+    now[0] += IDLE_REUSE_S - 1
+    assert post(link, leader.address)[0].status == 200
+    assert leader.connections == 1
+    # Idle for as long as the leader might be closing it: a new one.
+    now[0] += IDLE_REUSE_S
+    assert post(link, leader.address)[0].status == 200
+    assert leader.connections == 2
+
+
+def test_the_idle_bound_is_below_the_leaders_keep_alive():
+    # raftsite/gunicorn_conf.py reads the node's environment on import.
+    spec = importlib.util.find_spec("raftsite.gunicorn_conf")
+    text = Path(spec.origin).read_text()
+    keepalive = float(re.search(r"^keepalive = (\S+)$", text, re.M).group(1))
+    assert IDLE_REUSE_S < keepalive
