@@ -277,6 +277,112 @@ def test_reads_get_the_same_answers_as_from_the_view(keys, raw):
     assert normalised(exchange(a, raw), a) == normalised(exchange(b, raw), b)
 
 
+def put(target: bytes, body: bytes, *extra: bytes) -> bytes:
+    head = [
+        b"PUT " + target + b" HTTP/1.1",
+        b"Host: {host}",
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+        *extra,
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+# In order: {rev} is p1's revision on the server asked.
+PUTS = [
+    put(b"/api/kv/p1", b'{"value": "one"}'),
+    put(b"/api/kv/p1", b'{"value": "two", "prev_revision": {rev}}'),
+    put(b"/api/kv/p1", b'{"value": "three", "prev_revision": 1}'),
+    put(b"/api/kv/p2", b'{"value": "new", "prev_revision": 0}'),
+    put(b"/api/kv/p2", b'{"value": "again", "prev_revision": 0}'),
+    put(b"/api/kv/p3", b'{"value": "pair", "client_id": "k1", "seq": 1}'),
+    put(b"/api/kv/p3", b'{"value": "pair", "client_id": "k1", "seq": 1}'),
+    put(b"/api/kv/%D0%BA%D0%BB", b'{"value": "\\u2028 separates lines"}'),
+    put(b"/api/kv/a%2Fb", b'{"value": ""}'),
+    put(b"/api/kv/p4", b'{"value": "x", "extra": 18446744073709551616}'),
+    put(b"/api/kv/p4", b'{"value": "x"}', b"Accept: */*"),
+    put(b"/api/kv/p4", b'{"value": "x"}', b"Connection: close"),
+    # Left to the view.
+    put(b"/api/kv/p5", b'{"value": 5}'),
+    put(b"/api/kv/p5", b'{"value": "x"'),
+    put(b"/api/kv/p5", b"{}"),
+    put(b"/api/kv/p5", b'{"value": "x", "prev_revision": -1}'),
+    put(b"/api/kv/p5", b'{"value": "x", "n": NaN}'),
+    put(b"/api/kv/p5?x=1", b'{"value": "x"}'),
+    put(b"/api/kv/%FF", b'{"value": "x"}'),
+    put(b"/api/kv/", b'{"value": "x"}'),
+    put(b"/api/kv/p5", b'{"value": "x"}', b"Accept: text/html"),
+    put(b"/api/kv/p5", b'{"value": "x"}', b"Authorization: Token nonsense"),
+    put(b"/api/kv/p5", b'{"value": "x"}').replace(b"application/json", b"text/plain"),
+    put(b"/api/kv/p5", b'{"value": "x"}', b"X-Raft-Forwarded: 2"),
+    put(b"/api/kv/p6", b'{"value": "sent on"}', b"X-Raft-Forwarded: 1"),
+]
+
+
+def kv_answer(cluster, node, raw: bytes, *, asked=None):
+    """``raw``'s answer from ``node`` (``asked``: the server it is sent
+    to, default ``node``), normalised: revisions and indexes blanked (the
+    two clusters' logs need not be as long), the other servers' addresses
+    alike."""
+    asked = asked or node
+    if b"{rev}" in raw:
+        current = cluster.get(cluster.leader(), "/api/kv/p1").json()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        body = body.replace(b"{rev}", str(current["revision"]).encode())
+        head = re.sub(rb"Content-Length: \d+", b"Content-Length: %d" % len(body), head)
+        raw = head + b"\r\n\r\n" + body
+    response = exchange(asked, raw)
+    for other in cluster.others(asked):
+        response = response.replace(other.address.encode(), b"another server")
+    status, fields, answer = normalised(response, asked)
+    for name in ("revision", "current_revision", "applied_index"):
+        if isinstance(answer.get(name), int):
+            answer[name] = "n"
+    if isinstance(answer.get("detail"), str):
+        answer["detail"] = re.sub(r"revision is \d+", "revision is n", answer["detail"])
+    return status, fields, answer
+
+
+@pytest.mark.parametrize("raw", PUTS)
+def test_writes_get_the_same_answers_as_from_the_view(clusters, raw):
+    inline, ordinary = clusters
+    assert kv_answer(inline, inline.nodes[0], raw) == kv_answer(
+        ordinary, ordinary.nodes[0], raw
+    )
+
+
+@pytest.mark.parametrize("raw", PUTS)
+def test_a_followers_writes_get_the_same_answers_as_from_the_view(followed, raw):
+    (inline, a), (ordinary, b) = followed
+    assert kv_answer(inline, a, raw) == kv_answer(ordinary, b, raw)
+
+
+def test_a_written_value_is_escaped_as_the_view_escapes_it(clusters):
+    # DRF's renderer escapes U+2028 and U+2029 (JavaScript's line ends).
+    for cluster in clusters:
+        node = cluster.nodes[0]
+        raw = put(b"/api/kv/escaped", b'{"value": "a\\u2028b\\u2029c"}')
+        answer = exchange(node, raw)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+        assert b'"value":"a\\u2028b\\u2029c"' in answer, answer
+
+
+def test_plain_writes_are_served_inline_on_every_server(followed):
+    (cluster, follower), _ = followed
+    leader = cluster.leader()
+    for node in (leader, follower):
+        before = inline_count(cluster, node, "/api/kv/{key}")
+        raw = put(b"/api/kv/counted", b'{"value": "%d"}' % node.port)
+        answer = exchange(node, raw)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+        body = json.loads(answer.partition(b"\r\n\r\n")[2])
+        assert body["forwarded"] is (node is follower)
+        assert body["leader"] == leader.address
+        assert inline_count(cluster, node, "/api/kv/{key}") == before + 1
+        read = cluster.get(node, "/api/kv/counted").json()
+        assert (read["value"], read["revision"]) == (str(node.port), body["revision"])
+
+
 def test_inline_answers_are_the_leaders_commits(clusters):
     inline, _ = clusters
     node = inline.nodes[0]
