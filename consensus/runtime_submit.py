@@ -163,23 +163,6 @@ class SubmitRuntimeMixin:
         thread, what submit_command would return or raise (never
         CommandTimeout: the caller keeps its own deadline)."""
         proposal = Proposal(command, client_id, seq, timestamp_ms=wall_clock_ms())
-        self._propose_then(proposal, then)
-
-    def propose_kv(
-        self,
-        operation: str,
-        client_id: str | None,
-        seq: int | None,
-        then: Callable[[CommandResult | Exception], None],
-    ) -> None:
-        """propose_command for a KV entry: ``then`` gets what submit_kv
-        would return or raise."""
-        proposal = Proposal(
-            operation, client_id, seq, type=EntryType.KV, timestamp_ms=wall_clock_ms()
-        )
-        self._propose_then(proposal, then)
-
-    def _propose_then(self, proposal: Proposal, then) -> None:
         self._inbox.put(
             _Propose(proposal, Then(lambda s: then(self._outcome(s)), self._due))
         )

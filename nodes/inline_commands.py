@@ -139,7 +139,7 @@ def serve_command(request, exchange) -> bool:
     if plain is None:
         return False
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
-    exchange.expire_at(time.monotonic() + timeout_s, *timed_out(timeout_s))
+    exchange.expire_at(time.monotonic() + timeout_s, *_timed_out(timeout_s))
     runtime.propose_command(
         *plain, lambda outcome: _answer(exchange, runtime.node_id, outcome, timeout_s)
     )
@@ -169,28 +169,22 @@ def _answer(exchange, leader: str, outcome, timeout_s: float) -> None:
     elif isinstance(outcome, NotLeader):
         exchange.decline()  # nothing appended: the view forwards it
     else:
-        status_code, body, retry_after = write_error(outcome, timeout_s)
+        status_code, body, retry_after = _error(outcome, timeout_s)
         extra = (("Retry-After", retry_after),) if retry_after else ()
         exchange.reply(status_code, body, extra)
 
 
 @functools.cache
-def timed_out(timeout_s: float, outcomes=COMMAND) -> tuple[int, bytes]:
-    """The view's 504 after ``timeout_s`` (the same for every write of a
-    kind: nodes/write_errors.py)."""
-    status_code, body, _ = write_error(
-        CommandTimeout("not committed"), timeout_s, outcomes
-    )
+def _timed_out(timeout_s: float) -> tuple[int, bytes]:
+    """The view's 504 after ``timeout_s`` (the same for every command)."""
+    status_code, body, _ = _error(CommandTimeout("not committed"), timeout_s)
     return status_code, body
 
 
-def write_error(
-    exc: Exception, timeout_s: float, outcomes=COMMAND
-) -> tuple[int, bytes, str | None]:
-    """What the view answers for the runtime's ``exc``: status, body,
-    Retry-After."""
+def _error(exc: Exception, timeout_s: float) -> tuple[int, bytes, str | None]:
+    """What the view answers for the runtime's ``exc``."""
     try:
-        with write_errors(outcomes, timeout_s):
+        with write_errors(COMMAND, timeout_s):
             raise exc
     except APIException as api_error:
         answer = error_answer(api_error)

@@ -49,7 +49,7 @@ def serve_read(request, exchange) -> bool:
         return False
     if not caller_may(request, "read"):
         return False
-    key = inline_key(request.path)
+    key = _key(request.path)
     if key is None:
         return False
     runtime = current_runtime()
@@ -105,7 +105,7 @@ def _not_confirmed(timeout_s: float) -> tuple[int, bytes]:
     return answer.status, _render(answer.body)
 
 
-def inline_key(path: str) -> str | None:
+def _key(path: str) -> str | None:
     """The key as Django gives it to KeyView (percent-decoded UTF-8), if
     the view would take it."""
     try:

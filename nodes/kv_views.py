@@ -164,20 +164,6 @@ def submit_kv(runtime, forwarder, key, operation, write: Write, caller=NOBODY, *
     return leader_or_forward(runtime, apply, write, forwarder=forwarder, caller=caller)
 
 
-def put_kv(runtime, forwarder, key, body, data, caller=NOBODY) -> Answer:
-    """PUT /api/kv/<key> once checked: ``data`` the body's validated
-    fields, ``body`` the body as the client sent it (a follower sends it
-    on as it is)."""
-    operation = kv.put_op(key, data["value"], data.get("prev_revision"))
-    write = Write("PUT", key_path(key), body, settings.RAFT_COMMAND_TIMEOUT_S,
-                  kind="write", undone="nothing was changed",
-                  accept=_is_kv_write)  # fmt: skip
-    return submit_kv(
-        runtime, forwarder, key, operation, write, caller,
-        client_id=data.get("client_id"), seq=data.get("seq"), value=data["value"],
-    )  # fmt: skip
-
-
 def _is_kv_write(answer: Answer) -> bool:
     return answer.status == 200 and isinstance((answer.body or {}).get("revision"), int)
 
@@ -240,9 +226,14 @@ class KeyView(LeaderOrForwardView):
             serializer = PutSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-        answer = put_kv(
-            serving_runtime(), self.forwarder, key, request.data, data,
-            caller_of(request),
+        operation = kv.put_op(key, data["value"], data.get("prev_revision"))
+        write = Write("PUT", key_path(key), request.data, settings.RAFT_COMMAND_TIMEOUT_S,
+                      kind="write", undone="nothing was changed",
+                      accept=_is_kv_write)  # fmt: skip
+        answer = submit_kv(
+            serving_runtime(), self.forwarder, key, operation, write,
+            caller_of(request), client_id=data.get("client_id"), seq=data.get("seq"),
+            value=data["value"],
         )  # fmt: skip
         return relay(answer)
 

@@ -36,7 +36,6 @@ def inline_setup(worker) -> None:
     from consensus.inline_peers import append_entries_handler, read_index_handler
     from nodes.inline_commands import serve_command
     from nodes.inline_kv import PREFIX, serve_read
-    from nodes.inline_kv_writes import serve_put
 
     post = Responses([("Allow", "POST, OPTIONS"), *SECURITY_HEADERS])
     get = Responses([("Allow", "GET, PUT, DELETE, HEAD, OPTIONS"), *SECURITY_HEADERS])
@@ -46,8 +45,7 @@ def inline_setup(worker) -> None:
         "/api/commands",
         Route("/api/commands", serve_command, post, loop_kept=True),
     )
-    key = _by_method(GET=serve_read, PUT=serve_put)
-    routes.add(PREFIX, Route("/api/kv/{key}", key, get), prefix=True)
+    routes.add(PREFIX, Route("/api/kv/{key}", serve_read, get), prefix=True)
     # The views' 503s when the loop does not answer in time (PeerView,
     # ReadIndexView).
     stalled = _unavailable("the node did not process the request in time")
@@ -71,16 +69,6 @@ def inline_setup(worker) -> None:
     if isinstance(worker.wsgi, ClientRequestLimit):
         worker.client_limit = worker.wsgi
     worker.inline_metrics = InlineMetrics()
-
-
-def _by_method(**handlers):
-    """A handler that gives each request to the one for its method."""
-
-    def handle(request, exchange) -> bool:
-        handler = handlers.get(request.method)
-        return handler is not None and handler(request, exchange)
-
-    return handle
 
 
 def _unavailable(detail: str) -> bytes:
