@@ -10,8 +10,7 @@ plain_command), JSON, a caller the view would let write (no token on an open
 API, or a valid token with the write permission; no cookie), or a
 follower's forwarding of such a write (nobody vouched for on an open API,
 or a vouched caller with the permission under the cluster secret), no
-content negotiation, on the leader. A follower that knows a leader sends
-such a command (not one forwarded to it already) on from a pool thread
+content negotiation, on the leader. A follower sends such a command (not one forwarded to it already) on from a pool thread
 (nodes/inline_forwarding.py). Anything else, and a command the runtime
 refuses as NotLeader (nothing appended), goes to CommandsView as before.
 tests/cluster/test_inline.py holds the two paths to the same answers.
@@ -129,13 +128,11 @@ def serve_command(request, exchange) -> bool:
         # A follower's: sent on to the leader from a pool thread, unless the
         # request was forwarded already (the view refuses to again).
         caller = direct_caller(request, "write")
-        plain = None if caller is None else inline_plain_command(request.body)
-        return plain is not None and forward_command(
-            exchange, runtime, status, plain, caller
-        )
+        plain = None if caller is None else _plain(request.body)
+        return plain is not None and forward_command(exchange, runtime, plain, caller)
     if not caller_may(request, "write", forwarded=True):
         return False
-    plain = inline_plain_command(request.body)
+    plain = _plain(request.body)
     if plain is None:
         return False
     timeout_s = settings.RAFT_COMMAND_TIMEOUT_S
@@ -146,7 +143,7 @@ def serve_command(request, exchange) -> bool:
     return True
 
 
-def inline_plain_command(body: bytes) -> tuple | None:
+def _plain(body: bytes) -> tuple | None:
     """(command, client_id, seq) of a plain single command (nodes.
     serializers.plain_command), or None: the view's to read."""
     try:

@@ -30,13 +30,10 @@ _render = JSONRenderer().render
 logger = logging.getLogger("nodes.api")
 
 
-def forward_command(exchange, runtime, status, plain: tuple, caller: Caller) -> bool:
+def forward_command(exchange, runtime, plain: tuple, caller: Caller) -> bool:
     """Take a follower's plain command (inline_commands.serve_command) to
-    send on to the leader its status names; False leaves it to the view:
-    no leader known, or no pool thread free."""
-    leader = status.leader
-    if leader is None or leader == runtime.node_id:
-        return False  # the view's 503 no_leader
+    send on to the leader; False leaves it to the view: no pool thread
+    free. Without a leader to send it to, the view's words answer (503)."""
     return exchange.in_pool(partial(_forward, exchange, runtime, plain, caller))
 
 

@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 
 from consensus.peer_connection import close_quietly, open_connection
 from consensus.peer_http import PeerClosed, PeerExchange, PeerProtocolError
@@ -32,6 +33,15 @@ LOST = "the connection was lost before an answer came"
 # which the client hears as a 504, where a new connection costs a
 # handshake.
 IDLE_REUSE_S = 60.0
+
+
+@dataclass(slots=True)
+class _Held:
+    """A thread's kept connection to one leader, and when it last answered."""
+
+    connection: object
+    exchange: PeerExchange
+    used: float
 
 
 class LeaderLink:
@@ -62,7 +72,8 @@ class LeaderLink:
     ) -> tuple[Answer | None, bytes]:
         """(Answer without its body, the body's bytes) of ``method path``
         on ``leader``; ServerUnreachable or ConnectionLost."""
-        connection, exchange = self._connection(leader)
+        held = self._connection(leader)
+        connection, exchange = held.connection, held.exchange
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         try:
             connection.sock.settimeout(read_timeout_s)
@@ -86,18 +97,16 @@ class LeaderLink:
         if exchange.will_close:
             self._drop(leader)
         else:
-            self._local.used[leader] = self._clock()
+            held.used = self._clock()
         return Answer(status, None, exchange.retry_after), data
 
-    def _connection(self, leader: str):
+    def _connection(self, leader: str) -> _Held:
         kept = getattr(self._local, "kept", None)
         if kept is None:
             kept = self._local.kept = {}
-            self._local.used = {}
         held = kept.get(leader)
         if held is not None and (
-            self._clock() - self._local.used[leader] >= IDLE_REUSE_S
-            or _dropped(held[0].sock)
+            self._clock() - held.used >= IDLE_REUSE_S or _dropped(held.connection.sock)
         ):
             # Idle long enough for the leader to be closing it, or closed
             # already: nothing was sent on it, so a new one is as good.
@@ -106,8 +115,7 @@ class LeaderLink:
         if held is None:
             connection = self._open(leader)
             exchange = PeerExchange(connection.sock, leader, {})
-            held = kept[leader] = (connection, exchange)
-            self._local.used[leader] = self._clock()
+            held = kept[leader] = _Held(connection, exchange, self._clock())
         return held
 
     def _open(self, leader: str):
@@ -131,7 +139,7 @@ class LeaderLink:
     def _drop(self, leader: str) -> None:
         held = getattr(self._local, "kept", {}).pop(leader, None)
         if held is not None:
-            close_quietly(held[0], leader)
+            close_quietly(held.connection, leader)
 
 
 def _dropped(sock) -> bool:

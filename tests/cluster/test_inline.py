@@ -14,6 +14,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.http_message import read_message
+
 from .conftest import running_cluster
 from .harness import manage, one_line_failure, wait_until
 
@@ -48,24 +50,7 @@ def exchange(node, raw: bytes, *, timeout=10.0) -> bytes:
     it has sent one whole response (Content-Length framed)."""
     with socket.create_connection((node.host, node.port), timeout=timeout) as sock:
         sock.sendall(raw.replace(b"{host}", node.address.encode()))
-        return read_response(sock)
-
-
-def read_response(sock) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
+        return read_message(sock)
 
 
 def normalised(response: bytes, node) -> tuple[bytes, list[bytes], dict]:
@@ -135,9 +120,9 @@ def after_a_command(node, raw: bytes) -> bytes:
     host = node.address.encode()
     with socket.create_connection((node.host, node.port), timeout=10) as sock:
         sock.sendall(post(b'{"command": "first"}').replace(b"{host}", host))
-        assert read_response(sock).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert read_message(sock).startswith(b"HTTP/1.1 200 OK\r\n")
         sock.sendall(raw.replace(b"{host}", host))
-        return read_response(sock)
+        return read_message(sock)
 
 
 @pytest.mark.parametrize("raw", COMMANDS)
@@ -304,7 +289,7 @@ def test_a_kept_alive_connection_mixes_inline_and_ordinary_requests(clusters):
         for i in range(20):
             raw = post(b'{"command": "k%d"}' % i) if i % 3 else status
             sock.sendall(raw.replace(b"{host}", host))
-            response = read_response(sock)
+            response = read_message(sock)
             assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
             body = json.loads(response.partition(b"\r\n\r\n")[2])
             if i % 3:
@@ -317,7 +302,7 @@ def test_a_kept_alive_connection_mixes_inline_and_ordinary_requests(clusters):
                 b"{host}", host
             )
         )
-        first, second = read_response(sock), read_response(sock)
+        first, second = read_message(sock), read_message(sock)
     assert (
         json.loads(first.partition(b"\r\n\r\n")[2])["index"] + 1
         == json.loads(second.partition(b"\r\n\r\n")[2])["index"]
@@ -334,7 +319,7 @@ def test_a_body_sent_after_its_head_is_awaited_by_the_main_loop(clusters):
         sock.sendall(raw[:-5])
         time.sleep(0.2)  # the head alone first: not a synchronisation
         sock.sendall(raw[-5:])
-        response = read_response(sock)
+        response = read_message(sock)
     assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
     assert inline_count(inline, node, "/api/commands") == before + 1
 
@@ -346,7 +331,7 @@ def test_a_body_that_never_comes_gets_the_views_400(clusters):
     started = time.monotonic()
     with socket.create_connection((node.host, node.port), timeout=30) as sock:
         sock.sendall(raw[:-5])
-        response = read_response(sock)
+        response = read_message(sock)
     assert response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response
     # The main loop waited its read timeout, then a thread its own.
     assert time.monotonic() - started >= READ_TIMEOUT_S
@@ -358,7 +343,7 @@ def test_connection_close_is_honoured(clusters):
     raw = post(b'{"command": "bye"}', b"Connection: close")
     with socket.create_connection((node.host, node.port), timeout=10) as sock:
         sock.sendall(raw.replace(b"{host}", node.address.encode()))
-        response = read_response(sock)
+        response = read_message(sock)
         assert b"\r\nConnection: close\r\n" in response
         assert sock.recv(1) == b""  # closed by the node
 
@@ -383,14 +368,14 @@ def test_a_command_that_cannot_commit_gets_the_views_504(
         # the main loop keeps its deadline all the same.
         kept, new = connection(), connection()
         kept.sendall(post(b'{"command": "before"}').replace(b"{host}", host))
-        assert read_response(kept).startswith(b"HTTP/1.1 200 OK\r\n")
+        assert read_message(kept).startswith(b"HTTP/1.1 200 OK\r\n")
         for other in cluster.others(leader):
             cluster.pause(other)
         started = time.monotonic()
         for sock in (kept, new):
             sock.sendall(post(b'{"command": "stuck"}').replace(b"{host}", host))
         for sock in (kept, new):
-            response = read_response(sock)
+            response = read_message(sock)
             waited = time.monotonic() - started
             status, _, body = response.partition(b"\r\n")
             assert status == b"HTTP/1.1 504 Gateway Timeout", response
@@ -603,7 +588,7 @@ def test_a_kept_connection_to_a_leader_that_stepped_down_is_forwarded(
 
         def command(name: bytes) -> dict:
             sock.sendall(post(b'{"command": "%s"}' % name).replace(b"{host}", host))
-            response = read_response(sock)
+            response = read_message(sock)
             assert response.startswith(b"HTTP/1.1 200 OK\r\n"), response
             return json.loads(response.partition(b"\r\n\r\n")[2])
 

@@ -13,6 +13,7 @@ import pytest
 
 from nodes.client import Answer, ConnectionLost, ServerUnreachable
 from nodes.leader_link import IDLE_REUSE_S, LeaderLink
+from tests.http_message import read_message
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -44,8 +45,8 @@ class RawServer:
             with conn:
                 conn.settimeout(10)
                 while self.answers:
-                    request = _read_request(conn)
-                    if request is None:
+                    request = read_message(conn)
+                    if b"\r\n\r\n" not in request:
                         break
                     self.requests.append(request)
                     conn.sendall(self.answers.pop(0))
@@ -56,24 +57,6 @@ class RawServer:
     def close(self) -> None:
         self._listener.close()
         self._thread.join(10)
-
-
-def _read_request(conn) -> bytes | None:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
 
 
 @pytest.fixture
