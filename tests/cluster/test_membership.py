@@ -174,8 +174,14 @@ def test_adding_a_server_that_is_not_running_fails_and_changes_nothing(cluster):
         adding.join()
     line = one_line_failure(result["cli"])
     assert "422 catchup_failed" in line, line
+    # The leader answers once the configuration without the learner is
+    # committed; a follower outside that majority learns it a heartbeat later.
     for node in members:
-        assert configuration(cluster, node) == before
+        cluster.wait_until(
+            lambda node=node: configuration(cluster, node) == before,
+            5,
+            f"{node.address} back to the configuration before",
+        )
 
 
 def test_remove_a_follower(cluster):
@@ -300,6 +306,9 @@ def test_admin_add_form_and_remove_action(cluster, admin_client, settings):
     assert message.startswith(
         f"Added {spare.address}: configuration committed"
     ), message
+    # Committed by a majority that need not include this follower (§4.1):
+    # it appends the entry a heartbeat later.
+    wait_event(cluster, [follower], f"Added new peer {spare.address}")
     assert configuration(cluster, follower)[spare.address] is True
 
     page = admin_client.post(
@@ -309,6 +318,7 @@ def test_admin_add_form_and_remove_action(cluster, admin_client, settings):
     assert message.startswith(
         f"Removed {spare.address}: configuration committed"
     ), message
+    wait_event(cluster, [follower], f"Removed peer {spare.address}")
     assert spare.address not in configuration(cluster, follower)
 
     page = admin_client.post(
