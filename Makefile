@@ -53,6 +53,12 @@ schema-fuzz: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/run.py
 
+# Issue 11's floors: this code against the code of the day the issue was
+# filed, side by side in one run (bench/baseline.sh; about 8 minutes).
+.PHONY: bench-baseline
+bench-baseline: $(STAMP)
+	bash bench/baseline.sh $(BASELINE)
+
 clean:
 	rm -rf $(VENV) .pytest_cache
 
