@@ -10,7 +10,8 @@ plain_command), JSON, a caller the view would let write (no token on an open
 API, or a valid token with the write permission; no cookie), or a
 follower's forwarding of such a write (nobody vouched for on an open API,
 or a vouched caller with the permission under the cluster secret), no
-content negotiation, on the leader. A follower sends such a command (not one forwarded to it already) on from a pool thread
+content negotiation, on the leader. A follower sends such a command (not
+one forwarded to it already) on from a pool thread
 (nodes/inline_forwarding.py). Anything else, and a command the runtime
 refuses as NotLeader (nothing appended), goes to CommandsView as before.
 tests/cluster/test_inline.py holds the two paths to the same answers.
